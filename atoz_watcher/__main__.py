@@ -1,0 +1,3 @@
+from atoz_watcher.cli import main
+
+raise SystemExit(main())

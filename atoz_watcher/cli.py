@@ -1,0 +1,231 @@
+"""The commands. The only place that builds Settings, configures logging and picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import DBAPIError
+
+from atoz_watcher import __version__
+from atoz_watcher.config import Settings, load_settings
+from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
+from atoz_watcher.demo import build_demo, registered_rows
+from atoz_watcher.errors import (
+    AtozError,
+    ConfigError,
+    DatabaseUnavailableError,
+    NoImageCategoryError,
+    RootUnusableError,
+)
+from atoz_watcher.journal import Journal
+from atoz_watcher.logging import LEVELS, configure_logging
+from atoz_watcher.registrar import Plan, Registered, Registrar, Skipped
+from atoz_watcher.rescan import Rescanner, Summary
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+EXIT_ROOT = 4
+EXIT_NO_CATEGORY = 5
+
+REQUIRED_TABLES = ("patient", "definition", "document")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atoz-watcher",
+        description="Registers files in Open Dental's A-to-Z folder as document rows.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="TOML settings file (default: $ATOZ_CONFIG, if set)"
+    )
+    parser.add_argument("--log-level", choices=LEVELS, default=None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "init-db", help="create missing tables; add image categories when there are none"
+    )
+    rescan = commands.add_parser("rescan", help="register every unknown file in the tree")
+    rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
+    rescan.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    demo = commands.add_parser(
+        "demo", help="import a throw-away sample tree into a throw-away SQLite database"
+    )
+    demo.add_argument("--dir", type=Path, help="build the demo here and keep it (default: temp)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Commands that print a summary keep per-file events out of the way unless asked.
+    default_level = "warning" if args.command in {"rescan", "demo"} else "info"
+    configure_logging(level=args.log_level or default_level)
+    try:
+        if args.command == "demo":
+            return run_demo(args.dir, sys.stdout)
+        settings = load_settings(args.config, os.environ)
+        engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
+        try:
+            if args.command == "init-db":
+                return run_init_db(engine, sys.stdout)
+            return run_rescan(
+                settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
+            )
+        finally:
+            engine.dispose()
+    except DBAPIError as exc:
+        return _fail(EXIT_DATABASE, f"database unreachable or refused: {exc.orig}")
+    except AtozError as exc:
+        return _fail(exit_code(exc), str(exc))
+
+
+def exit_code(exc: AtozError) -> int:
+    """The exit code a script or systemd can tell apart, by what went wrong."""
+    codes: tuple[tuple[type[AtozError], int], ...] = (
+        (ConfigError, EXIT_CONFIG),
+        (RootUnusableError, EXIT_ROOT),
+        (NoImageCategoryError, EXIT_NO_CATEGORY),
+        (DatabaseUnavailableError, EXIT_DATABASE),
+    )
+    return next((code for kind, code in codes if isinstance(exc, kind)), 1)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"atoz-watcher: {message}", file=sys.stderr)
+    return code
+
+
+def run_init_db(engine: Engine, out: TextIO) -> int:
+    created = create_missing_tables(engine)
+    with engine.begin() as conn:
+        categories = add_default_categories(conn)
+    print(f"tables created: {', '.join(created) or 'none (all present)'}", file=out)
+    print(f"image categories added: {', '.join(categories) or 'none (some exist)'}", file=out)
+    return EXIT_OK
+
+
+def _require_tables(engine: Engine) -> None:
+    present = set(inspect(engine).get_table_names())
+    missing = [name for name in REQUIRED_TABLES if name not in present]
+    if missing:
+        raise ConfigError(
+            f"the database lacks the table(s) {', '.join(missing)}: run `atoz-watcher init-db`, "
+            "or point database_url at Open Dental's database"
+        )
+
+
+def run_rescan(
+    settings: Settings, engine: Engine, *, pat_num: int | None, dry_run: bool, out: TextIO
+) -> int:
+    _require_tables(engine)
+    root = settings.atoz_path
+    registrar = Registrar(
+        engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
+    )
+    with ExitStack() as stack:
+        progress = None
+        if sys.stderr.isatty():
+            bar = ProgressBar(sys.stderr)
+            stack.callback(bar.close)
+            progress = bar.update
+        report = _plan_printer(root, out) if dry_run else None
+        scanner = Rescanner(
+            engine,
+            registrar,
+            root,
+            batch_size=settings.scan.batch_size,
+            progress=progress,
+            report=report,
+        )
+        summary = scanner.run(pat_num=pat_num, dry_run=dry_run)
+    print_summary(summary, out, dry_run=dry_run)
+    return EXIT_OK
+
+
+def _plan_printer(root: Path, out: TextIO) -> Callable[[Plan | Registered | Skipped], None]:
+    def report(result: Plan | Registered | Skipped) -> None:
+        if isinstance(result, Plan):
+            source = result.candidate.path.relative_to(root)
+            print(
+                f"{source} -> patient {result.candidate.pat_num}, "
+                f"category {result.category}, {result.final_name}",
+                file=out,
+            )
+
+    return report
+
+
+def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
+    verb = "would register" if dry_run else "registered"
+    lines = [
+        f"folders: {summary.folders}",
+        f"files seen: {summary.files_seen}",
+        f"{verb}: {summary.registered}",
+        f"already registered: {summary.already_known}",
+    ]
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+    lines.append(f"skipped: {sum(summary.skipped.values())}" + (f" ({skipped})" if skipped else ""))
+    if summary.adopted:
+        adopted = "would adopt" if dry_run else "adopted"
+        lines.append(f"folders {adopted}: {len(summary.adopted)}")
+    lines.append(f"unmatched folders: {len(summary.unmatched)}")
+    lines.extend(f"  {folder} ({reason})" for folder, reason in summary.unmatched)
+    print("\n".join(lines), file=out)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, *, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._last = 0.0
+
+    def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:  # noqa: PLR2004
+            return
+        self._last = now
+        filled = self._width * done // total if total else self._width
+        bar = "#" * filled + "." * (self._width - filled)
+        self._stream.write(f"\rfolders [{bar}] {done}/{total}")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+def run_demo(directory: Path | None, out: TextIO) -> int:
+    with ExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atoz-demo-")))
+        root = directory / "OpenDentImages"
+        settings = Settings(atoz_path=root, state_dir=directory / "state")
+        engine = make_engine(settings.db_url)
+        stack.callback(engine.dispose)
+        tree = build_demo(engine, root)
+        print(f"A-to-Z folder: {root}", file=out)
+        print(f"database: {settings.db_url}", file=out)
+        print(f"patients: {', '.join(f'{n} (#{p})' for n, p in tree.patients.items())}", file=out)
+        registrar = Registrar(engine, Journal(settings.journal_dir))
+        scanner = Rescanner(engine, registrar, root, batch_size=settings.scan.batch_size)
+        summary = scanner.run()
+        print("\nregistered documents:", file=out)
+        print(f"  {'DocNum':>6}  {'PatNum':>6}  {'category':<14} {'type':<4} FileName", file=out)
+        for doc_num, pat_num, file_name, category, img_type in registered_rows(engine):
+            row = f"{doc_num:>6}  {pat_num:>6}  {category:<14} {img_type:<4} {file_name}"
+            print(f"  {row}", file=out)
+        print(file=out)
+        print_summary(summary, out, dry_run=False)
+    return EXIT_OK

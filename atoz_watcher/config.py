@@ -1,0 +1,128 @@
+"""Settings: a TOML file overridden by ``ATOZ_`` environment variables. No side effects."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from atoz_watcher.errors import ConfigError
+
+DEFAULT_STATE_DIR = Path("~/.local/state/atoz-watcher")
+SQLITE_FILE_NAME = "atoz-watcher.sqlite3"
+
+
+class ScanSettings(BaseModel):
+    """How the tree is walked and how registrations are grouped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Files registered per transaction (and per journal fsync). Larger batches are faster on a
+    # first import; each batch holds the registration lock while it renames and inserts.
+    batch_size: PositiveInt = 500
+    # Seconds to wait for another registrar (a second atoz-watcher) to release the lock.
+    lock_timeout: PositiveInt = 60
+
+
+class Settings(BaseSettings):
+    """Everything atoz-watcher is told; built once, at the edge, and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ATOZ_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # The A-to-Z root (Open Dental's DocPath). Env: ATOZ_PATH.
+    atoz_path: Path = Field(validation_alias=AliasChoices("atoz_path", "ATOZ_PATH"))
+    # SQLAlchemy URL. Empty means a SQLite file in state_dir; Open Dental's own database is
+    # "mysql+pymysql://user:password@host:3306/opendental".
+    database_url: str = ""
+    # Open Dental's AtoZfolderUsed: LocalAtoZ (files in the folder) or InDatabase.
+    storage: Literal["LocalAtoZ", "InDatabase"] = "LocalAtoZ"
+    # Where atoz-watcher keeps its own state (the intent journal, the default SQLite file).
+    state_dir: Path = DEFAULT_STATE_DIR
+    scan: ScanSettings = ScanSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (handed in as init values); no .env, no secrets dir.
+        del settings_cls, dotenv_settings, file_secret_settings
+        return (env_settings, init_settings)
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_path / "journal"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser()
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force: the configured one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_path / SQLITE_FILE_NAME}"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML configuration file, turning every failure into a ConfigError."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    config_file: Path | None,
+    environ: Mapping[str, str],
+    **overrides: Any,  # noqa: ANN401 - values are validated by pydantic
+) -> Settings:
+    """Build Settings from an optional TOML file, then ``ATOZ_`` variables, then overrides.
+
+    ``environ`` is consulted for ``ATOZ_CONFIG`` only; pydantic-settings reads the process
+    environment for the ``ATOZ_`` values themselves.
+    """
+    if config_file is None and environ.get("ATOZ_CONFIG"):
+        config_file = Path(environ["ATOZ_CONFIG"])
+    values: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, config_file)) from None
+
+
+def describe_validation_error(exc: ValidationError, source: Path | None) -> str:
+    """One line per problem, each naming the key: ``scan.batch_size: ...``."""
+    where = f" in {source}" if source is not None else ""
+    lines = [f"configuration error{where}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required, not set (in the config file or the environment)"
+        else:
+            message = error["msg"]
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Engines for SQLite and MariaDB/MySQL, and schema creation that never alters a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from atoz_watcher.db.models import IMAGE_CATEGORY, TABLES, Definition
+from atoz_watcher.errors import ConfigError
+
+# A few image categories for a database that has none (a new embedded database). Open Dental's
+# own new databases start with similar ones; ItemValue letters are its display flags.
+DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("Miscellaneous", ""),
+    ("X-Rays", "X"),
+    ("Photos", "MP"),
+    ("Forms", ""),
+    ("Letters", ""),
+)
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, busy_timeout_s: int = 60) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url: not a database URL: {url!r}") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(url, parsed.database, busy_timeout_s)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            # Each registration re-reads the rows it depends on after taking the lock, so it
+            # must see what others committed meanwhile.
+            isolation_level="READ COMMITTED",
+        )
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"database_url: unsupported database {parsed.drivername!r} "
+            "(use sqlite:///FILE or mysql+pymysql://USER:PASSWORD@HOST/DB)"
+        ) from None
+
+
+def _sqlite_engine(url: str, database: str | None, busy_timeout_s: int) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
+        # Let us issue BEGIN ourselves (below) instead of pysqlite's deferred one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front: a registrar that read "this file is
+        # unknown" still holds the lock when it inserts, so two registrars cannot both insert.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_missing_tables(engine: Engine) -> list[str]:
+    """Create each of our tables the database lacks; never alter or drop one. Returns the
+    names of the tables created."""
+    existing = set(inspect(engine).get_table_names())
+    missing = [table for table in TABLES if table.name not in existing]
+    if missing:
+        TABLES[0].metadata.create_all(engine, tables=missing, checkfirst=True)
+    return [table.name for table in missing]
+
+
+def add_default_categories(conn: Connection) -> list[str]:
+    """Add DEFAULT_CATEGORIES when there is no image category at all; returns the names added."""
+    table = Definition.__table__  # type: ignore[attr-defined]
+    any_category = conn.execute(
+        select(table.c.DefNum).where(table.c.Category == IMAGE_CATEGORY).limit(1)
+    ).first()
+    if any_category is not None:
+        return []
+    conn.execute(
+        table.insert(),
+        [
+            {
+                "Category": IMAGE_CATEGORY,
+                "ItemOrder": order,
+                "ItemName": name,
+                "ItemValue": flags,
+                "ItemColor": 0,
+                "IsHidden": 0,
+            }
+            for order, (name, flags) in enumerate(DEFAULT_CATEGORIES)
+        ],
+    )
+    return [name for name, _ in DEFAULT_CATEGORIES]

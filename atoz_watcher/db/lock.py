@@ -1,0 +1,44 @@
+"""The registration lock: one registrar at a time decides names and inserts rows.
+
+Open Dental's tables are often MyISAM (no transactions, no row locks), so exactly-once cannot
+rest on a transaction around the INSERT. On MariaDB/MySQL we take a named lock (``GET_LOCK``),
+which works whatever the table engine and across machines sharing the database. On SQLite the
+transaction itself is the lock: the engine begins every transaction with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from atoz_watcher.errors import LockTimeoutError
+
+LOCK_NAME = "atoz_watcher.register"
+
+
+@contextmanager
+def registration_lock(conn: Connection, *, timeout_s: int) -> Iterator[None]:
+    """Hold the registration lock for the body; the caller commits inside it."""
+    if conn.dialect.name == "sqlite":
+        yield
+        return
+    got = conn.execute(
+        text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": timeout_s}
+    ).scalar()
+    # End the transaction GET_LOCK opened, so what we read next is read after the lock.
+    conn.commit()
+    if got != 1:
+        raise LockTimeoutError(
+            f"another registrar held the lock {LOCK_NAME!r} for more than {timeout_s} s"
+        )
+    try:
+        yield
+    finally:
+        # A broken connection has released the lock already: the server drops named locks
+        # with the session that held them.
+        with suppress(DBAPIError):
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            conn.commit()

@@ -1,0 +1,111 @@
+"""The queries atoz-watcher runs, as keyword-only functions over a Connection."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+
+from sqlalchemy import Connection, select, update
+
+from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
+from atoz_watcher.matching import PatientRow
+from atoz_watcher.naming import ImageCategory
+
+_DEF = Definition.__table__  # type: ignore[attr-defined]
+_DOC = Document.__table__  # type: ignore[attr-defined]
+_PAT = Patient.__table__  # type: ignore[attr-defined]
+
+# Large IN lists are split so no statement exceeds a server's placeholder limit.
+_CHUNK = 500
+
+
+def _chunks(values: Collection[int]) -> Iterable[list[int]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+def image_categories(conn: Connection) -> list[ImageCategory]:
+    """Every ``definition`` with Category=18, hidden ones included."""
+    rows = conn.execute(
+        select(_DEF.c.DefNum, _DEF.c.ItemOrder, _DEF.c.IsHidden, _DEF.c.ItemName).where(
+            _DEF.c.Category == IMAGE_CATEGORY
+        )
+    )
+    return [
+        ImageCategory(def_num=int(r[0]), item_order=int(r[1]), is_hidden=bool(r[2]), name=r[3])
+        for r in rows
+    ]
+
+
+def _patient_rows(conn: Connection, where: object | None) -> list[PatientRow]:
+    query = select(_PAT.c.PatNum, _PAT.c.LName, _PAT.c.FName, _PAT.c.ImageFolder)
+    if where is not None:
+        query = query.where(where)  # type: ignore[arg-type]
+    return [
+        PatientRow(pat_num=int(r[0]), lname=r[1] or "", fname=r[2] or "", image_folder=r[3] or "")
+        for r in conn.execute(query)
+    ]
+
+
+def all_patients(conn: Connection) -> list[PatientRow]:
+    return _patient_rows(conn, None)
+
+
+def patients_for_folder(conn: Connection, *, folder: str, pat_num: int | None) -> list[PatientRow]:
+    """Patients a folder named ``folder`` could belong to: those whose ImageFolder is that name,
+    and the one whose PatNum ends the name (a folder not yet adopted)."""
+    condition = _PAT.c.ImageFolder == folder
+    if pat_num is not None:
+        condition = condition | (_PAT.c.PatNum == pat_num)
+    return _patient_rows(conn, condition)
+
+
+def patient(conn: Connection, *, pat_num: int) -> PatientRow | None:
+    rows = _patient_rows(conn, _PAT.c.PatNum == pat_num)
+    return rows[0] if rows else None
+
+
+def adopt_folder(conn: Connection, *, pat_num: int, folder: str) -> bool:
+    """Store ``folder`` in patient.ImageFolder, as Open Dental does the first time it computes
+    it; only while the column is still empty. True when this call stored it."""
+    result = conn.execute(
+        update(_PAT)
+        .where(_PAT.c.PatNum == pat_num)
+        .where((_PAT.c.ImageFolder == "") | _PAT.c.ImageFolder.is_(None))
+        .values(ImageFolder=folder)
+    )
+    return result.rowcount == 1
+
+
+def all_file_names(conn: Connection) -> dict[int, set[str]]:
+    """Every document FileName, by PatNum: one query for a whole-tree rescan."""
+    known: dict[int, set[str]] = defaultdict(set)
+    result = conn.exec_driver_sql("SELECT PatNum, FileName FROM document")
+    for pat_num, file_name in result:
+        known[pat_num].add(file_name)
+    return known
+
+
+def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[str]]:
+    """The document FileNames of the given patients, by PatNum (every patient present)."""
+    known: dict[int, set[str]] = {pat_num: set() for pat_num in pat_nums}
+    for chunk in _chunks(pat_nums):
+        rows = conn.execute(select(_DOC.c.PatNum, _DOC.c.FileName).where(_DOC.c.PatNum.in_(chunk)))
+        for pat_num, file_name in rows:
+            known[int(pat_num)].add(file_name)
+    return known
+
+
+def doc_nums(conn: Connection, *, pat_nums: Collection[int]) -> dict[tuple[int, str], int]:
+    """(PatNum, FileName) -> the lowest DocNum, for the given patients."""
+    found: dict[tuple[int, str], int] = {}
+    for chunk in _chunks(pat_nums):
+        rows = conn.execute(
+            select(_DOC.c.PatNum, _DOC.c.FileName, _DOC.c.DocNum)
+            .where(_DOC.c.PatNum.in_(chunk))
+            .order_by(_DOC.c.DocNum.desc())
+        )
+        for pat_num, file_name, doc_num in rows:
+            found[(int(pat_num), file_name)] = int(doc_num)
+    return found

@@ -1,0 +1,40 @@
+"""Exceptions that carry data; one place (CLI, daemon loop, API) decides what they mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AtozError(Exception):
+    """Base of every error atoz-watcher raises on purpose."""
+
+
+class ConfigError(AtozError):
+    """The configuration cannot be used; the message names the key."""
+
+
+class DatabaseUnavailableError(AtozError):
+    """The database cannot be reached or refused the work; worth retrying later."""
+
+
+class NoImageCategoryError(AtozError):
+    """There is no visible image category (definition.Category=18) to put a file in."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no visible image category (definition rows with Category=18 and IsHidden=0); "
+            "add one in Open Dental (Setup, Definitions, Image Categories) or run init-db"
+        )
+
+
+class RootUnusableError(AtozError):
+    """The A-to-Z root is missing or cannot be listed."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"A-to-Z root {path} is unusable: {reason}")
+
+
+class LockTimeoutError(DatabaseUnavailableError):
+    """Another registrar held the registration lock for too long."""

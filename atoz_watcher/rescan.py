@@ -1,0 +1,192 @@
+"""A whole-tree (or one-patient) rescan: every file no document row names gets registered."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from atoz_watcher import naming
+from atoz_watcher.db import queries
+from atoz_watcher.layout import folder_name, patient_dir
+from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
+from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
+from atoz_watcher.scan import PatientFolder, list_files, patient_folders
+
+UNREADABLE_FOLDER = "unreadable-folder"
+
+
+@dataclass
+class Summary:
+    """What a rescan saw and did; a dry run counts what it would register."""
+
+    folders: int = 0
+    files_seen: int = 0
+    registered: int = 0
+    already_known: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # (letter/name, reason)
+    adopted: list[tuple[int, str]] = field(default_factory=list)  # (PatNum, folder)
+
+
+Progress = Callable[[int, int], None]
+Report = Callable[[Plan | Registered | Skipped], None]
+
+
+@dataclass
+class _Snapshot:
+    """Patients and known file names, read once at the start of a rescan."""
+
+    by_folder: dict[str, list[PatientRow]]
+    by_num: dict[int, PatientRow]
+    known: dict[int, set[str]]
+
+    def candidates_for(self, name: str) -> list[PatientRow]:
+        rows = list(self.by_folder.get(name, ()))
+        pat_num = trailing_pat_num(name)
+        if pat_num is not None and pat_num in self.by_num:
+            rows.append(self.by_num[pat_num])
+        return rows
+
+
+class Rescanner:
+    """Walks the tree and hands unknown files to the registrar in batches."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registrar: Registrar,
+        root: Path,
+        *,
+        batch_size: int,
+        progress: Progress | None = None,
+        report: Report | None = None,
+    ) -> None:
+        self._engine = engine
+        self._registrar = registrar
+        self._root = root
+        self._batch_size = batch_size
+        self._progress = progress
+        self._report = report
+
+    def run(self, *, pat_num: int | None = None, dry_run: bool = False) -> Summary:
+        if not dry_run:
+            self._registrar.recover()
+        snapshot = self._snapshot(pat_num)
+        folders = self._folders(pat_num, snapshot)
+        summary = Summary()
+        pending: list[Candidate] = []
+        for done, folder in enumerate(folders, start=1):
+            self._scan_folder(folder, snapshot, summary, pending, dry_run=dry_run)
+            if len(pending) >= self._batch_size:
+                self._flush(pending, summary, dry_run=dry_run)
+            if self._progress is not None:
+                self._progress(done, len(folders))
+        self._flush(pending, summary, dry_run=dry_run)
+        return summary
+
+    def _snapshot(self, pat_num: int | None) -> _Snapshot:
+        with self._engine.connect() as conn:
+            if pat_num is None:
+                patients = queries.all_patients(conn)
+                known = queries.all_file_names(conn)
+            else:
+                row = queries.patient(conn, pat_num=pat_num)
+                patients = [] if row is None else [row]
+                known = queries.file_names(conn, pat_nums=[pat_num])
+        by_folder: dict[str, list[PatientRow]] = defaultdict(list)
+        for row in patients:
+            if row.image_folder:
+                by_folder[row.image_folder].append(row)
+        return _Snapshot(by_folder, {p.pat_num: p for p in patients}, known)
+
+    def _folders(self, pat_num: int | None, snapshot: _Snapshot) -> list[PatientFolder]:
+        every = patient_folders(self._root)  # raises RootUnusableError
+        if pat_num is None:
+            return every
+        row = snapshot.by_num.get(pat_num)
+        if row is None:
+            return []
+        name = row.image_folder or folder_name(row.lname, row.fname, row.pat_num)
+        path = patient_dir(self._root, name)
+        return [f for f in every if f.path == path]
+
+    def _scan_folder(
+        self,
+        folder: PatientFolder,
+        snapshot: _Snapshot,
+        summary: Summary,
+        pending: list[Candidate],
+        *,
+        dry_run: bool,
+    ) -> None:
+        summary.folders += 1
+        match = match_folder(folder.letter, folder.name, snapshot.candidates_for(folder.name))
+        if isinstance(match, FolderMatch) and match.adopt:
+            match = self._adopt(match, folder, summary, dry_run=dry_run)
+        if isinstance(match, Unmatched):
+            summary.unmatched.append((f"{folder.letter}/{folder.name}", match.value))
+            return
+        try:
+            listing = list_files(folder.path)
+        except OSError:
+            summary.skipped[UNREADABLE_FOLDER] += 1
+            summary.unmatched.append((f"{folder.letter}/{folder.name}", UNREADABLE_FOLDER))
+            return
+        pat_num = match.patient.pat_num
+        known = snapshot.known.get(pat_num, set())
+        summary.files_seen += len(listing.files) + len(listing.odd)
+        for name, reason in listing.odd:
+            summary.skipped[reason] += 1
+            self._emit(Skipped(Candidate(pat_num, folder.path, name), reason))
+        for name in listing.files:
+            if name in known:
+                summary.already_known += 1
+                continue
+            candidate = Candidate(pat_num, folder.path, name)
+            # Hidden files and Thumbs.db would be skipped by the registrar too; leaving them out
+            # here keeps a rescan of an unchanged tree free of database work.
+            skip = naming.skip_reason(name)
+            if skip is not None:
+                summary.skipped[skip] += 1
+                self._emit(Skipped(candidate, skip))
+                continue
+            pending.append(candidate)
+
+    def _adopt(
+        self, match: FolderMatch, folder: PatientFolder, summary: Summary, *, dry_run: bool
+    ) -> FolderMatch | Unmatched:
+        """Store the folder in patient.ImageFolder, as Open Dental does on first use."""
+        pat_num = match.patient.pat_num
+        if not dry_run:
+            with self._engine.begin() as conn:
+                stored = queries.adopt_folder(conn, pat_num=pat_num, folder=folder.name)
+                if not stored:
+                    # Someone set it meanwhile: it counts only if they set this folder.
+                    row = queries.patient(conn, pat_num=pat_num)
+                    if row is None or row.image_folder != folder.name:
+                        return Unmatched.NO_PATIENT
+        summary.adopted.append((pat_num, folder.name))
+        return match
+
+    def _flush(self, pending: list[Candidate], summary: Summary, *, dry_run: bool) -> None:
+        if not pending:
+            return
+        batch: Sequence[Candidate] = list(pending)
+        pending.clear()
+        results = self._registrar.preview(batch) if dry_run else self._registrar.register(batch)
+        for result in results:
+            if isinstance(result, Plan | Registered):
+                summary.registered += 1
+            elif result.reason == Gone.KNOWN:
+                summary.already_known += 1
+            else:
+                summary.skipped[result.reason] += 1
+            self._emit(result)
+
+    def _emit(self, result: Plan | Registered | Skipped) -> None:
+        if self._report is not None:
+            self._report(result)

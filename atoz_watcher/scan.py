@@ -1,0 +1,83 @@
+"""Walk the A-to-Z tree: letter folders, patient folders, the files directly in them.
+
+``os.scandir`` only, and no ``stat`` per file: DirEntry knows a file from a folder by the entry
+type the kernel returns. Shared by the startup, periodic and command-line rescans.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atoz_watcher.errors import RootUnusableError
+
+SYMLINK = "symlink"
+NOT_REGULAR = "not-a-regular-file"
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFolder:
+    """``<root>/<letter>/<name>``."""
+
+    letter: str
+    name: str
+    path: Path
+
+
+@dataclass(slots=True)
+class Listing:
+    """The files directly in a patient folder, and the entries that are not plain files."""
+
+    files: list[str] = field(default_factory=list)
+    odd: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+
+
+def _subfolders(path: str) -> list[os.DirEntry[str]]:
+    with os.scandir(path) as entries:
+        return [e for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def patient_folders(root: Path) -> list[PatientFolder]:
+    """Every ``<letter>/<patient>`` folder under ``root``, in name order.
+
+    Raises RootUnusableError when the root itself cannot be listed; a letter folder that
+    cannot be listed is skipped (the caller learns of it through ``unreadable``).
+    """
+    try:
+        letters = _subfolders(os.fspath(root))
+    except FileNotFoundError:
+        raise RootUnusableError(root, "it does not exist") from None
+    except NotADirectoryError:
+        raise RootUnusableError(root, "it is not a folder") from None
+    except PermissionError:
+        raise RootUnusableError(root, "permission denied") from None
+    folders: list[PatientFolder] = []
+    for letter in sorted(letters, key=lambda e: e.name):
+        try:
+            patients = _subfolders(letter.path)
+        except OSError:
+            continue
+        folders.extend(
+            PatientFolder(letter=letter.name, name=e.name, path=Path(e.path))
+            for e in sorted(patients, key=lambda e: e.name)
+        )
+    return folders
+
+
+def list_files(folder: Path) -> Listing:
+    """The entries directly in ``folder``: plain files, and odd ones (symlinks, FIFOs, ...).
+
+    Subfolders such as ``Thumbnails/`` are ignored, as Open Dental ignores them. Raises OSError
+    when the folder cannot be listed.
+    """
+    listing = Listing()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                listing.files.append(entry.name)
+            elif entry.is_symlink():
+                listing.odd.append((entry.name, SYMLINK))
+            elif not entry.is_dir(follow_symlinks=False):
+                listing.odd.append((entry.name, NOT_REGULAR))
+    return listing
