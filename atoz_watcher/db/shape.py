@@ -27,6 +27,7 @@ _ZEROS: tuple[tuple[type[types.TypeEngine[Any]], object], ...] = (
     (types.Time, dt.time(0)),
     (types.Integer, 0),
     (types.Numeric, 0),
+    (types.Float, 0),
     (types.Boolean, 0),
     (types.LargeBinary, b""),
     (types._Binary, b""),  # noqa: SLF001 - MySQL's BLOB variants
@@ -42,7 +43,11 @@ def zero_value(type_: types.TypeEngine[Any]) -> object:
 
 
 def _needs_value(column: Column[Any]) -> bool:
-    return not column.nullable and column.server_default is None and not column.autoincrement
+    return (
+        not column.nullable
+        and column.server_default is None
+        and column is not column.table.autoincrement_column
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,231 @@
+"""The atoz-watcher command as a user runs it: real processes, real databases, real folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pymysql
+import pytest
+from sqlalchemy import inspect, text
+
+from atoz_watcher.db.engine import DEFAULT_CATEGORIES, make_engine
+from tests.conftest import MARIADB, World, mariadb_database
+
+TIMEOUT = 120
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atoz_watcher", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def fill_tree(world: World, *, patients: int, files: int, category: int) -> int:
+    """Patients with folders full of files, half of them prefixed; returns the file count."""
+    for i in range(patients):
+        world.add_patient("Pat", f"Ient{i}", f"PatIent{i}x")
+        folder = world.folder(f"PatIent{i}x")
+        for j in range(files):
+            name = f"_{category}_f{j}.jpg" if j % 2 else f"f{j}.jpg"
+            (folder / name).write_bytes(b"x")
+    return patients * files
+
+
+def test_init_db_creates_tables_and_categories_once(bare_world: World) -> None:
+    world = bare_world
+    with world.engine.begin() as conn:
+        for table in ("document", "mountitem", "mount", "definition", "patient"):
+            conn.execute(text(f"DROP TABLE {table}"))
+
+    first = run(world.cli_env(), "init-db")
+    second = run(world.cli_env(), "init-db")
+
+    assert first.returncode == 0, first.stderr
+    assert "image categories added: Miscellaneous" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "none (all present)" in second.stdout
+    assert "none (some exist)" in second.stdout
+    tables = set(inspect(world.engine).get_table_names())
+    assert {"patient", "definition", "document", "mount", "mountitem"} <= tables
+    with world.engine.connect() as conn:
+        count = conn.execute(text("SELECT COUNT(*) FROM definition WHERE Category = 18"))
+        assert count.scalar_one() == len(DEFAULT_CATEGORIES)
+
+
+def test_init_db_never_alters_an_existing_table(tmp_path: Path) -> None:
+    """Open Dental's own tables (extra columns, MyISAM) stay exactly as they are."""
+    with mariadb_database(opendental_schema=True) as url:
+        database = url.rsplit("/", 1)[1].split("?")[0]
+
+        def definition() -> str:
+            conn = pymysql.connect(**MARIADB, database=database)
+            with conn, conn.cursor() as cursor:
+                cursor.execute("SHOW CREATE TABLE document")
+                return str(cursor.fetchone()[1])
+
+        before = definition()
+        env = {"ATOZ_PATH": str(tmp_path), "ATOZ_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+        result = run(env, "init-db")
+        assert result.returncode == 0, result.stderr
+        assert "tables created: mount, mountitem" in result.stdout
+        assert definition() == before
+        assert "ChartLetterHash" in before
+
+
+def test_rescan_prints_a_summary(world: World) -> None:
+    xrays = world.add_category("X-Rays", order=0)
+    world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    (folder / f"_{xrays}_a.jpg").write_bytes(b"a")
+    (folder / "Thumbs.db").write_bytes(b"t")
+    world.folder("Nobody9")
+
+    result = run(world.cli_env(), "rescan")
+
+    assert result.returncode == 0, result.stderr
+    assert "folders: 2" in result.stdout
+    assert "files seen: 2" in result.stdout
+    assert "registered: 1" in result.stdout
+    assert "skipped: 1 (thumbs-db 1)" in result.stdout
+    assert "unmatched folders: 1\n  N/Nobody9 (no-patient)" in result.stdout
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(world: World) -> None:
+    misc = world.add_category("Misc", order=0)
+    xrays = world.add_category("X-Rays", order=1)
+    pat = world.add_patient("Adams", "Ann")  # empty ImageFolder: would be adopted
+    folder = world.folder(f"AdamsAnn{pat}")
+    (folder / f"_{xrays}_pa.jpg").write_bytes(b"a")
+    (folder / "pa.jpg").write_bytes(b"b")
+
+    result = run(world.cli_env(), "rescan", "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    letter = f"A/AdamsAnn{pat}"
+    assert f"{letter}/_{xrays}_pa.jpg -> patient {pat}, category {xrays}, xpa.jpg" in result.stdout
+    assert f"{letter}/pa.jpg -> patient {pat}, category {misc}, pa.jpg" in result.stdout
+    assert "would register: 2" in result.stdout
+    assert "folders would adopt: 1" in result.stdout
+    assert world.documents() == []
+    assert world.image_folder(pat) == ""
+    assert sorted(p.name for p in folder.iterdir()) == [f"_{xrays}_pa.jpg", "pa.jpg"]
+
+
+def test_rescan_one_patient(world: World) -> None:
+    misc = world.add_category("Misc", order=0)
+    one = world.add_patient("One", "Ann", "OneAnn1")
+    two = world.add_patient("Two", "Bob", "TwoBob2")
+    (world.folder("OneAnn1") / "a.jpg").write_bytes(b"a")
+    (world.folder("TwoBob2") / "b.jpg").write_bytes(b"b")
+
+    result = run(world.cli_env(), "rescan", "--patient", str(one))
+
+    assert result.returncode == 0, result.stderr
+    assert "folders: 1" in result.stdout
+    assert [(d["PatNum"], d["FileName"], d["DocCategory"]) for d in world.documents()] == [
+        (one, "a.jpg", misc)
+    ]
+    assert world.documents(two) == []
+
+
+def test_two_rescans_at_once_make_no_duplicates(world: World) -> None:
+    world.add_category("Misc", order=0)
+    xrays = world.add_category("X-Rays", order=1)
+    total = fill_tree(world, patients=12, files=16, category=xrays)
+    env = world.cli_env() | {"ATOZ_SCAN__BATCH_SIZE": "5"}
+    command = [sys.executable, "-m", "atoz_watcher", "rescan"]
+
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    docs = world.documents()
+    keys = Counter((d["PatNum"], d["FileName"]) for d in docs)
+    assert len(docs) == total
+    assert max(keys.values()) == 1
+    on_disk = sorted(p.name for p in world.root.rglob("*.jpg"))
+    assert not [name for name in on_disk if name.startswith("_")]
+    assert sorted(name for _, name in keys) == on_disk
+    assert sum(d["DocCategory"] == xrays for d in docs) == total // 2
+
+
+def test_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {
+        "ATOZ_PATH": str(tmp_path),
+        "ATOZ_DATABASE_URL": "mysql+pymysql://root:s3cret-pass@127.0.0.1:1/none",
+        "PATH": "/usr/bin:/bin",
+    }
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1
+    assert "database unreachable" in result.stderr
+    assert "s3cret-pass" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unusable_root_is_a_one_line_error(bare_world: World, tmp_path: Path) -> None:
+    env = bare_world.cli_env() | {"ATOZ_PATH": str(tmp_path / "missing")}
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 4
+    assert result.stderr.strip().endswith("it does not exist")
+    assert result.stderr.count("\n") == 1
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "atoz.toml"
+    config.write_text('atoz_path = "/srv/x"\nbatchsize = 3\n[scan]\nbatch_size = -1\n')
+
+    result = run({"PATH": "/usr/bin:/bin"}, "--config", str(config), "rescan")
+
+    assert result.returncode == 2
+    assert "batchsize: unknown key" in result.stderr
+    assert "scan.batch_size:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_tables_say_to_run_init_db(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    make_engine(url).dispose()
+    env = {"ATOZ_PATH": str(tmp_path), "ATOZ_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 2
+    assert "atoz-watcher init-db" in result.stderr
+
+
+def test_demo_registers_its_sample_files(tmp_path: Path) -> None:
+    result = run({"PATH": "/usr/bin:/bin"}, "demo", "--dir", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "registered: 8" in result.stdout
+    assert "Z/Zed99999 (no-patient)" in result.stdout
+    smith = tmp_path / "OpenDentImages" / "S" / "SmithJohn1"
+    assert sorted(p.name for p in smith.glob("*.png")) == [
+        "bitewing.png",
+        "intraoral photo.png",
+        "referral.png",
+        "xreferral.png",
+    ]
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version(flag: str) -> None:
+    result = run({"PATH": "/usr/bin:/bin"}, flag)
+    assert result.returncode == 0
+    assert "atoz-watcher" in result.stdout
