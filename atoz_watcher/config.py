@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from atoz_watcher.errors import ConfigError
@@ -42,8 +50,9 @@ class Settings(BaseSettings):
     # The A-to-Z root (Open Dental's DocPath). Env: ATOZ_PATH.
     atoz_path: Path = Field(validation_alias=AliasChoices("atoz_path", "ATOZ_PATH"))
     # SQLAlchemy URL. Empty means a SQLite file in state_dir; Open Dental's own database is
-    # "mysql+pymysql://user:password@host:3306/opendental".
-    database_url: str = ""
+    # "mysql+pymysql://user:password@host:3306/opendental". Secret: it holds the password, and
+    # a SecretStr never shows it in a repr or a log line.
+    database_url: SecretStr = SecretStr("")
     # Open Dental's AtoZfolderUsed: LocalAtoZ (files in the folder) or InDatabase.
     storage: Literal["LocalAtoZ", "InDatabase"] = "LocalAtoZ"
     # Where atoz-watcher keeps its own state (the intent journal, the default SQLite file).
@@ -74,8 +83,8 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The database URL in force: the configured one, or the embedded SQLite file."""
-        if self.database_url:
-            return self.database_url
+        if url := self.database_url.get_secret_value():
+            return url
         return f"sqlite:///{self.state_path / SQLITE_FILE_NAME}"
 
 
