@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher import __version__
-from atoz_watcher.config import Settings, load_settings
+from atoz_watcher.config import SQLITE_FILE_NAME, ScanSettings, Settings, load_settings
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.demo import build_demo, registered_rows
 from atoz_watcher.errors import (
@@ -127,6 +127,11 @@ def _require_tables(engine: Engine) -> None:
 def run_rescan(
     settings: Settings, engine: Engine, *, pat_num: int | None, dry_run: bool, out: TextIO
 ) -> int:
+    if settings.storage == "InDatabase":
+        raise ConfigError(
+            "storage: InDatabase keeps files in document.RawBase64; there is no A-to-Z folder "
+            'to import from (set storage = "LocalAtoZ" if Open Dental uses the folder)'
+        )
     _require_tables(engine)
     root = settings.atoz_path
     registrar = Registrar(
@@ -210,16 +215,19 @@ def run_demo(directory: Path | None, out: TextIO) -> int:
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atoz-demo-")))
+        # Never from Settings: an ATOZ_DATABASE_URL in the environment must not send sample
+        # patients into a real database.
         root = directory / "OpenDentImages"
-        settings = Settings(atoz_path=root, state_dir=directory / "state")
-        engine = make_engine(settings.db_url)
+        state = directory / "state"
+        url = f"sqlite:///{state / SQLITE_FILE_NAME}"
+        engine = make_engine(url)
         stack.callback(engine.dispose)
         tree = build_demo(engine, root)
         print(f"A-to-Z folder: {root}", file=out)
-        print(f"database: {settings.db_url}", file=out)
+        print(f"database: {url}", file=out)
         print(f"patients: {', '.join(f'{n} (#{p})' for n, p in tree.patients.items())}", file=out)
-        registrar = Registrar(engine, Journal(settings.journal_dir))
-        scanner = Rescanner(engine, registrar, root, batch_size=settings.scan.batch_size)
+        registrar = Registrar(engine, Journal(state / "journal"))
+        scanner = Rescanner(engine, registrar, root, batch_size=ScanSettings().batch_size)
         summary = scanner.run()
         print("\nregistered documents:", file=out)
         print(f"  {'DocNum':>6}  {'PatNum':>6}  {'category':<14} {'type':<4} FileName", file=out)

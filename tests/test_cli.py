@@ -198,6 +198,25 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_rescan_refuses_in_database_storage(bare_world: World) -> None:
+    env = bare_world.cli_env() | {"ATOZ_STORAGE": "InDatabase"}
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 2
+    assert "storage: InDatabase" in result.stderr
+
+
+def test_demo_ignores_a_database_url_in_the_environment(world: World, tmp_path: Path) -> None:
+    env = world.cli_env()  # ATOZ_DATABASE_URL points at this test's real database
+
+    result = run(env, "demo", "--dir", str(tmp_path / "demo"))
+
+    assert result.returncode == 0, result.stderr
+    assert "registered: 8" in result.stdout
+    assert world.documents() == []
+
+
 def test_missing_tables_say_to_run_init_db(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     make_engine(url).dispose()
