@@ -363,7 +363,7 @@ def _windowing(plan: Plan) -> Windowing:
     # Read the renamed file: Open Dental's import reads the old (prefixed) path, a known bug.
     try:
         return read_windowing(plan.final_path)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one odd file must never jam the batch or journal
         log.warning("dicom.unreadable", path=str(plan.final_path), error=str(exc))
         return NO_WINDOWING
 

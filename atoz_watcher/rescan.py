@@ -14,7 +14,7 @@ from atoz_watcher.db import queries
 from atoz_watcher.layout import folder_name, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
-from atoz_watcher.scan import PatientFolder, list_files, patient_folders
+from atoz_watcher.scan import FolderEntry, folder_entries, list_files
 
 UNREADABLE_FOLDER = "unreadable-folder"
 
@@ -103,8 +103,8 @@ class Rescanner:
                 by_folder[row.image_folder].append(row)
         return _Snapshot(by_folder, {p.pat_num: p for p in patients}, known)
 
-    def _folders(self, pat_num: int | None, snapshot: _Snapshot) -> list[PatientFolder]:
-        every = patient_folders(self._root)  # raises RootUnusableError
+    def _folders(self, pat_num: int | None, snapshot: _Snapshot) -> list[FolderEntry]:
+        every = folder_entries(self._root)  # raises RootUnusableError
         if pat_num is None:
             return every
         row = snapshot.by_num.get(pat_num)
@@ -112,11 +112,11 @@ class Rescanner:
             return []
         name = row.image_folder or folder_name(row.lname, row.fname, row.pat_num)
         path = patient_dir(self._root, name)
-        return [f for f in every if f.path == path]
+        return [f for f in every if Path(f.path) == path]
 
     def _scan_folder(
         self,
-        folder: PatientFolder,
+        folder: FolderEntry,
         snapshot: _Snapshot,
         summary: Summary,
         pending: list[Candidate],
@@ -139,14 +139,16 @@ class Rescanner:
         pat_num = match.patient.pat_num
         known = snapshot.known.get(pat_num, set())
         summary.files_seen += len(listing.files) + len(listing.odd)
+        new = [name for name in listing.files if name not in known]
+        summary.already_known += len(listing.files) - len(new)
+        if not new and not listing.odd:
+            return  # the common case in an unchanged tree: no Path, no Candidate
+        path = Path(folder.path)
         for name, reason in listing.odd:
             summary.skipped[reason] += 1
-            self._emit(Skipped(Candidate(pat_num, folder.path, name), reason))
-        for name in listing.files:
-            if name in known:
-                summary.already_known += 1
-                continue
-            candidate = Candidate(pat_num, folder.path, name)
+            self._emit(Skipped(Candidate(pat_num, path, name), reason))
+        for name in new:
+            candidate = Candidate(pat_num, path, name)
             # Hidden files and Thumbs.db would be skipped by the registrar too; leaving them out
             # here keeps a rescan of an unchanged tree free of database work.
             skip = naming.skip_reason(name)
@@ -157,7 +159,7 @@ class Rescanner:
             pending.append(candidate)
 
     def _adopt(
-        self, match: FolderMatch, folder: PatientFolder, summary: Summary, *, dry_run: bool
+        self, match: FolderMatch, folder: FolderEntry, summary: Summary, *, dry_run: bool
     ) -> FolderMatch | Unmatched:
         """Store the folder in patient.ImageFolder, as Open Dental does on first use."""
         pat_num = match.patient.pat_num

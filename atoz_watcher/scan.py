@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from atoz_watcher.errors import RootUnusableError
 
@@ -38,7 +39,19 @@ def _subfolders(path: str) -> list[os.DirEntry[str]]:
         return [e for e in entries if e.is_dir(follow_symlinks=False)]
 
 
-def patient_folders(root: Path) -> list[PatientFolder]:
+class FolderEntry(NamedTuple):
+    """``<root>/<letter>/<name>`` with its path as a string, as ``os.scandir`` gives it.
+
+    A whole-tree rescan makes a ``Path`` only for the few folders where it finds something to
+    do: 20,000 ``Path`` objects cost about a third of the walk itself.
+    """
+
+    letter: str
+    name: str
+    path: str
+
+
+def folder_entries(root: Path) -> list[FolderEntry]:
     """Every ``<letter>/<patient>`` folder under ``root``, in name order.
 
     Raises RootUnusableError when the root itself cannot be listed; a letter folder that
@@ -52,20 +65,26 @@ def patient_folders(root: Path) -> list[PatientFolder]:
         raise RootUnusableError(root, "it is not a folder") from None
     except PermissionError:
         raise RootUnusableError(root, "permission denied") from None
-    folders: list[PatientFolder] = []
+    folders: list[FolderEntry] = []
     for letter in sorted(letters, key=lambda e: e.name):
         try:
             patients = _subfolders(letter.path)
         except OSError:
             continue
         folders.extend(
-            PatientFolder(letter=letter.name, name=e.name, path=Path(e.path))
-            for e in sorted(patients, key=lambda e: e.name)
+            FolderEntry(letter.name, e.name, e.path) for e in sorted(patients, key=lambda e: e.name)
         )
     return folders
 
 
-def list_files(folder: Path) -> Listing:
+def patient_folders(root: Path) -> list[PatientFolder]:
+    """Every ``<letter>/<patient>`` folder under ``root``, in name order (see folder_entries)."""
+    return [
+        PatientFolder(letter=e.letter, name=e.name, path=Path(e.path)) for e in folder_entries(root)
+    ]
+
+
+def list_files(folder: str | os.PathLike[str]) -> Listing:
     """The entries directly in ``folder``: plain files, and odd ones (symlinks, FIFOs, ...).
 
     Subfolders such as ``Thumbnails/`` are ignored, as Open Dental ignores them. Raises OSError

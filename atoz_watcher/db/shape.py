@@ -17,11 +17,15 @@ from sqlalchemy import Column, Connection, MetaData, Table, inspect, types
 from atoz_watcher.errors import ConfigError
 
 _NO_DATE = dt.datetime(1, 1, 1)  # Open Dental's "no date"
+# A MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC: 0001-01-01 fails in strict mode. The
+# next midnight is inside the range in every session time zone.
+_NO_TIMESTAMP = dt.datetime(1970, 1, 2)
 
 
 # The value Open Dental's own code writes for a column it has nothing for, by column type.
 # Order matters: TIMESTAMP is a DateTime, and Boolean/Numeric come before the String fallback.
 _ZEROS: tuple[tuple[type[types.TypeEngine[Any]], object], ...] = (
+    (types.TIMESTAMP, _NO_TIMESTAMP),
     (types.DateTime, _NO_DATE),
     (types.Date, _NO_DATE.date()),
     (types.Time, dt.time(0)),
@@ -36,6 +40,8 @@ _ZEROS: tuple[tuple[type[types.TypeEngine[Any]], object], ...] = (
 
 def zero_value(type_: types.TypeEngine[Any]) -> object:
     """The zero of a column type: '' for text and anything unknown."""
+    if isinstance(type_, types.Enum) and type_.enums:
+        return type_.enums[0]  # MySQL's implicit default; strict mode rejects ''
     for kind, value in _ZEROS:
         if isinstance(type_, kind):
             return value
