@@ -203,7 +203,7 @@ class Registrar:
             categories = queries.image_categories(conn)
             known = queries.file_names(conn, pat_nums={c.pat_num for c in candidates})
             plans = plan_batch(candidates, categories=categories, known=known)
-            results = self._execute(conn, plans)
+            results = self._execute(conn, plans, known)
         for result in results:
             _log_result(result)
         return results
@@ -239,7 +239,9 @@ class Registrar:
             self._shape = TableShape.reflect(conn, "document")
         return self._shape
 
-    def _execute(self, conn: Connection, plans: list[Plan | Skipped]) -> list[Result]:
+    def _execute(
+        self, conn: Connection, plans: list[Plan | Skipped], known: Mapping[int, Collection[str]]
+    ) -> list[Result]:
         intents = {id(p): _intent(p) for p in plans if isinstance(p, Plan) and p.renames}
         entry = self._journal.write(list(intents.values())) if intents else None
         results: list[Result] = []
@@ -248,7 +250,9 @@ class Registrar:
             if isinstance(plan, Skipped):
                 results.append(plan)
                 continue
-            done = self._rename(plan) if plan.renames else plan
+            done = (
+                self._rename(plan, known.get(plan.candidate.pat_num, ())) if plan.renames else plan
+            )
             if entry is not None and isinstance(done, Plan) and done.final_name != plan.final_name:
                 # The name was taken between plan and rename: the journal must name the one used.
                 intents[id(plan)] = _intent(done)
@@ -264,13 +268,14 @@ class Registrar:
             self._journal.remove(entry)
         return self._with_doc_nums(conn, results)
 
-    def _rename(self, plan: Plan) -> Plan | Skipped:
-        """Rename without ever replacing a file; a name taken meanwhile gets another ``x``."""
+    def _rename(self, plan: Plan, rows: Collection[str]) -> Plan | Skipped:
+        """Rename without ever replacing a file; a name taken meanwhile gets another ``x``
+        (free on disk and among the patient's ``rows``)."""
         while True:
             try:
                 rename_noreplace(plan.candidate.path, plan.final_path)
             except FileExistsError:
-                free = naming.collision_free_name("x" + plan.final_name, _on_disk(plan))
+                free = naming.collision_free_name("x" + plan.final_name, _taken(plan, rows))
                 if free is None:
                     return Skipped(plan.candidate, naming.Skip.TOO_LONG)
                 plan = replace(plan, final_name=free)
@@ -318,13 +323,13 @@ class Registrar:
         return [r for r in self._with_doc_nums(conn, list(replayed)) if isinstance(r, Registered)]
 
 
-def _on_disk(plan: Plan) -> Callable[[str], bool]:
+def _taken(plan: Plan, rows: Collection[str]) -> Callable[[str], bool]:
     folder = plan.candidate.folder
 
-    def exists(name: str) -> bool:
-        return os.path.lexists(folder / name)
+    def taken(name: str) -> bool:
+        return name in rows or os.path.lexists(folder / name)
 
-    return exists
+    return taken
 
 
 def _replay_plan(intent: Intent, known: Mapping[int, Collection[str]]) -> Plan | None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from atoz_watcher import naming
 from atoz_watcher.db import queries
-from atoz_watcher.layout import folder_name, patient_dir
+from atoz_watcher.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.scan import FolderEntry, folder_entries, list_files
@@ -36,20 +38,61 @@ Progress = Callable[[int, int], None]
 Report = Callable[[Plan | Registered | Skipped], None]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a few hundred thousand strings and sets are
+    made: none of them can form a cycle, and its passes over them cost a fifth of the read."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class _Snapshot:
-    """Patients and known file names, read once at the start of a rescan."""
+    """Patients and known file names, read at the start of a rescan."""
 
     by_folder: dict[str, list[PatientRow]]
     by_num: dict[int, PatientRow]
     known: dict[int, set[str]]
+    # folder name -> (its letter folder, its patient) where exactly one patient has that
+    # ImageFolder: the answer for nearly every folder, found with one dict lookup.
+    owners: dict[str, tuple[str, PatientRow]] = field(default_factory=dict)
 
-    def candidates_for(self, name: str) -> list[PatientRow]:
-        rows = list(self.by_folder.get(name, ()))
+    @classmethod
+    def build(cls, patients: Sequence[PatientRow], known: dict[int, set[str]]) -> _Snapshot:
+        by_folder: dict[str, list[PatientRow]] = defaultdict(list)
+        for row in patients:
+            if row.image_folder:
+                by_folder[row.image_folder].append(row)
+        snapshot = cls(by_folder, {p.pat_num: p for p in patients}, known)
+        for name, rows in by_folder.items():
+            snapshot.add_owner(name, rows)
+        return snapshot
+
+    def add_owner(self, name: str, rows: Sequence[PatientRow]) -> None:
+        if len(rows) == 1:
+            self.owners[name] = (letter_folder(name), rows[0])
+
+    def match(self, letter: str, name: str) -> FolderMatch | Unmatched:
+        owner = self.owners.get(name)
+        if owner is not None and owner[0] == letter:
+            return FolderMatch(patient=owner[1], adopt=False)
+        candidates = list(self.by_folder.get(name, ()))
         pat_num = trailing_pat_num(name)
         if pat_num is not None and pat_num in self.by_num:
-            rows.append(self.by_num[pat_num])
-        return rows
+            candidates.append(self.by_num[pat_num])
+        return match_folder(letter, name, candidates)
+
+    def adopted(self, row: PatientRow, name: str) -> None:
+        """Record an adoption, so a snapshot kept for the next rescan stays true."""
+        owned = replace(row, image_folder=name)
+        self.by_num[row.pat_num] = owned
+        self.by_folder[name] = [owned]
+        self.add_owner(name, [owned])
 
 
 class Rescanner:
@@ -71,6 +114,9 @@ class Rescanner:
         self._batch_size = batch_size
         self._progress = progress
         self._report = report
+        # The last whole-tree snapshot and the tables' fingerprint when it was read: a daemon's
+        # periodic rescan of an unchanged tree reuses it instead of reading every name again.
+        self._kept: tuple[tuple[object, ...], _Snapshot] | None = None
 
     def run(self, *, pat_num: int | None = None, dry_run: bool = False) -> Summary:
         if not dry_run:
@@ -90,18 +136,19 @@ class Rescanner:
 
     def _snapshot(self, pat_num: int | None) -> _Snapshot:
         with self._engine.connect() as conn:
-            if pat_num is None:
-                patients = queries.all_patients(conn)
-                known = queries.all_file_names(conn)
-            else:
+            if pat_num is not None:
                 row = queries.patient(conn, pat_num=pat_num)
-                patients = [] if row is None else [row]
                 known = queries.file_names(conn, pat_nums=[pat_num])
-        by_folder: dict[str, list[PatientRow]] = defaultdict(list)
-        for row in patients:
-            if row.image_folder:
-                by_folder[row.image_folder].append(row)
-        return _Snapshot(by_folder, {p.pat_num: p for p in patients}, known)
+                return _Snapshot.build([] if row is None else [row], known)
+            # Read before the rows: a change made while they are read changes the next
+            # fingerprint, so a kept snapshot is never older than its fingerprint says.
+            fingerprint = queries.tables_fingerprint(conn)
+            if self._kept is not None and self._kept[0] == fingerprint:
+                return self._kept[1]
+            with _gc_paused():
+                snapshot = _Snapshot.build(queries.all_patients(conn), queries.all_file_names(conn))
+        self._kept = (fingerprint, snapshot)
+        return snapshot
 
     def _folders(self, pat_num: int | None, snapshot: _Snapshot) -> list[FolderEntry]:
         every = folder_entries(self._root)  # raises RootUnusableError
@@ -124,9 +171,11 @@ class Rescanner:
         dry_run: bool,
     ) -> None:
         summary.folders += 1
-        match = match_folder(folder.letter, folder.name, snapshot.candidates_for(folder.name))
+        match = snapshot.match(folder.letter, folder.name)
         if isinstance(match, FolderMatch) and match.adopt:
             match = self._adopt(match, folder, summary, dry_run=dry_run)
+            if isinstance(match, FolderMatch) and not dry_run:
+                snapshot.adopted(match.patient, folder.name)
         if isinstance(match, Unmatched):
             summary.unmatched.append((f"{folder.letter}/{folder.name}", match.value))
             return

@@ -195,9 +195,11 @@ class World:
     def registrar(self) -> Registrar:
         return Registrar(self.engine, Journal(self.state / "journal"), lock_timeout_s=30)
 
+    def rescanner(self) -> Rescanner:
+        return Rescanner(self.engine, self.registrar(), self.root, batch_size=50)
+
     def rescan(self, *, pat_num: int | None = None, dry_run: bool = False) -> Summary:
-        scanner = Rescanner(self.engine, self.registrar(), self.root, batch_size=50)
-        return scanner.run(pat_num=pat_num, dry_run=dry_run)
+        return self.rescanner().run(pat_num=pat_num, dry_run=dry_run)
 
     def cli_env(self) -> dict[str, str]:
         """Environment for running the atoz-watcher command against this world."""

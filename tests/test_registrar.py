@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from sqlalchemy import text
 
 from atoz_watcher import registrar as registrar_module
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
@@ -401,3 +402,83 @@ def test_crash_between_rename_and_insert_then_rescan(
     assert not list((world.state / "journal").glob("*.json"))
     world.rescan()
     assert len(world.documents(pat)) == 2
+
+
+# -- the periodic rescan of a daemon: one Rescanner, run again and again ----------------------
+
+
+def test_repeated_rescans_by_one_rescanner_see_new_files(
+    setup: tuple[World, int, int, int, Path],
+) -> None:
+    world, misc, xrays, pat, folder = setup
+    (folder / "a.jpg").write_bytes(b"a")
+    scanner = world.rescanner()
+    assert scanner.run().registered == 1
+    assert scanner.run().already_known == 1  # unchanged tree, unchanged tables
+
+    (folder / f"_{xrays}_b.jpg").write_bytes(b"b")  # arrives while no event is heard
+    again = scanner.run()
+
+    assert again.registered == 1
+    assert rows(world, pat) == sorted([("a.jpg", misc), ("b.jpg", xrays)])
+
+
+def test_rescanner_sees_a_row_deleted_by_someone_else(
+    setup: tuple[World, int, int, int, Path],
+) -> None:
+    world, misc, _, pat, folder = setup
+    (folder / "a.jpg").write_bytes(b"a")
+    (folder / "b.jpg").write_bytes(b"b")
+    scanner = world.rescanner()
+    scanner.run()
+    scanner.run()  # the snapshot is now kept
+    first = world.documents(pat)[0]  # not the newest: MAX(DocNum) stays as it was
+    with world.engine.begin() as conn:
+        conn.execute(text("DELETE FROM document WHERE DocNum = :d"), {"d": first["DocNum"]})
+
+    again = scanner.run()
+
+    assert again.registered == 1
+    assert rows(world, pat) == [("a.jpg", misc), ("b.jpg", misc)]
+    assert first["DocNum"] not in [d["DocNum"] for d in world.documents(pat)]
+
+
+def test_rescanner_keeps_an_adopted_folder(world: World) -> None:
+    misc = world.add_category("Misc", order=0)
+    pat = world.add_patient("Adams", "Ann")
+    folder = world.folder(f"AdamsAnn{pat}")
+    (folder / "a.jpg").write_bytes(b"a")
+    scanner = world.rescanner()
+    scanner.run()
+    scanner.run()
+
+    (folder / "b.jpg").write_bytes(b"b")
+    again = scanner.run()
+
+    assert again.unmatched == []
+    assert again.registered == 1
+    assert rows(world, pat) == [("a.jpg", misc), ("b.jpg", misc)]
+
+
+def test_name_taken_between_plan_and_rename(
+    setup: tuple[World, int, int, int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scanner drops a file under the planned name just before the rename: it is never
+    replaced, and the retry's x-name also avoids the patient's existing rows."""
+    world, misc, xrays, pat, folder = setup
+    world.add_document(pat, "xa.jpg", misc)  # a row whose file is gone
+    (folder / f"_{xrays}_a.jpg").write_bytes(b"ours")
+    real_rename = registrar_module.rename_noreplace
+
+    def rename_after_a_drop(src: Path, dst: Path) -> None:
+        if dst.name == "a.jpg" and not dst.exists():
+            dst.write_bytes(b"dropped meanwhile")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(registrar_module, "rename_noreplace", rename_after_a_drop)
+    world.rescan()
+
+    assert (folder / "a.jpg").read_bytes() == b"dropped meanwhile"
+    assert (folder / "xxa.jpg").read_bytes() == b"ours"
+    assert ("xxa.jpg", xrays) in rows(world, pat)
+    assert not list((world.state / "journal").glob("*.json"))

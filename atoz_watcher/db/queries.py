@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
 from atoz_watcher.matching import PatientRow
@@ -38,18 +39,39 @@ def image_categories(conn: Connection) -> list[ImageCategory]:
     ]
 
 
+def _fetch_all(conn: Connection, sql: str) -> Sequence[Any]:
+    """Every row of a fixed query, through the DB-API cursor in one fetchall.
+
+    For the whole-tree reads of a rescan: SQLAlchemy's result wraps each row, which for
+    200,000 documents doubles the time of the read. The query runs in the connection's
+    transaction, begun first as executing through SQLAlchemy would begin it.
+    """
+    if not conn.in_transaction():
+        conn.begin()  # on SQLite the engine's BEGIN IMMEDIATE, exactly as autobegin does
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _patient_row(r: Sequence[Any]) -> PatientRow:
+    return PatientRow(
+        pat_num=int(r[0]), lname=r[1] or "", fname=r[2] or "", image_folder=r[3] or ""
+    )
+
+
 def _patient_rows(conn: Connection, where: object | None) -> list[PatientRow]:
     query = select(_PAT.c.PatNum, _PAT.c.LName, _PAT.c.FName, _PAT.c.ImageFolder)
     if where is not None:
         query = query.where(where)  # type: ignore[arg-type]
-    return [
-        PatientRow(pat_num=int(r[0]), lname=r[1] or "", fname=r[2] or "", image_folder=r[3] or "")
-        for r in conn.execute(query)
-    ]
+    return [_patient_row(r) for r in conn.execute(query)]
 
 
 def all_patients(conn: Connection) -> list[PatientRow]:
-    return _patient_rows(conn, None)
+    rows = _fetch_all(conn, "SELECT PatNum, LName, FName, ImageFolder FROM patient")
+    return [_patient_row(r) for r in rows]
 
 
 def patients_for_folder(conn: Connection, *, folder: str, pat_num: int | None) -> list[PatientRow]:
@@ -81,15 +103,8 @@ def adopt_folder(conn: Connection, *, pat_num: int, folder: str) -> bool:
 def all_file_names(conn: Connection) -> dict[int, set[str]]:
     """Every document FileName, by PatNum: one query for a whole-tree rescan."""
     known: dict[int, set[str]] = defaultdict(set)
-    # The DB-API cursor and one fetchall: SQLAlchemy's result fetches and wraps row by row,
-    # which for 200,000 documents costs more than reading them.
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute("SELECT PatNum, FileName FROM document")
-        for pat_num, file_name in cursor.fetchall():
-            known[pat_num].add(file_name)
-    finally:
-        cursor.close()
+    for pat_num, file_name in _fetch_all(conn, "SELECT PatNum, FileName FROM document"):
+        known[pat_num].add(file_name)
     return known
 
 
@@ -115,3 +130,16 @@ def doc_nums(conn: Connection, *, pat_nums: Collection[int]) -> dict[tuple[int, 
         for pat_num, file_name, doc_num in rows:
             found[(int(pat_num), file_name)] = int(doc_num)
     return found
+
+
+def tables_fingerprint(conn: Connection) -> tuple[object, ...]:
+    """Changes whenever a row of ``document`` or ``patient`` is added or deleted, and (on
+    MariaDB/MySQL, where DateTStamp is ON UPDATE CURRENT_TIMESTAMP) when a document changes.
+
+    Lets a rescan reuse the names it read last time instead of reading every row again.
+    """
+    documents = conn.execute(
+        select(func.count(), func.max(_DOC.c.DocNum), func.max(_DOC.c.DateTStamp))
+    ).one()
+    patients = conn.execute(select(func.count(), func.max(_PAT.c.PatNum))).one()
+    return (*documents, *patients)

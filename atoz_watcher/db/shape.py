@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, inspect, types
@@ -74,7 +75,7 @@ class TableShape:
         fillers = {c.name: zero_value(c.type) for c in table.columns if _needs_value(c)}
         return cls(table=table, fillers=fillers)
 
-    @property
+    @cached_property
     def column_names(self) -> frozenset[str]:
         return frozenset(self.table.columns.keys())
 
