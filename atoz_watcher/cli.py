@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from atoz_watcher import __version__
 from atoz_watcher.config import SQLITE_FILE_NAME, ScanSettings, Settings, load_settings
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
+from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.demo import build_demo, registered_rows
 from atoz_watcher.errors import (
     AtozError,
@@ -230,9 +231,12 @@ def run_demo(directory: Path | None, out: TextIO) -> int:
         scanner = Rescanner(engine, registrar, root, batch_size=ScanSettings().batch_size)
         summary = scanner.run()
         print("\nregistered documents:", file=out)
-        print(f"  {'DocNum':>6}  {'PatNum':>6}  {'category':<14} {'type':<4} FileName", file=out)
+        print(
+            f"  {'DocNum':>6}  {'PatNum':>6}  {'category':<14} {'ImgType':<10} FileName", file=out
+        )
         for doc_num, pat_num, file_name, category, img_type in registered_rows(engine):
-            row = f"{doc_num:>6}  {pat_num:>6}  {category:<14} {img_type:<4} {file_name}"
+            kind = IMG_TYPE_NAMES[img_type] if img_type < len(IMG_TYPE_NAMES) else str(img_type)
+            row = f"{doc_num:>6}  {pat_num:>6}  {category:<14} {kind:<10} {file_name}"
             print(f"  {row}", file=out)
         print(file=out)
         print_summary(summary, out, dry_run=False)

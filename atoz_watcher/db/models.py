@@ -218,3 +218,5 @@ TABLES = [
 IMAGE_CATEGORY = 18
 IMG_TYPE_DOCUMENT = 0
 IMG_TYPE_RADIOGRAPH = 1
+# document.ImgType by value, as Open Dental's API names them.
+IMG_TYPE_NAMES = ("Document", "Radiograph", "Photo", "File", "Attachment")
