@@ -36,6 +36,48 @@ class ScanSettings(BaseModel):
     lock_timeout: PositiveInt = 60
 
 
+# NAS and OS litter that is never a patient document. Matched (fnmatch, case-insensitive) against
+# each part of a path below the root, so "@eaDir" also hides everything inside it.
+DEFAULT_IGNORE = (
+    "Thumbnails",
+    "@eaDir",
+    ".stfolder",
+    "#recycle",
+    "._*",
+    "~$*",
+    "*.tmp",
+    "*.part",
+    "*.crdownload",
+)
+
+
+class WatcherSettings(BaseModel):
+    """How the daemon hears about files (``atoz-watcher run``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # native: inotify (local disks); polling: stat the tree every poll_interval (CIFS/NFS
+    # shares, where other machines' writes raise no events); auto: native, else polling.
+    mode: Literal["auto", "native", "polling"] = "auto"
+    # A file is registered once no event came for it for this long and its size and mtime
+    # are unchanged when checked again.
+    settle_seconds: float = Field(default=0.4, gt=0, le=60)
+    poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    # The safety rescan: events do get lost (overflow, network shares, a stopped service).
+    rescan_interval: float = Field(default=3600.0, gt=0)
+    ignore: tuple[str, ...] = DEFAULT_IGNORE
+
+
+class MetricsSettings(BaseModel):
+    """The Prometheus text endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything atoz-watcher is told; built once, at the edge, and passed down."""
 
@@ -58,6 +100,8 @@ class Settings(BaseSettings):
     # Where atoz-watcher keeps its own state (the intent journal, the default SQLite file).
     state_dir: Path = DEFAULT_STATE_DIR
     scan: ScanSettings = ScanSettings()
+    watcher: WatcherSettings = WatcherSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""Hearing about new files: the observer, its event handler and the stability check."""
