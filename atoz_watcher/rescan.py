@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from atoz_watcher import naming
 from atoz_watcher.db import queries
+from atoz_watcher.folders import adopt
 from atoz_watcher.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
@@ -118,7 +119,15 @@ class Rescanner:
         # periodic rescan of an unchanged tree reuses it instead of reading every name again.
         self._kept: tuple[tuple[object, ...], _Snapshot] | None = None
 
-    def run(self, *, pat_num: int | None = None, dry_run: bool = False) -> Summary:
+    def run(
+        self,
+        *,
+        pat_num: int | None = None,
+        dry_run: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Summary:
+        """Scan, register and summarise. ``should_stop`` is asked between folders: a daemon
+        told to stop finishes the batch in hand and returns early."""
         if not dry_run:
             self._registrar.recover()
         snapshot = self._snapshot(pat_num)
@@ -126,6 +135,8 @@ class Rescanner:
         summary = Summary()
         pending: list[Candidate] = []
         for done, folder in enumerate(folders, start=1):
+            if should_stop():
+                break
             self._scan_folder(folder, snapshot, summary, pending, dry_run=dry_run)
             if len(pending) >= self._batch_size:
                 self._flush(pending, summary, dry_run=dry_run)
@@ -211,16 +222,11 @@ class Rescanner:
         self, match: FolderMatch, folder: FolderEntry, summary: Summary, *, dry_run: bool
     ) -> FolderMatch | Unmatched:
         """Store the folder in patient.ImageFolder, as Open Dental does on first use."""
-        pat_num = match.patient.pat_num
         if not dry_run:
-            with self._engine.begin() as conn:
-                stored = queries.adopt_folder(conn, pat_num=pat_num, folder=folder.name)
-                if not stored:
-                    # Someone set it meanwhile: it counts only if they set this folder.
-                    row = queries.patient(conn, pat_num=pat_num)
-                    if row is None or row.image_folder != folder.name:
-                        return Unmatched.NO_PATIENT
-        summary.adopted.append((pat_num, folder.name))
+            adopted = adopt(self._engine, match, folder.name)
+            if isinstance(adopted, Unmatched):
+                return adopted
+        summary.adopted.append((match.patient.pat_num, folder.name))
         return match
 
     def _flush(self, pending: list[Candidate], summary: Summary, *, dry_run: bool) -> None:
