@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +18,9 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher import __version__
+from atoz_watcher.check import REQUIRED_TABLES, format_results, run_checks
 from atoz_watcher.config import SQLITE_FILE_NAME, ScanSettings, Settings, load_settings
+from atoz_watcher.daemon import Daemon
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.demo import build_demo, registered_rows
@@ -29,16 +33,16 @@ from atoz_watcher.errors import (
 )
 from atoz_watcher.journal import Journal
 from atoz_watcher.logging import LEVELS, configure_logging
+from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Plan, Registered, Registrar, Skipped
 from atoz_watcher.rescan import Rescanner, Summary
+from atoz_watcher.sdnotify import Notifier, watchdog_interval
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_ROOT = 4
 EXIT_NO_CATEGORY = 5
-
-REQUIRED_TABLES = ("patient", "definition", "document")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=LEVELS, default=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    commands.add_parser("run", help="watch the A-to-Z folder and register files as they land")
+    commands.add_parser(
+        "check",
+        help="check the config, database, A-to-Z root and inotify limits; say what is wrong",
+    )
     commands.add_parser(
         "init-db", help="create missing tables; add image categories when there are none"
     )
@@ -77,17 +86,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, os.environ)
         engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
         try:
-            if args.command == "init-db":
-                return run_init_db(engine, sys.stdout)
-            return run_rescan(
-                settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
-            )
+            return dispatch(args, settings, engine)
         finally:
             engine.dispose()
     except DBAPIError as exc:
         return _fail(EXIT_DATABASE, f"database unreachable or refused: {exc.orig}")
     except AtozError as exc:
         return _fail(exit_code(exc), str(exc))
+
+
+def dispatch(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    commands: dict[str, Callable[[], int]] = {
+        "init-db": lambda: run_init_db(engine, sys.stdout),
+        "run": lambda: run_daemon(settings, engine),
+        "check": lambda: run_check(settings, engine, sys.stdout),
+        "rescan": lambda: run_rescan(
+            settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
+        ),
+    }
+    return commands[args.command]()
+
+
+def run_check(settings: Settings, engine: Engine, out: TextIO) -> int:
+    results = run_checks(settings, engine)
+    print(format_results(results), file=out)
+    return EXIT_OK if all(r.ok for r in results) else 1
 
 
 def exit_code(exc: AtozError) -> int:
@@ -104,6 +127,52 @@ def exit_code(exc: AtozError) -> int:
 def _fail(code: int, message: str) -> int:
     print(f"atoz-watcher: {message}", file=sys.stderr)
     return code
+
+
+@contextmanager
+def exit_on_signals(handle_exit: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call ``handle_exit``; the old handlers come back afterwards."""
+    # Signals can only be listened to from the main thread.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        handle_exit()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_daemon(settings: Settings, engine: Engine) -> int:
+    if settings.storage == "InDatabase":
+        raise ConfigError("storage: InDatabase has no A-to-Z folder to watch")
+    _require_tables(engine)
+    if not settings.atoz_path.is_dir():
+        raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
+    metrics = Metrics()
+    notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
+    daemon = Daemon(
+        settings,
+        engine,
+        notifier=notifier,
+        metrics=metrics,
+        watchdog_interval_s=watchdog_interval(os.environ, os.getpid()),
+    )
+    with ExitStack() as stack:
+        stack.callback(notifier.close)
+        if settings.metrics.enabled:
+            server = metrics.serve(settings.metrics.host, settings.metrics.port)
+            stack.callback(server.close)
+        stack.enter_context(exit_on_signals(daemon.handle_exit))
+        daemon.run()
+    return EXIT_OK
 
 
 def run_init_db(engine: Engine, out: TextIO) -> int:

@@ -59,9 +59,12 @@ class WatcherSettings(BaseModel):
     # native: inotify (local disks); polling: stat the tree every poll_interval (CIFS/NFS
     # shares, where other machines' writes raise no events); auto: native, else polling.
     mode: Literal["auto", "native", "polling"] = "auto"
-    # A file is registered once no event came for it for this long and its size and mtime
-    # are unchanged when checked again.
-    settle_seconds: float = Field(default=0.4, gt=0, le=60)
+    # A file is registered once no event came for it for this long after its writer closed
+    # it, and its size and mtime are unchanged when checked again.
+    settle_seconds: float = Field(default=0.3, gt=0, le=60)
+    # The same, when no close was seen: a scanner may hold the file open between chunks, and
+    # some close events never arrive (network shares, polling, a folder made a moment ago).
+    open_settle_seconds: float = Field(default=2.0, gt=0, le=600)
     poll_interval: float = Field(default=5.0, gt=0, le=3600)
     # The safety rescan: events do get lost (overflow, network shares, a stopped service).
     rescan_interval: float = Field(default=3600.0, gt=0)

@@ -1,0 +1,337 @@
+"""``atoz-watcher run``: observer -> queue -> stability -> registrar, with catch-up scans.
+
+Threads: watchdog's observer (only enqueues), one worker (owns the stability tracker, the
+retries and the rescans, and calls the registrar), and the caller's thread, which waits for
+the stop signal and pings systemd's watchdog while the worker is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from atoz_watcher.config import Settings
+from atoz_watcher.errors import DatabaseUnavailableError
+from atoz_watcher.folders import FolderResolver
+from atoz_watcher.journal import Journal
+from atoz_watcher.matching import FolderMatch
+from atoz_watcher.metrics import Metrics
+from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
+from atoz_watcher.rescan import Rescanner
+from atoz_watcher.scan import list_files
+from atoz_watcher.sdnotify import Notifier
+from atoz_watcher.watch.handler import (
+    FILE,
+    PATIENT,
+    Event,
+    IgnoreRules,
+    Kind,
+    QueueingHandler,
+    relative_parts,
+)
+from atoz_watcher.watch.observer import Watching, start_watching
+from atoz_watcher.watch.retry import RetryBook
+from atoz_watcher.watch.stability import StabilityTracker
+
+log = structlog.get_logger("atoz_watcher.daemon")
+
+# Skip reasons that may clear up by themselves: try the file again later.
+TRANSIENT = frozenset({Gone.UNREADABLE, Gone.RENAME_FAILED})
+MAX_BATCH = 500
+MAX_WAIT_S = 1.0  # the worker wakes at least this often (heartbeat, rescans, retries)
+STOP_JOIN_S = 8.0  # SIGTERM must end the process within systemd's 10 s
+
+
+OnRegistered = Callable[[Registered], None]
+
+
+def _ignore_registered(_: Registered) -> None:
+    """No thumbnail worker yet: the thumbnail issue plugs its queue in here."""
+
+
+@dataclass
+class _Rescans:
+    """When the next whole-tree rescan is due, and why."""
+
+    interval_s: float
+    due_at: float = 0.0  # the catch-up scan at start is due at once
+    reason: str = "startup"
+    failures: int = 0
+    requested: threading.Event = field(default_factory=threading.Event)
+
+
+class Daemon:
+    """Wires observer, stability check, registrar and rescans; ``run`` blocks until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        notifier: Notifier,
+        metrics: Metrics,
+        on_registered: OnRegistered = _ignore_registered,
+        clock: Callable[[], float] = time.monotonic,
+        watchdog_interval_s: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._root = settings.atoz_path
+        self._engine = engine
+        self._notifier = notifier
+        self._metrics = metrics
+        self._on_registered = on_registered
+        self._clock = clock
+        self._watchdog_interval_s = watchdog_interval_s
+        self._stop = threading.Event()
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._registrar = Registrar(
+            engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
+        )
+        self._rescanner = Rescanner(
+            engine,
+            self._registrar,
+            self._root,
+            batch_size=settings.scan.batch_size,
+            report=self._reported,
+        )
+        self._resolver = FolderResolver(engine, clock=clock)
+        self._tracker = StabilityTracker(
+            settle_s=settings.watcher.settle_seconds,
+            open_settle_s=settings.watcher.open_settle_seconds,
+            clock=clock,
+        )
+        self._retries = RetryBook(clock=clock)
+        self._rescans = _Rescans(interval_s=settings.watcher.rescan_interval)
+        self._first_seen: dict[str, float] = {}
+        self._heartbeat = clock()
+        self._ignore = IgnoreRules(settings.watcher.ignore)
+        # The worker may wait this long for the registration lock before it beats again.
+        self._stall_s = settings.scan.lock_timeout + 30.0
+        self.mode: str = ""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def handle_exit(self) -> None:
+        """Ask the daemon to stop: the worker finishes the batch in hand. Signal-safe."""
+        self._stop.set()
+
+    def request_rescan(self, reason: str) -> None:
+        """Rescan the whole tree as soon as the worker is free (e.g. events were lost)."""
+        self._rescans.reason = reason
+        self._rescans.requested.set()
+
+    def run(self) -> None:
+        watching = self._startup()
+        worker = threading.Thread(target=self._work, name="atoz-worker", daemon=True)
+        worker.start()
+        self._notifier.ready()
+        self._notifier.status(f"watching {self._root} ({self.mode})")
+        log.info("daemon.started", root=str(self._root), mode=self.mode)
+        try:
+            self._main_loop(worker)
+        finally:
+            self._shutdown(watching, worker)
+
+    def _startup(self) -> Watching:
+        handler = QueueingHandler(str(self._root), self._events, self._ignore)
+        watching = start_watching(
+            self._root,
+            handler,
+            mode=self._settings.watcher.mode,
+            poll_interval=self._settings.watcher.poll_interval,
+            on_overflow=lambda: self.request_rescan("event-queue-overflow"),
+        )
+        self.mode = watching.mode
+        return watching
+
+    def _main_loop(self, worker: threading.Thread) -> None:
+        tick = self._watchdog_interval_s or MAX_WAIT_S
+        while not self._stop.wait(tick):
+            if not worker.is_alive():
+                log.error("daemon.worker_died")
+                self._stop.set()
+                break
+            # Ping systemd only while the worker is making progress: a hung worker must get
+            # the service restarted, not kept alive by a healthy main thread.
+            if self._watchdog_interval_s and self._clock() - self._heartbeat < self._stall_s:
+                self._notifier.watchdog()
+
+    def _shutdown(self, watching: Watching, worker: threading.Thread) -> None:
+        self._stop.set()
+        self._notifier.stopping()
+        watching.stop()
+        worker.join(STOP_JOIN_S)
+        log.info("daemon.stopped", clean=not worker.is_alive())
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._heartbeat = self._clock()
+            self._take_events(self._wait_s())
+            self._metrics.set_queue_depth(len(self._tracker) + len(self._retries))
+            if self._rescan_due():
+                self._rescan()
+                continue
+            ready = self._tracker.ready() + self._retries.due()
+            for start in range(0, len(ready), MAX_BATCH):
+                if self._stop.is_set():
+                    break
+                self._register(ready[start : start + MAX_BATCH])
+
+    def _wait_s(self) -> float:
+        waits = [MAX_WAIT_S, max(0.0, self._rescans.due_at - self._clock())]
+        waits.extend(
+            w for w in (self._tracker.next_due(), self._retries.next_due()) if w is not None
+        )
+        return max(0.0, min(waits))
+
+    def _take_events(self, timeout: float) -> None:
+        try:
+            event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._apply(event)
+        # Take the whole burst now, so one pass of the registrar gets it in batches.
+        for _ in range(100_000):
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        if event.kind in (Kind.TOUCH, Kind.CLOSED):
+            self._first_seen.setdefault(event.path, self._clock())
+            self._tracker.touch(event.path, closed=event.kind is Kind.CLOSED)
+        elif event.kind is Kind.GONE:
+            self._tracker.forget(event.path)
+            self._retries.succeed(event.path)
+            self._first_seen.pop(event.path, None)
+        else:
+            self._folder_appeared(event.path)
+
+    def _folder_appeared(self, path: str) -> None:
+        """A new letter or patient folder: what it already holds may have arrived before its
+        watch did, so every file in it is treated as just written."""
+        parts = relative_parts(str(self._root), path)
+        if parts is None:
+            return
+        folders = [path]
+        if len(parts) < PATIENT:
+            try:
+                with os.scandir(path) as entries:
+                    folders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                return
+        for folder in folders:
+            try:
+                names = list_files(folder).files
+            except OSError:
+                continue
+            for name in names:
+                self._apply(Event(Kind.TOUCH, os.path.join(folder, name)))  # noqa: PTH118
+
+    # -- registration -------------------------------------------------------------------------
+
+    def _candidates(self, paths: Iterable[str]) -> list[Candidate]:
+        root = str(self._root)
+        candidates: list[Candidate] = []
+        for path in paths:
+            parts = relative_parts(root, path)
+            if parts is None or len(parts) != FILE or self._ignore(parts):
+                continue
+            letter, folder, name = parts
+            match = self._resolver.resolve(letter, folder)
+            if not isinstance(match, FolderMatch):
+                self._first_seen.pop(path, None)
+                log.warning("folder.unmatched", path=path, reason=match.value)
+                self._metrics.skipped(match.value)
+                continue
+            candidates.append(Candidate(match.patient.pat_num, Path(root, letter, folder), name))
+        return candidates
+
+    def _register(self, paths: list[str]) -> None:
+        try:
+            candidates = self._candidates(paths)
+            results = self._registrar.register(candidates)
+        except (DatabaseUnavailableError, DBAPIError) as exc:
+            self._metrics.error("database")
+            delay = 0.0
+            for path in paths:
+                delay = self._retries.fail(path)
+            log.warning("registration.retry", files=len(paths), error=str(exc), delay_s=delay)
+            return
+        for result in results:
+            self._reported(result)
+
+    def _reported(self, result: Plan | Registered | Skipped) -> None:
+        """One result, from an event batch or a rescan: metrics, retries, thumbnails."""
+        if isinstance(result, Plan):
+            return
+        candidate = result.plan.candidate if isinstance(result, Registered) else result.candidate
+        path = str(candidate.path)
+        if isinstance(result, Registered):
+            self._retries.succeed(path)
+            self._metrics.registered()
+            first = self._first_seen.pop(path, None)
+            if first is not None:
+                self._metrics.observe_latency(self._clock() - first)
+            self._on_registered(result)
+            return
+        if result.reason in TRANSIENT:
+            delay = self._retries.fail(path)
+            log.info("registration.retry", path=path, reason=result.reason, delay_s=delay)
+        else:
+            self._retries.succeed(path)
+            self._first_seen.pop(path, None)
+        if result.reason != Gone.KNOWN:
+            self._metrics.skipped(result.reason)
+
+    # -- rescans --------------------------------------------------------------------------------
+
+    def _beat(self) -> bool:
+        """Asked between folders by a long rescan: keeps the heartbeat fresh; True to stop."""
+        self._heartbeat = self._clock()
+        return self._stop.is_set()
+
+    def _rescan_due(self) -> bool:
+        if self._rescans.requested.is_set():
+            self._rescans.requested.clear()
+            return True
+        return self._clock() >= self._rescans.due_at
+
+    def _rescan(self) -> None:
+        reason = self._rescans.reason
+        log.info("rescan.started", reason=reason)
+        try:
+            summary = self._rescanner.run(should_stop=self._beat)
+        except (DatabaseUnavailableError, DBAPIError) as exc:
+            self._metrics.error("database")
+            self._rescans.failures += 1
+            delay = min(2.0 * 2 ** (self._rescans.failures - 1), 300.0)
+            self._rescans.due_at = self._clock() + delay
+            log.warning("rescan.retry", reason=reason, error=str(exc), delay_s=delay)
+            return
+        self._rescans.failures = 0
+        self._rescans.reason = "periodic"
+        self._rescans.due_at = self._clock() + self._rescans.interval_s
+        if not self._stop.is_set():
+            self._metrics.scan_completed(time.time())
+        log.info(
+            "rescan.finished",
+            reason=reason,
+            folders=summary.folders,
+            files=summary.files_seen,
+            registered=summary.registered,
+            unmatched=len(summary.unmatched),
+        )

@@ -1,0 +1,242 @@
+"""The daemon with real inotify (and polling) in temporary folders, on both databases."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.daemon import Daemon
+from atoz_watcher.metrics import Metrics
+from atoz_watcher.sdnotify import Notifier
+from tests.conftest import World
+
+DEADLINE_S = 60.0
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = DEADLINE_S) -> None:
+    """Poll ``condition`` until it holds; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.05)
+
+
+def settings_for(world: World, **watcher: Any) -> Settings:
+    options: dict[str, Any] = {"settle_seconds": 0.3, "rescan_interval": 3600.0}
+    options.update(watcher)
+    return Settings(
+        atoz_path=world.root,
+        database_url=world.url,
+        state_dir=world.state,
+        watcher=WatcherSettings(**options),
+    )
+
+
+@contextmanager
+def running(world: World, **watcher: Any) -> Iterator[Daemon]:
+    """A daemon on its own thread; stopped (and joined) when the block ends."""
+    daemon = Daemon(
+        settings_for(world, **watcher), world.engine, notifier=Notifier(None), metrics=Metrics()
+    )
+    thread = threading.Thread(target=daemon.run, name="test-daemon")
+    thread.start()
+    try:
+        wait_for(lambda: daemon.mode != "")
+        yield daemon
+    finally:
+        daemon.handle_exit()
+        thread.join(15)
+        assert not thread.is_alive(), "the daemon did not stop within 15 s"
+
+
+def by_name(world: World) -> Counter[tuple[int, str]]:
+    return Counter((d["PatNum"], d["FileName"]) for d in world.documents())
+
+
+@pytest.fixture
+def clinic(world: World) -> tuple[World, int, int]:
+    misc = world.add_category("Misc", order=0)
+    xrays = world.add_category("X-Rays", order=1)
+    return world, misc, xrays
+
+
+def test_dropped_file_is_registered_once(clinic: tuple[World, int, int]) -> None:
+    world, _, xrays = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+
+    with running(world) as daemon:
+        assert daemon.mode == "native"
+        (folder / f"_{xrays}_pano.jpg").write_bytes(b"jpeg")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+        wait_for(lambda: not (folder / f"_{xrays}_pano.jpg").exists())
+
+    (doc,) = world.documents(pat)
+    assert (doc["FileName"], doc["DocCategory"]) == ("pano.jpg", xrays)
+    assert sorted(p.name for p in folder.iterdir()) == ["pano.jpg"]
+
+
+def test_burst_of_1000_files_into_100_folders(clinic: tuple[World, int, int]) -> None:
+    world, misc, xrays = clinic
+    folders = []
+    for i in range(100):
+        world.add_patient("Burst", f"P{i}", f"BurstP{i}x")
+        folders.append(world.folder(f"BurstP{i}x"))
+
+    with running(world):
+        for j in range(10):
+            for folder in folders:
+                name = f"_{xrays}_b{j}.jpg" if j % 2 else f"b{j}.jpg"
+                (folder / name).write_bytes(b"x" * 100)
+        wait_for(lambda: len(world.documents()) >= 1000)
+
+    counts = by_name(world)
+    assert len(counts) == 1000
+    assert max(counts.values()) == 1
+    categories = Counter(d["DocCategory"] for d in world.documents())
+    assert categories == {misc: 500, xrays: 500}
+    assert not list(world.root.rglob("_*"))
+
+
+def test_file_written_in_chunks_is_registered_after_its_last_chunk(
+    clinic: tuple[World, int, int],
+) -> None:
+    world, _, xrays = clinic
+    pat = world.add_patient("Slow", "Scanner", "SlowScanner1")
+    folder = world.folder("SlowScanner1")
+    chunk = b"c" * 100_000
+
+    with running(world):
+        with (folder / f"_{xrays}_slow.tif").open("wb") as handle:
+            for _ in range(5):
+                # The writer is slow on purpose: 5 chunks over 3 s, the file held open.
+                assert world.documents(pat) == []
+                handle.write(chunk)
+                handle.flush()
+                time.sleep(0.6)
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    (doc,) = world.documents(pat)
+    assert doc["FileName"] == "slow.tif"
+    assert (folder / "slow.tif").stat().st_size == 5 * len(chunk)
+
+
+def test_temp_then_rename_is_registered_once_under_its_final_name(
+    clinic: tuple[World, int, int],
+) -> None:
+    world, misc, _ = clinic
+    pat = world.add_patient("Temp", "Rename", "TempRename1")
+    folder = world.folder("TempRename1")
+
+    with running(world):
+        temp = folder / "scan.jpg.tmp"
+        temp.write_bytes(b"partial")
+        with temp.open("ab") as handle:
+            handle.write(b" and the rest")
+        temp.rename(folder / "scan.jpg")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    assert [(d["FileName"], d["DocCategory"]) for d in world.documents(pat)] == [("scan.jpg", misc)]
+
+
+def test_new_patient_folder_is_watched(clinic: tuple[World, int, int]) -> None:
+    world, misc, _ = clinic
+    pat = world.add_patient("New", "Comer")
+
+    with running(world):
+        folder = world.root / "N" / f"NewComer{pat}"
+        folder.mkdir(parents=True)  # a new letter folder and a new patient folder
+        (folder / "first.jpg").write_bytes(b"1")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+        (folder / "second.jpg").write_bytes(b"2")
+        wait_for(lambda: len(world.documents(pat)) == 2)
+
+    assert world.image_folder(pat) == f"NewComer{pat}"
+    assert {d["FileName"] for d in world.documents(pat)} == {"first.jpg", "second.jpg"}
+    assert {d["DocCategory"] for d in world.documents(pat)} == {misc}
+
+
+def test_files_present_before_start_are_caught_up(clinic: tuple[World, int, int]) -> None:
+    world, _, xrays = clinic
+    pat = world.add_patient("Early", "Bird", "EarlyBird1")
+    folder = world.folder("EarlyBird1")
+    for i in range(20):
+        (folder / f"_{xrays}_{i}.jpg").write_bytes(b"x")
+
+    with running(world):
+        wait_for(lambda: len(world.documents(pat)) == 20)
+
+    assert {d["DocCategory"] for d in world.documents(pat)} == {xrays}
+
+
+def test_polling_mode_registers_files(clinic: tuple[World, int, int]) -> None:
+    world, _, xrays = clinic
+    pat = world.add_patient("Net", "Share", "NetShare1")
+    folder = world.folder("NetShare1")
+
+    with running(world, mode="polling", poll_interval=0.2) as daemon:
+        assert daemon.mode == "polling"
+        (folder / f"_{xrays}_a.jpg").write_bytes(b"a")
+        new = world.root / "Q" / "QuietQ9"
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    assert [d["FileName"] for d in world.documents(pat)] == ["a.jpg"]
+    assert not new.exists()
+
+
+def test_ignored_names_are_left_alone(clinic: tuple[World, int, int]) -> None:
+    world, _, _ = clinic
+    pat = world.add_patient("Nas", "Litter", "NasLitter1")
+    folder = world.folder("NasLitter1")
+
+    with running(world):
+        for name in ("a.tmp", "b.part", "c.crdownload", "~$d.docx", "._e.jpg"):
+            (folder / name).write_bytes(b"x")
+        (folder / "@eaDir").mkdir()
+        (folder / "@eaDir" / "f.jpg").write_bytes(b"x")
+        (folder / "real.jpg").write_bytes(b"x")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    assert [d["FileName"] for d in world.documents(pat)] == ["real.jpg"]
+    assert (folder / "a.tmp").exists()
+
+
+def test_unmatched_folder_is_left_alone(clinic: tuple[World, int, int]) -> None:
+    world, misc, xrays = clinic
+    pat = world.add_patient("Known", "One", "KnownOne1")
+    stray = world.folder("Stranger77")
+
+    with running(world):
+        (stray / f"_{xrays}_x.jpg").write_bytes(b"x")
+        (world.folder("KnownOne1") / "y.jpg").write_bytes(b"y")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    assert world.documents() == world.documents(pat)
+    assert (stray / f"_{xrays}_x.jpg").exists()
+    assert misc
+
+
+def test_permission_denied_file_is_retried_once_fixed(clinic: tuple[World, int, int]) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file; permissions cannot be denied")
+    world, _, _ = clinic
+    pat = world.add_patient("Locked", "Out", "LockedOut1")
+    folder = world.folder("LockedOut1")
+
+    with running(world):
+        locked = folder / "locked.jpg"
+        locked.write_bytes(b"x")
+        locked.chmod(0)
+        time.sleep(1.5)  # the scenario: the file stays unreadable for a while
+        assert world.documents(pat) == []
+        locked.chmod(0o644)
+        wait_for(lambda: len(world.documents(pat)) == 1)
