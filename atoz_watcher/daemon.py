@@ -110,6 +110,9 @@ class Daemon:
             clock=clock,
         )
         self._retries = RetryBook(clock=clock)
+        # Files held back by a database outage: tried again soon (every few seconds), since
+        # the database coming back should be noticed within seconds.
+        self._outage = RetryBook(clock=clock, first_s=1.0, max_s=4.0)
         self._rescans = _Rescans(interval_s=settings.watcher.rescan_interval)
         self._first_seen: dict[str, float] = {}
         self._heartbeat = clock()
@@ -178,11 +181,13 @@ class Daemon:
         while not self._stop.is_set():
             self._heartbeat = self._clock()
             self._take_events(self._wait_s())
-            self._metrics.set_queue_depth(len(self._tracker) + len(self._retries))
+            self._metrics.set_queue_depth(
+                len(self._tracker) + len(self._retries) + len(self._outage)
+            )
             if self._rescan_due():
                 self._rescan()
                 continue
-            ready = self._tracker.ready() + self._retries.due()
+            ready = self._tracker.ready() + self._retries.due() + self._outage.due()
             for start in range(0, len(ready), MAX_BATCH):
                 if self._stop.is_set():
                     break
@@ -216,6 +221,7 @@ class Daemon:
         elif event.kind is Kind.GONE:
             self._tracker.forget(event.path)
             self._retries.succeed(event.path)
+            self._outage.succeed(event.path)
             self._first_seen.pop(event.path, None)
         else:
             self._folder_appeared(event.path)
@@ -268,7 +274,7 @@ class Daemon:
             self._metrics.error("database")
             delay = 0.0
             for path in paths:
-                delay = self._retries.fail(path)
+                delay = self._outage.fail(path)
             log.warning("registration.retry", files=len(paths), error=str(exc), delay_s=delay)
             return
         for result in results:
@@ -280,6 +286,7 @@ class Daemon:
             return
         candidate = result.plan.candidate if isinstance(result, Registered) else result.candidate
         path = str(candidate.path)
+        self._outage.succeed(path)
         if isinstance(result, Registered):
             self._retries.succeed(path)
             self._metrics.registered()
@@ -318,7 +325,7 @@ class Daemon:
         except (DatabaseUnavailableError, DBAPIError) as exc:
             self._metrics.error("database")
             self._rescans.failures += 1
-            delay = min(2.0 * 2 ** (self._rescans.failures - 1), 300.0)
+            delay = min(2.0 * 2 ** (self._rescans.failures - 1), 30.0)
             self._rescans.due_at = self._clock() + delay
             log.warning("rescan.retry", reason=reason, error=str(exc), delay_s=delay)
             return

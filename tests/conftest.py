@@ -96,9 +96,9 @@ def mariadb_database(*, opendental_schema: bool) -> Iterator[str]:
     _require_mariadb()
     name = f"atoz_test_{uuid.uuid4().hex[:12]}"
     admin = pymysql.connect(**MARIADB, autocommit=True)
+    with admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
         if opendental_schema:
             conn = pymysql.connect(**MARIADB, database=name, autocommit=True)
             with conn, conn.cursor() as cursor:
@@ -106,9 +106,10 @@ def mariadb_database(*, opendental_schema: bool) -> Iterator[str]:
                     cursor.execute(ddl)
         yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
     finally:
-        with admin.cursor() as cursor:
+        # A new connection: a test may have restarted the server (an outage test).
+        admin = pymysql.connect(**MARIADB, autocommit=True)
+        with admin, admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
 
 
 @contextmanager
