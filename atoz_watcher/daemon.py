@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,8 @@ class Daemon:
         # The worker may wait this long for the registration lock before it beats again.
         self._stall_s = settings.scan.lock_timeout + 30.0
         self.mode: str = ""
+        # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
+        self.rescans: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -319,6 +322,7 @@ class Daemon:
 
     def _rescan(self) -> None:
         reason = self._rescans.reason
+        self.rescans[reason] += 1
         log.info("rescan.started", reason=reason)
         try:
             summary = self._rescanner.run(should_stop=self._beat)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from atoz_watcher.config import Settings, WatcherSettings
 from atoz_watcher.daemon import Daemon
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.sdnotify import Notifier
+from atoz_watcher.watch import observer as observer_module
+from atoz_watcher.watch.observer import WatchError
 from tests.conftest import World
 
 DEADLINE_S = 60.0
@@ -240,3 +244,75 @@ def test_permission_denied_file_is_retried_once_fixed(clinic: tuple[World, int, 
         assert world.documents(pat) == []
         locked.chmod(0o644)
         wait_for(lambda: len(world.documents(pat)) == 1)
+
+
+@contextmanager
+def inotify_limit(name: str, value: int) -> Iterator[None]:
+    """Set /proc/sys/fs/inotify/<name> for the block (it applies to instances made then)."""
+    path = Path("/proc/sys/fs/inotify") / name
+    try:
+        old = path.read_text()
+        path.write_text(str(value))
+    except OSError as exc:
+        pytest.skip(f"cannot set {path}: {exc.strerror}")
+    try:
+        yield
+    finally:
+        path.write_text(old)
+
+
+def test_event_queue_overflow_triggers_a_full_rescan(clinic: tuple[World, int, int]) -> None:
+    world, _, xrays = clinic
+    folders = []
+    for i in range(10):
+        world.add_patient("Flood", f"F{i}", f"FloodF{i}x")
+        folders.append(world.folder(f"FloodF{i}x"))
+
+    with ExitStack() as stack:
+        with inotify_limit("max_queued_events", 32):
+            daemon = stack.enter_context(running(world))
+        # The limit is back; the daemon's inotify instance keeps its 32-event queue.
+        for j in range(40):
+            for folder in folders:
+                (folder / f"_{xrays}_{j}.jpg").write_bytes(b"x")
+        wait_for(lambda: daemon.rescans["event-queue-overflow"] >= 1)
+        wait_for(lambda: len(world.documents()) == 400)
+
+    assert {d["DocCategory"] for d in world.documents()} == {xrays}
+    assert not list(world.root.rglob("_*"))
+
+
+def test_auto_mode_falls_back_to_polling(
+    clinic: tuple[World, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, misc, _ = clinic
+    pat = world.add_patient("Fall", "Back", "FallBack1")
+
+    class NoWatchesLeft(observer_module.InotifyObserver):
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(observer_module, "InotifyObserver", NoWatchesLeft)
+    with running(world, mode="auto", poll_interval=0.2) as daemon:
+        assert daemon.mode == "polling"
+        (world.folder("FallBack1") / "a.jpg").write_bytes(b"a")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+
+    assert world.documents(pat)[0]["DocCategory"] == misc
+
+
+def test_native_mode_refuses_to_fall_back(
+    clinic: tuple[World, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _, _ = clinic
+
+    class NoWatchesLeft(observer_module.InotifyObserver):
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(observer_module, "InotifyObserver", NoWatchesLeft)
+    daemon = Daemon(
+        settings_for(world, mode="native"), world.engine, notifier=Notifier(None), metrics=Metrics()
+    )
+    with pytest.raises(WatchError, match="max_user_watches"):
+        daemon.run()

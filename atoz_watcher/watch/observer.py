@@ -87,6 +87,8 @@ def start_watching(
         try:
             _start(native, root, handler)
         except OSError as exc:
+            # The observer made its own inotify instance (and reader thread) when built.
+            native.stop()
             for name in _WATCHDOG_LOGGERS:
                 logging.getLogger(name).removeHandler(listener)
             reason = _why(exc)
