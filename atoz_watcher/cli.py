@@ -14,12 +14,20 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import SecretStr
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher import __version__
 from atoz_watcher.check import REQUIRED_TABLES, format_results, run_checks
-from atoz_watcher.config import SQLITE_FILE_NAME, ScanSettings, Settings, load_settings
+from atoz_watcher.config import (
+    SQLITE_FILE_NAME,
+    MetricsSettings,
+    ScanSettings,
+    Settings,
+    WatcherSettings,
+    load_settings,
+)
 from atoz_watcher.daemon import Daemon
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.db.models import IMG_TYPE_NAMES
@@ -72,17 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="import a throw-away sample tree into a throw-away SQLite database"
     )
     demo.add_argument("--dir", type=Path, help="build the demo here and keep it (default: temp)")
+    demo.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep running the daemon on it: drop files into its folders (Ctrl-C stops)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    default_level = "warning" if args.command in {"rescan", "demo"} else "info"
+    quiet = args.command == "rescan" or (args.command == "demo" and not args.watch)
+    default_level = "warning" if quiet else "info"
     configure_logging(level=args.log_level or default_level)
     try:
         if args.command == "demo":
-            return run_demo(args.dir, sys.stdout)
+            return run_demo(args.dir, sys.stdout, watch=args.watch)
         settings = load_settings(args.config, os.environ)
         engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
         try:
@@ -281,7 +295,7 @@ class ProgressBar:
         self._stream.flush()
 
 
-def run_demo(directory: Path | None, out: TextIO) -> int:
+def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int:
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atoz-demo-")))
@@ -309,4 +323,19 @@ def run_demo(directory: Path | None, out: TextIO) -> int:
             print(f"  {row}", file=out)
         print(file=out)
         print_summary(summary, out, dry_run=False)
+        if watch:
+            print(f"\nwatching {root}: drop a file into a patient folder (Ctrl-C stops)", file=out)
+            out.flush()
+            demo_settings = Settings.model_construct(
+                atoz_path=root,
+                database_url=SecretStr(url),
+                storage="LocalAtoZ",
+                state_dir=state,
+                scan=ScanSettings(),
+                watcher=WatcherSettings(),
+                metrics=MetricsSettings(enabled=False),
+            )
+            daemon = Daemon(demo_settings, engine, notifier=Notifier(None), metrics=Metrics())
+            with exit_on_signals(daemon.handle_exit):
+                daemon.run()
     return EXIT_OK

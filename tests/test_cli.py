@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -241,6 +243,36 @@ def test_demo_registers_its_sample_files(tmp_path: Path) -> None:
         "referral.png",
         "xreferral.png",
     ]
+
+
+def test_demo_watch_runs_the_daemon_on_the_demo_tree(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atoz_watcher", "demo", "--watch", "--dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the process does: no silent hang past TIMEOUT
+            if line.startswith("watching "):
+                break
+        folder = tmp_path / "OpenDentImages" / "S" / "SmithJohn1"
+        (folder / "_2_dropped.png").write_bytes(b"png")
+        deadline = time.monotonic() + 30
+        while not (folder / "dropped.png").exists():
+            assert time.monotonic() < deadline, "the demo daemon did not register the file"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "document.registered" in err
+    assert "dropped.png" in err
 
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])
