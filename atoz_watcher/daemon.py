@@ -130,6 +130,10 @@ class Daemon:
         """Ask the daemon to stop: the worker finishes the batch in hand. Signal-safe."""
         self._stop.set()
 
+    def retrying(self, path: str) -> int:
+        """How many times ``path`` failed for a reason that may pass (0: not waiting)."""
+        return self._retries.attempts(path)
+
     def request_rescan(self, reason: str) -> None:
         """Rescan the whole tree as soon as the worker is free (e.g. events were lost)."""
         self._rescans.reason = reason

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from atoz_watcher import registrar as registrar_module
 from atoz_watcher.config import Settings, WatcherSettings
 from atoz_watcher.daemon import Daemon
 from atoz_watcher.metrics import Metrics
@@ -229,21 +230,38 @@ def test_unmatched_folder_is_left_alone(clinic: tuple[World, int, int]) -> None:
     assert misc
 
 
-def test_permission_denied_file_is_retried_once_fixed(clinic: tuple[World, int, int]) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file; permissions cannot be denied")
-    world, _, _ = clinic
+def test_unreadable_file_is_retried_once_readable(
+    clinic: tuple[World, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied, then fixed. Root reads every file, so the denial is simulated where
+    the registrar asks (os.access); the daemon's retry with backoff is the real one."""
+    world, misc, _ = clinic
     pat = world.add_patient("Locked", "Out", "LockedOut1")
     folder = world.folder("LockedOut1")
+    locked = folder / "locked.jpg"
+    denied = threading.Event()
+    denied.set()
+    real_access = os.access
 
-    with running(world):
-        locked = folder / "locked.jpg"
+    def access(path: Any, mode: int) -> bool:
+        if denied.is_set() and os.fspath(path) == str(locked):
+            return False
+        return real_access(path, mode)
+
+    monkeypatch.setattr(registrar_module.os, "access", access)
+    with running(world) as daemon:
         locked.write_bytes(b"x")
-        locked.chmod(0)
-        time.sleep(1.5)  # the scenario: the file stays unreadable for a while
-        assert world.documents(pat) == []
-        locked.chmod(0o644)
-        wait_for(lambda: len(world.documents(pat)) == 1)
+        (folder / "open.jpg").write_bytes(b"y")
+        wait_for(lambda: len(world.documents(pat)) == 1)  # the readable one
+        wait_for(lambda: daemon.retrying(str(locked)) >= 1)
+        assert [d["FileName"] for d in world.documents(pat)] == ["open.jpg"]
+        denied.clear()  # the admin fixes the permissions
+        wait_for(lambda: len(world.documents(pat)) == 2)
+
+    assert {(d["FileName"], d["DocCategory"]) for d in world.documents(pat)} == {
+        ("open.jpg", misc),
+        ("locked.jpg", misc),
+    }
 
 
 @contextmanager
