@@ -49,7 +49,8 @@ log = structlog.get_logger("atoz_watcher.daemon")
 TRANSIENT = frozenset({Gone.UNREADABLE, Gone.RENAME_FAILED})
 MAX_BATCH = 500
 MAX_WAIT_S = 1.0  # the worker wakes at least this often (heartbeat, rescans, retries)
-STOP_JOIN_S = 8.0  # SIGTERM must end the process within systemd's 10 s
+STOP_JOIN_S = 8.0
+MAX_RENAMED = 100_000  # SIGTERM must end the process within systemd's 10 s
 
 
 OnRegistered = Callable[[Registered], None]
@@ -116,6 +117,8 @@ class Daemon:
         self._outage = RetryBook(clock=clock, first_s=1.0, max_s=4.0)
         self._rescans = _Rescans(interval_s=settings.watcher.rescan_interval)
         self._first_seen: dict[str, float] = {}
+        # Final names of files we renamed, until their "moved" event comes back.
+        self._renamed: set[str] = set()
         self._heartbeat = clock()
         self._ignore = IgnoreRules(settings.watcher.ignore)
         # The worker may wait this long for the registration lock before it beats again.
@@ -127,8 +130,10 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def handle_exit(self) -> None:
-        """Ask the daemon to stop: the worker finishes the batch in hand. Signal-safe."""
+        """Ask the daemon to stop: the worker finishes the batch in hand. Signal-safe
+        (SimpleQueue.put is reentrant); the wake-up spares the worker its idle wait."""
         self._stop.set()
+        self._events.put(Event(Kind.WAKE, ""))
 
     def retrying(self, path: str) -> int:
         """How many times ``path`` failed for a reason that may pass (0: not waiting)."""
@@ -222,6 +227,12 @@ class Daemon:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
+        if event.kind is Kind.WAKE:
+            return
+        if event.kind is Kind.CLOSED and event.path in self._renamed:
+            # Our own prefix-stripping rename coming back as an event: already registered.
+            self._renamed.discard(event.path)
+            return
         if event.kind in (Kind.TOUCH, Kind.CLOSED):
             self._first_seen.setdefault(event.path, self._clock())
             self._tracker.touch(event.path, closed=event.kind is Kind.CLOSED)
@@ -295,6 +306,10 @@ class Daemon:
         path = str(candidate.path)
         self._outage.succeed(path)
         if isinstance(result, Registered):
+            if result.plan.renames:
+                if len(self._renamed) > MAX_RENAMED:
+                    self._renamed.clear()  # events that never came (e.g. a polling miss)
+                self._renamed.add(str(result.plan.final_path))
             self._retries.succeed(path)
             self._metrics.registered()
             first = self._first_seen.pop(path, None)

@@ -6,10 +6,13 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pydicom
-from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.multival import MultiValue
+if TYPE_CHECKING:
+    import pydicom
+
+# pydicom is imported when a .dcm first arrives, not at start: it (and what it pulls in) would
+# cost every daemon about 9 MB for a file type many practices never drop in the folder.
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +26,21 @@ NO_WINDOWING = Windowing(0, 0)
 # document.WindowingMin/WindowingMax are MySQL int columns.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
-# How pydicom reports a damaged file besides InvalidDicomError: a header cut short
-# (struct.error), an unknown VR (NotImplementedError), a value of the wrong length
-# (BytesLengthException, raised when the element is first read).
-_DAMAGED = (InvalidDicomError, EOFError, struct.error, NotImplementedError, BytesLengthException)
+
+def _damaged() -> tuple[type[BaseException], ...]:
+    """How pydicom reports a damaged file besides InvalidDicomError: a header cut short
+    (struct.error), an unknown VR (NotImplementedError), a value of the wrong length
+    (BytesLengthException, raised when the element is first read)."""
+    from pydicom.errors import BytesLengthException, InvalidDicomError  # noqa: PLC0415
+
+    return (InvalidDicomError, EOFError, struct.error, NotImplementedError, BytesLengthException)
 
 
 def _first(value: object) -> float | None:
     if value is None:
         return None
+    from pydicom.multival import MultiValue  # noqa: PLC0415 - see the note at the top
+
     if isinstance(value, MultiValue | list | tuple):
         items = list(value)
         return float(items[0]) if items else None
@@ -55,10 +64,12 @@ def read_windowing(path: Path) -> Windowing:
     "no windowing stored"; a window that is not finite or does not fit the int columns is no
     window. A file that is not DICOM at all, or is damaged, raises ValueError.
     """
+    import pydicom  # noqa: PLC0415 - see the note at the top
+
     try:
         dataset = pydicom.dcmread(path, stop_before_pixels=True, force=False)
         return _windowing_of(dataset)
-    except _DAMAGED as exc:
+    except _damaged() as exc:
         raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None
 
 

@@ -296,10 +296,14 @@ class Registrar:
         conn.execute(shape.table.insert(), shape.complete_all(rows))
 
     def _with_doc_nums(self, conn: Connection, results: list[Result]) -> list[Result]:
-        registered = {r.plan.candidate.pat_num for r in results if isinstance(r, Registered)}
-        if not registered:
+        plans = [r.plan for r in results if isinstance(r, Registered)]
+        if not plans:
             return results
-        nums = queries.doc_nums(conn, pat_nums=registered)
+        nums = queries.doc_nums(
+            conn,
+            pat_nums={p.candidate.pat_num for p in plans},
+            names=[p.final_name for p in plans],
+        )
         conn.commit()
         return [
             replace(r, doc_num=nums.get((r.plan.candidate.pat_num, r.plan.final_name)))

@@ -118,13 +118,18 @@ def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[
     return known
 
 
-def doc_nums(conn: Connection, *, pat_nums: Collection[int]) -> dict[tuple[int, str], int]:
-    """(PatNum, FileName) -> the lowest DocNum, for the given patients."""
+def doc_nums(
+    conn: Connection, *, pat_nums: Collection[int], names: Collection[str]
+) -> dict[tuple[int, str], int]:
+    """(PatNum, FileName) -> the lowest DocNum, for those patients' documents of those names
+    (the rows a batch just inserted: not every document the patients have)."""
     found: dict[tuple[int, str], int] = {}
+    wanted = sorted(set(names))
     for chunk in _chunks(pat_nums):
         rows = conn.execute(
             select(_DOC.c.PatNum, _DOC.c.FileName, _DOC.c.DocNum)
             .where(_DOC.c.PatNum.in_(chunk))
+            .where(_DOC.c.FileName.in_(wanted))
             .order_by(_DOC.c.DocNum.desc())
         )
         for pat_num, file_name, doc_num in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import queue
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -43,6 +44,7 @@ class Kind(Enum):
     CLOSED = "closed"  # a writer closed the file: the short quiet period applies
     GONE = "gone"  # a file was deleted or moved away
     FOLDER = "folder"  # a letter or patient folder appeared: list what it already holds
+    WAKE = "wake"  # nothing happened: the worker should look at its stop flag now
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +54,18 @@ class Event:
 
 
 class IgnoreRules:
-    """fnmatch patterns (any case) matched against each part of a path below the root."""
+    """fnmatch patterns (any case) matched against each part of a path below the root.
+
+    One compiled expression for all patterns: this runs for every event of a burst.
+    """
 
     def __init__(self, patterns: Sequence[str]) -> None:
-        self._patterns = tuple(p.casefold() for p in patterns)
+        joined = "|".join(fnmatch.translate(p.casefold()) for p in patterns)
+        self._match = re.compile(joined).match if patterns else None
 
     def __call__(self, parts: Sequence[str]) -> bool:
-        return any(
-            fnmatch.fnmatchcase(part.casefold(), pattern)
-            for part in parts
-            for pattern in self._patterns
-        )
+        match = self._match
+        return match is not None and any(match(part.casefold()) for part in parts)
 
 
 def relative_parts(root: str, path: str) -> list[str] | None:
