@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Self, TextIO
 
 import sqlalchemy
+from harness import failure, insert_patients, run_script, step, verdict
 from sqlalchemy import Engine
 
 from atoz_watcher.config import Settings, WatcherSettings
@@ -119,11 +120,7 @@ def make_world(base: Path, patients: Sequence[Patient]) -> tuple[Path, Engine]:
     create_missing_tables(engine)
     with engine.begin() as conn:
         add_default_categories(conn)
-        conn.exec_driver_sql(
-            "INSERT INTO patient (PatNum, LName, FName, PatStatus, ImageFolder) "
-            "VALUES (?, ?, ?, 0, ?)",
-            [(p.pat_num, p.lname, p.fname, p.folder) for p in patients],
-        )
+        insert_patients(conn, [(p.pat_num, p.lname, p.fname, p.folder) for p in patients])
     return root, engine
 
 
@@ -297,24 +294,6 @@ def rows(engine: Engine) -> set[tuple[int, str, int]]:
 # -- reporting ----------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def failure(message: str) -> SystemExit:
-    return SystemExit(f"bench/latency.py: {message}")
-
-
-@contextmanager
-def step(out: TextIO, what: str) -> Iterator[None]:
-    out.write(f"  {what} ...")
-    out.flush()
-    start = time.perf_counter()
-    yield
-    out.write(f" {time.perf_counter() - start:.1f} s\n")
-    out.flush()
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
@@ -479,4 +458,4 @@ def report_burst(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "bench/latency.py"))

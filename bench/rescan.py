@@ -27,15 +27,14 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO, TypeVar
 
 import sqlalchemy
+from harness import check, run_script, step, timed, verdict
 from sqlalchemy import Engine, func, select
 
 from atoz_watcher.db import queries
@@ -287,34 +286,6 @@ def our_rescan(engine: Engine, work: Work, batch_size: int) -> Summary:
 # -- reporting ----------------------------------------------------------------------------------
 
 
-T = TypeVar("T")
-
-
-def timed(action: Callable[[], T]) -> tuple[T, float]:
-    start = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - start
-
-
-@contextmanager
-def step(out: TextIO, what: str) -> Iterator[None]:
-    out.write(f"  {what} ...")
-    out.flush()
-    start = time.perf_counter()
-    yield
-    out.write(f" {time.perf_counter() - start:.1f} s\n")
-    out.flush()
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise SystemExit(f"bench/rescan.py: {message}")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--folders", type=int, default=20_000, help="patient folders")
@@ -446,4 +417,4 @@ def _seconds(values: Sequence[float]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "bench/rescan.py"))

@@ -8,6 +8,8 @@ except under CI (CI=true), where that is a failure: CI must test both databases.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -71,6 +73,26 @@ OPEN_DENTAL_DDL = (
 )
 
 DB_KINDS = ("sqlite", "mariadb", "mariadb-opendental")
+
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each run a fresh temporary root of its own (unless --basetemp is given).
+
+    pytest's default numbered folders are pruned at exit by a helper that can leave an
+    os.scandir iterator open; with warnings as errors that fails a run whose tests all passed.
+    A root of our own is never pruned that way, and concurrent runs cannot touch each other's.
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="atoz-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def mariadb_available() -> bool:
