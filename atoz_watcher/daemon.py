@@ -207,9 +207,8 @@ class Daemon:
 
     def _wait_s(self) -> float:
         waits = [MAX_WAIT_S, max(0.0, self._rescans.due_at - self._clock())]
-        waits.extend(
-            w for w in (self._tracker.next_due(), self._retries.next_due()) if w is not None
-        )
+        books = (self._tracker.next_due(), self._retries.next_due(), self._outage.next_due())
+        waits.extend(w for w in books if w is not None)
         return max(0.0, min(waits))
 
     def _take_events(self, timeout: float) -> None:
