@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.config import Settings
-from atoz_watcher.errors import DatabaseUnavailableError
+from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.folders import FolderResolver
 from atoz_watcher.journal import Journal
 from atoz_watcher.matching import FolderMatch
@@ -54,6 +54,10 @@ MAX_RENAMED = 100_000  # SIGTERM must end the process within systemd's 10 s
 
 
 OnRegistered = Callable[[Registered], None]
+
+
+def _error_kind(exc: Exception) -> str:
+    return "no-image-category" if isinstance(exc, NoImageCategoryError) else "database"
 
 
 def _ignore_registered(_: Registered) -> None:
@@ -123,6 +127,7 @@ class Daemon:
         self._ignore = IgnoreRules(settings.watcher.ignore)
         # The worker may wait this long for the registration lock before it beats again.
         self._stall_s = settings.scan.lock_timeout + 30.0
+        self._worker_died = False
         self.mode: str = ""
         # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
         self.rescans: Counter[str] = Counter()
@@ -155,6 +160,8 @@ class Daemon:
             self._main_loop(worker)
         finally:
             self._shutdown(watching, worker)
+        if self._worker_died:
+            raise AtozError("the worker thread died; see the log (worker.failed)")
 
     def _startup(self) -> Watching:
         handler = QueueingHandler(str(self._root), self._events, self._ignore)
@@ -173,6 +180,7 @@ class Daemon:
         while not self._stop.wait(tick):
             if not worker.is_alive():
                 log.error("daemon.worker_died")
+                self._worker_died = True
                 self._stop.set()
                 break
             # Ping systemd only while the worker is making progress: a hung worker must get
@@ -191,19 +199,25 @@ class Daemon:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._heartbeat = self._clock()
-            self._take_events(self._wait_s())
-            self._metrics.set_queue_depth(
-                len(self._tracker) + len(self._retries) + len(self._outage)
-            )
-            if self._rescan_due():
-                self._rescan()
-                continue
-            ready = self._tracker.ready() + self._retries.due() + self._outage.due()
-            for start in range(0, len(ready), MAX_BATCH):
-                if self._stop.is_set():
-                    break
-                self._register(ready[start : start + MAX_BATCH])
+            try:
+                self._work_once()
+            except Exception:  # the service must outlive one bad pass
+                self._metrics.error("internal")
+                log.exception("worker.failed")
+                self._stop.wait(MAX_WAIT_S)
+
+    def _work_once(self) -> None:
+        self._heartbeat = self._clock()
+        self._take_events(self._wait_s())
+        self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
+        if self._rescan_due():
+            self._rescan()
+            return
+        ready = self._tracker.ready() + self._retries.due() + self._outage.due()
+        for start in range(0, len(ready), MAX_BATCH):
+            if self._stop.is_set():
+                return
+            self._register(ready[start : start + MAX_BATCH])
 
     def _wait_s(self) -> float:
         waits = [MAX_WAIT_S, max(0.0, self._rescans.due_at - self._clock())]
@@ -287,8 +301,9 @@ class Daemon:
         try:
             candidates = self._candidates(paths)
             results = self._registrar.register(candidates)
-        except (DatabaseUnavailableError, DBAPIError) as exc:
-            self._metrics.error("database")
+        except (DatabaseUnavailableError, DBAPIError, NoImageCategoryError) as exc:
+            # Nothing is dropped: the files wait and are tried again every few seconds.
+            self._metrics.error(_error_kind(exc))
             delay = 0.0
             for path in paths:
                 delay = self._outage.fail(path)
@@ -344,8 +359,8 @@ class Daemon:
         log.info("rescan.started", reason=reason)
         try:
             summary = self._rescanner.run(should_stop=self._beat)
-        except (DatabaseUnavailableError, DBAPIError) as exc:
-            self._metrics.error("database")
+        except (DatabaseUnavailableError, DBAPIError, NoImageCategoryError) as exc:
+            self._metrics.error(_error_kind(exc))
             self._rescans.failures += 1
             delay = min(2.0 * 2 ** (self._rescans.failures - 1), 30.0)
             self._rescans.due_at = self._clock() + delay

@@ -334,3 +334,23 @@ def test_native_mode_refuses_to_fall_back(
     )
     with pytest.raises(WatchError, match="max_user_watches"):
         daemon.run()
+
+
+def test_files_wait_for_an_image_category(world: World) -> None:
+    """No visible image category yet (an error for Open Dental's import): nothing is dropped;
+    the files are registered once somebody adds one."""
+    pat = world.add_patient("No", "Category", "NoCategory1")
+    folder = world.folder("NoCategory1")
+    (folder / "early.jpg").write_bytes(b"e")
+
+    with running(world) as daemon:
+        (folder / "late.jpg").write_bytes(b"l")
+        wait_for(lambda: daemon.rescans["startup"] >= 1)
+        assert world.documents(pat) == []
+        misc = world.add_category("Misc", order=0)
+        wait_for(lambda: len(world.documents(pat)) == 2)
+
+    assert {(d["FileName"], d["DocCategory"]) for d in world.documents(pat)} == {
+        ("early.jpg", misc),
+        ("late.jpg", misc),
+    }
