@@ -196,6 +196,15 @@ class World:
             },
         )
 
+    def patients_with_folders(self, lname: str, count: int) -> list[Path]:
+        """``count`` patients named ``lname`` (first names P0, P1, ...), each with its folder."""
+        folders = []
+        for i in range(count):
+            name = f"{lname}P{i}x"
+            self.add_patient(lname, f"P{i}", name)
+            folders.append(self.folder(name))
+        return folders
+
     def folder(self, image_folder: str) -> Path:
         path = patient_dir(self.root, image_folder)
         path.mkdir(parents=True, exist_ok=True)

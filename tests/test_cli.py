@@ -32,9 +32,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def fill_tree(world: World, *, patients: int, files: int, category: int) -> int:
     """Patients with folders full of files, half of them prefixed; returns the file count."""
-    for i in range(patients):
-        world.add_patient("Pat", f"Ient{i}", f"PatIent{i}x")
-        folder = world.folder(f"PatIent{i}x")
+    for folder in world.patients_with_folders("Pat", patients):
         for j in range(files):
             name = f"_{category}_f{j}.jpg" if j % 2 else f"f{j}.jpg"
             (folder / name).write_bytes(b"x")

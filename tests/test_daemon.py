@@ -92,10 +92,7 @@ def test_dropped_file_is_registered_once(clinic: tuple[World, int, int]) -> None
 
 def test_burst_of_1000_files_into_100_folders(clinic: tuple[World, int, int]) -> None:
     world, misc, xrays = clinic
-    folders = []
-    for i in range(100):
-        world.add_patient("Burst", f"P{i}", f"BurstP{i}x")
-        folders.append(world.folder(f"BurstP{i}x"))
+    folders = world.patients_with_folders("Burst", 100)
 
     with running(world):
         for j in range(10):
@@ -281,10 +278,7 @@ def inotify_limit(name: str, value: int) -> Iterator[None]:
 
 def test_event_queue_overflow_triggers_a_full_rescan(clinic: tuple[World, int, int]) -> None:
     world, _, xrays = clinic
-    folders = []
-    for i in range(10):
-        world.add_patient("Flood", f"F{i}", f"FloodF{i}x")
-        folders.append(world.folder(f"FloodF{i}x"))
+    folders = world.patients_with_folders("Flood", 10)
 
     with ExitStack() as stack:
         with inotify_limit("max_queued_events", 32):

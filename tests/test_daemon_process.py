@@ -98,11 +98,7 @@ def exactly_once(world: World, total: int, category: int) -> None:
 def clinic(world: World) -> tuple[World, int, list[Path]]:
     world.add_category("Misc", order=0)
     xrays = world.add_category("X-Rays", order=1)
-    folders = []
-    for i in range(20):
-        world.add_patient("Proc", f"Ess{i}", f"ProcEss{i}x")
-        folders.append(world.folder(f"ProcEss{i}x"))
-    return world, xrays, folders
+    return world, xrays, world.patients_with_folders("Proc", 20)
 
 
 def test_sigterm_exits_0_and_leaves_no_half_done_file(
