@@ -19,6 +19,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher import __version__
+from atoz_watcher.backfill import Backfill, BackfillSummary
 from atoz_watcher.check import REQUIRED_TABLES, format_results, run_checks
 from atoz_watcher.config import (
     SQLITE_FILE_NAME,
@@ -45,6 +46,9 @@ from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Plan, Registered, Registrar, Skipped
 from atoz_watcher.rescan import Rescanner, Summary
 from atoz_watcher.sdnotify import Notifier, watchdog_interval
+from atoz_watcher.thumb_worker import default_workers
+from atoz_watcher.thumbnailing import Outcome
+from atoz_watcher.thumbs import Renderer
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -76,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     rescan = commands.add_parser("rescan", help="register every unknown file in the tree")
     rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
     rescan.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    thumbnails = commands.add_parser(
+        "thumbnails",
+        help="build missing or stale thumbnails of registered documents",
+    )
+    thumbnails.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
+    thumbnails.add_argument(
+        "--force", action="store_true", help="rebuild every thumbnail, fresh ones too"
+    )
     demo = commands.add_parser(
         "demo", help="import a throw-away sample tree into a throw-away SQLite database"
     )
@@ -91,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command == "rescan" or (args.command == "demo" and not args.watch)
+    quiet = args.command in {"rescan", "thumbnails"} or (args.command == "demo" and not args.watch)
     default_level = "warning" if quiet else "info"
     configure_logging(level=args.log_level or default_level)
     try:
@@ -116,6 +128,9 @@ def dispatch(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
         "check": lambda: run_check(settings, engine, sys.stdout),
         "rescan": lambda: run_rescan(
             settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
+        ),
+        "thumbnails": lambda: run_thumbnails(
+            settings, engine, pat_num=args.patient, force=args.force, out=sys.stdout
         ),
     }
     return commands[args.command]()
@@ -272,11 +287,60 @@ def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
     print("\n".join(lines), file=out)
 
 
+def run_thumbnails(
+    settings: Settings, engine: Engine, *, pat_num: int | None, force: bool, out: TextIO
+) -> int:
+    if settings.storage == "InDatabase":
+        raise ConfigError(
+            "storage: InDatabase keeps files in document.RawBase64; thumbnails are files in "
+            "the A-to-Z folder's Thumbnails/ subfolders, made for LocalAtoZ only"
+        )
+    _require_tables(engine)
+    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    backfill = Backfill(
+        engine,
+        renderer,
+        settings.atoz_path,
+        workers=default_workers(settings.thumbnails.workers),
+    )
+    stop = threading.Event()
+    with ExitStack() as stack:
+        progress = None
+        if sys.stderr.isatty():
+            bar = ProgressBar(sys.stderr, label="documents")
+            stack.callback(bar.close)
+            progress = bar.update
+        stack.enter_context(exit_on_signals(stop.set))
+        summary = backfill.run(
+            pat_num=pat_num, force=force, progress=progress, should_stop=stop.is_set
+        )
+    print_thumbnail_summary(summary, out, stopped=stop.is_set())
+    return EXIT_OK
+
+
+def print_thumbnail_summary(summary: BackfillSummary, out: TextIO, *, stopped: bool) -> None:
+    outcomes = summary.outcomes
+    lines = [
+        f"documents: {summary.documents}" + (" (stopped early)" if stopped else ""),
+        f"thumbnails made: {outcomes[Outcome.MADE]}",
+        f"already fresh: {outcomes[Outcome.FRESH]}",
+        f"no thumbnail (not an image): {summary.not_images}",
+        f"file missing: {outcomes[Outcome.MISSING]}",
+        f"failed: {outcomes[Outcome.FAILED]}",
+    ]
+    lines.extend(f"  {path}" for path in summary.failed)
+    if summary.unsafe:
+        lines.append(f"unsafe names, skipped: {len(summary.unsafe)}")
+        lines.extend(f"  {reason}" for reason in summary.unsafe)
+    print("\n".join(lines), file=out)
+
+
 class ProgressBar:
     """A one-line progress bar on a terminal, redrawn at most ten times a second."""
 
-    def __init__(self, stream: TextIO, *, width: int = 30) -> None:
+    def __init__(self, stream: TextIO, *, label: str = "folders", width: int = 30) -> None:
         self._stream = stream
+        self._label = label
         self._width = width
         self._last = 0.0
 
@@ -287,7 +351,7 @@ class ProgressBar:
         self._last = now
         filled = self._width * done // total if total else self._width
         bar = "#" * filled + "." * (self._width - filled)
-        self._stream.write(f"\rfolders [{bar}] {done}/{total}")
+        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
         self._stream.flush()
 
     def close(self) -> None:

@@ -81,6 +81,23 @@ class MetricsSettings(BaseModel):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class ThumbnailSettings(BaseModel):
+    """The 100x100 thumbnails in each patient folder's Thumbnails/."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Build a thumbnail for each image the daemon registers.
+    enabled: bool = True
+    # Threads that render (0: one per core). Pillow decodes outside the GIL, so threads scale.
+    workers: int = Field(default=0, ge=0, le=64)
+    # Images with more pixels get no thumbnail (decompression bombs); 80 MP is twice a 40 MP
+    # camera and stays under Pillow's own warning threshold.
+    max_pixels: PositiveInt = Field(default=80_000_000, le=89_000_000)
+    # At start, build the thumbnails that are missing or older than their document (those of
+    # files registered just before a stop, or while thumbnails were off), at low priority.
+    backfill_on_start: bool = True
+
+
 class Settings(BaseSettings):
     """Everything atoz-watcher is told; built once, at the edge, and passed down."""
 
@@ -105,6 +122,7 @@ class Settings(BaseSettings):
     scan: ScanSettings = ScanSettings()
     watcher: WatcherSettings = WatcherSettings()
     metrics: MetricsSettings = MetricsSettings()
+    thumbnails: ThumbnailSettings = ThumbnailSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,9 @@
 """``atoz-watcher run``: observer -> queue -> stability -> registrar, with catch-up scans.
 
 Threads: watchdog's observer (only enqueues), one worker (owns the stability tracker, the
-retries and the rescans, and calls the registrar), and the caller's thread, which waits for
-the stop signal and pings systemd's watchdog while the worker is alive.
+retries and the rescans, and calls the registrar), the thumbnail threads (fed by the worker
+through their own queue, so rendering never holds up registration), and the caller's thread,
+which waits for the stop signal and pings systemd's watchdog while the worker is alive.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from atoz_watcher.backfill import Backfill
 from atoz_watcher.config import Settings
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.folders import FolderResolver
@@ -30,6 +32,8 @@ from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar,
 from atoz_watcher.rescan import Rescanner
 from atoz_watcher.scan import list_files
 from atoz_watcher.sdnotify import Notifier
+from atoz_watcher.thumb_worker import ThumbnailWorker, default_workers
+from atoz_watcher.thumbs import Renderer
 from atoz_watcher.watch.handler import (
     FILE,
     PATIENT,
@@ -53,15 +57,24 @@ STOP_JOIN_S = 8.0
 MAX_RENAMED = 100_000  # SIGTERM must end the process within systemd's 10 s
 
 
-OnRegistered = Callable[[Registered], None]
-
-
 def _error_kind(exc: Exception) -> str:
     return "no-image-category" if isinstance(exc, NoImageCategoryError) else "database"
 
 
-def _ignore_registered(_: Registered) -> None:
-    """No thumbnail worker yet: the thumbnail issue plugs its queue in here."""
+def _thumbnail_worker(
+    settings: Settings, engine: Engine, metrics: Metrics
+) -> ThumbnailWorker | None:
+    thumbnails = settings.thumbnails
+    if not thumbnails.enabled or settings.storage != "LocalAtoZ":
+        return None
+    renderer = Renderer(max_pixels=thumbnails.max_pixels)
+    workers = default_workers(thumbnails.workers)
+    backfill = None
+    if thumbnails.backfill_on_start:
+        backfill = Backfill(
+            engine, renderer, settings.atoz_path, workers=workers, low_priority=True
+        )
+    return ThumbnailWorker(renderer, workers=workers, metrics=metrics, backfill=backfill)
 
 
 @dataclass
@@ -85,7 +98,6 @@ class Daemon:
         *,
         notifier: Notifier,
         metrics: Metrics,
-        on_registered: OnRegistered = _ignore_registered,
         clock: Callable[[], float] = time.monotonic,
         watchdog_interval_s: float | None = None,
     ) -> None:
@@ -94,7 +106,7 @@ class Daemon:
         self._engine = engine
         self._notifier = notifier
         self._metrics = metrics
-        self._on_registered = on_registered
+        self._thumbnails = _thumbnail_worker(settings, engine, metrics)
         self._clock = clock
         self._watchdog_interval_s = watchdog_interval_s
         self._stop = threading.Event()
@@ -151,6 +163,8 @@ class Daemon:
 
     def run(self) -> None:
         watching = self._startup()
+        if self._thumbnails is not None:
+            self._thumbnails.start()
         worker = threading.Thread(target=self._work, name="atoz-worker", daemon=True)
         worker.start()
         self._notifier.ready()
@@ -193,6 +207,8 @@ class Daemon:
         self._notifier.stopping()
         watching.stop()
         worker.join(STOP_JOIN_S)
+        if self._thumbnails is not None:
+            self._thumbnails.close()
         log.info("daemon.stopped", clean=not worker.is_alive())
 
     # -- the worker ---------------------------------------------------------------------------
@@ -329,7 +345,8 @@ class Daemon:
             first = self._first_seen.pop(path, None)
             if first is not None:
                 self._metrics.observe_latency(self._clock() - first)
-            self._on_registered(result)
+            if self._thumbnails is not None:
+                self._thumbnails.submit_registered(result)
             return
         if result.reason in TRANSIENT:
             delay = self._retries.fail(path)

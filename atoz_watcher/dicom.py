@@ -6,9 +6,12 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from atoz_watcher.errors import ThumbnailError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pydicom
 
 # pydicom is imported when a .dcm first arrives, not at start: it (and what it pulls in) would
@@ -85,3 +88,61 @@ def _windowing_of(dataset: pydicom.Dataset) -> Windowing:
     if low is not None and high is not None:
         return _window(low, high) or NO_WINDOWING
     return NO_WINDOWING
+
+
+def read_pixels(path: Path, *, max_pixels: int) -> np.ndarray[Any, Any]:
+    """The first frame as 8-bit pixels (grey: rows x columns; colour: rows x columns x 3).
+
+    Grey images are shown through the file's window (centre/width, after the rescale slope and
+    intercept), else stretched from their darkest to their lightest value; MONOCHROME1 is
+    inverted so that bone stays white. Raises ThumbnailError for a frame over ``max_pixels``
+    and ValueError for a file that is not DICOM, is damaged, or holds no pixels we can decode.
+    """
+    import numpy as np  # noqa: PLC0415 - see the note at the top
+    import pydicom  # noqa: PLC0415
+
+    try:
+        dataset = pydicom.dcmread(path, force=False)
+        rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+        if rows * columns > max_pixels:
+            raise ThumbnailError(
+                path, f"decompression bomb: {columns}x{rows} is over {max_pixels:,} pixels"
+            )
+        if "PixelData" not in dataset:
+            raise ValueError(f"{path.name} holds no image (no PixelData)")
+        pixels = dataset.pixel_array
+    except _damaged() as exc:
+        raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None
+    except (RuntimeError, AttributeError) as exc:
+        # pydicom's word for compressed pixel data with no decoder installed, or a header
+        # that does not describe the pixel data.
+        raise ValueError(f"{path.name}: cannot decode its pixel data: {exc}") from None
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if frames > 1:
+        pixels = pixels[0]
+    if samples > 1:
+        return _eight_bits(np.asarray(pixels, dtype=np.float64), None)
+    values = np.asarray(pixels, dtype=np.float64)
+    values = values * float(dataset.get("RescaleSlope", 1) or 1) + float(
+        dataset.get("RescaleIntercept", 0) or 0
+    )
+    window = _windowing_of(dataset)
+    grey = _eight_bits(values, None if window == NO_WINDOWING else window)
+    if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        grey = 255 - grey
+    return grey
+
+
+def _eight_bits(values: np.ndarray[Any, Any], window: Windowing | None) -> np.ndarray[Any, Any]:
+    import numpy as np  # noqa: PLC0415 - see the note at the top
+
+    if window is None:
+        low, high = float(values.min()), float(values.max())
+    else:
+        low, high = float(window.minimum), float(window.maximum)
+    span = high - low
+    if span <= 0:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = np.clip((values - low) * (255.0 / span), 0, 255)
+    return np.rint(scaled).astype(np.uint8)

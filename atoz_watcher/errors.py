@@ -38,3 +38,12 @@ class RootUnusableError(AtozError):
 
 class LockTimeoutError(DatabaseUnavailableError):
     """Another registrar held the registration lock for too long."""
+
+
+class ThumbnailError(AtozError):
+    """A file gets no thumbnail; ``reason`` says why (damaged, unknown format, too large)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"no thumbnail for {path}: {reason}")

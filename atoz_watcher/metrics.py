@@ -61,6 +61,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._thumbnails = Counter(
+            "atoz_thumbnails",
+            "Thumbnail jobs by outcome (made, fresh, failed, missing).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._thumbnail_queue = Gauge(
+            "atoz_thumbnail_queue_depth",
+            "Thumbnails waiting to be rendered.",
+            registry=self.registry,
+        )
+
     def registered(self, count: int = 1) -> None:
         self._registered.inc(count)
 
@@ -78,6 +90,12 @@ class Metrics:
 
     def observe_latency(self, seconds: float) -> None:
         self._latency.observe(seconds)
+
+    def thumbnail(self, outcome: str) -> None:
+        self._thumbnails.labels(outcome=outcome).inc()
+
+    def set_thumbnail_queue(self, depth: int) -> None:
+        self._thumbnail_queue.set(depth)
 
     def serve(self, host: str, port: int) -> MetricsServer:
         """Serve ``/metrics`` on ``host:port`` (0: any free port) from a thread of its own."""

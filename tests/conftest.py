@@ -183,7 +183,7 @@ class World:
             },
         )
 
-    def add_document(self, pat_num: int, file_name: str, category: int) -> int:
+    def add_document(self, pat_num: int, file_name: str, category: int, **columns: Any) -> int:
         return self._insert(
             "document",
             {
@@ -193,6 +193,7 @@ class World:
                 "DocCategory": category,
                 "Note": "",
                 "Signature": "",
+                **columns,
             },
         )
 

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from structlog.testing import capture_logs
 
 from atoz_watcher import registrar as registrar_module
-from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.config import Settings, ThumbnailSettings, WatcherSettings
 from atoz_watcher.daemon import Daemon
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.sdnotify import Notifier
@@ -348,3 +350,81 @@ def test_files_wait_for_an_image_category(world: World) -> None:
         ("early.jpg", misc),
         ("late.jpg", misc),
     }
+
+
+def jpeg(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    Image.new("RGB", size, (30, 160, 60)).save(path, quality=90)
+    return path
+
+
+def test_dropped_jpeg_gets_its_thumbnail(clinic: tuple[World, int, int]) -> None:
+    world, _, xrays = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    thumbnail = folder / "Thumbnails" / "pano.jpg"
+
+    with running(world):
+        jpeg(folder / f"_{xrays}_pano.jpg")
+        wait_for(thumbnail.exists)
+
+    assert [d["FileName"] for d in world.documents(pat)] == ["pano.jpg"]
+    with Image.open(thumbnail) as image:
+        assert (image.format, image.size) == ("JPEG", (100, 100))
+        red, green, blue = image.getpixel((50, 50))  # type: ignore[misc]
+        assert (green > 120, red < 80, blue < 100) == (True, True, True)
+        band = image.getpixel((50, 5))  # 640x480: white bands above and below (JPEG: near)
+        assert min(band) >= 250  # type: ignore[arg-type]
+
+
+def test_damaged_image_is_registered_without_thumbnail_and_the_worker_goes_on(
+    clinic: tuple[World, int, int],
+) -> None:
+    world, _, _ = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+
+    with capture_logs() as logs, running(world):
+        (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+        (folder / "empty.png").write_bytes(b"")
+        wait_for(lambda: len(world.documents(pat)) == 2)
+        jpeg(folder / "good.jpg")
+        wait_for((folder / "Thumbnails" / "good.jpg").exists)
+
+    assert sorted(d["FileName"] for d in world.documents(pat)) == [
+        "broken.jpg",
+        "empty.png",
+        "good.jpg",
+    ]
+    assert sorted(p.name for p in (folder / "Thumbnails").iterdir()) == ["good.jpg"]
+    failed = sorted(Path(e["path"]).name for e in logs if e["event"] == "thumbnail.failed")
+    assert failed == ["broken.jpg", "empty.png"]
+
+
+def test_thumbnails_missing_at_start_are_built(clinic: tuple[World, int, int]) -> None:
+    world, misc, _ = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    world.add_document(pat, jpeg(folder / "old.jpg").name, misc)
+
+    with running(world):
+        wait_for((folder / "Thumbnails" / "old.jpg").exists)
+
+
+def test_thumbnails_can_be_switched_off(clinic: tuple[World, int, int]) -> None:
+    world, _, _ = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    settings = settings_for(world).model_copy(
+        update={"thumbnails": ThumbnailSettings(enabled=False)}
+    )
+    daemon = Daemon(settings, world.engine, notifier=Notifier(None), metrics=Metrics())
+    thread = threading.Thread(target=daemon.run, name="test-daemon")
+    thread.start()
+    try:
+        wait_for(lambda: daemon.mode != "")
+        jpeg(folder / "pano.jpg")
+        wait_for(lambda: len(world.documents(pat)) == 1)
+    finally:
+        daemon.handle_exit()
+        thread.join(15)
+    assert not (folder / "Thumbnails").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -148,3 +150,84 @@ def tables_fingerprint(conn: Connection) -> tuple[object, ...]:
     ).one()
     patients = conn.execute(select(func.count(), func.max(_PAT.c.PatNum))).one()
     return (*documents, *patients)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFile:
+    """A document stored as a file in its patient's folder, with its image settings."""
+
+    doc_num: int
+    pat_num: int
+    file_name: str
+    image_folder: str  # patient.ImageFolder as stored; empty when Open Dental never set it
+    lname: str
+    fname: str
+    stamp: datetime | None  # DateTStamp: when the row (or its image settings) last changed
+    crop: tuple[int, int, int, int]
+    flip: bool
+    degrees: float
+    window: tuple[int, int]
+
+
+def _document_files_query(pat_num: int | None) -> Any:  # noqa: ANN401 - a Select of many columns
+    query = (
+        select(
+            _DOC.c.DocNum,
+            _DOC.c.PatNum,
+            _DOC.c.FileName,
+            _PAT.c.ImageFolder,
+            _PAT.c.LName,
+            _PAT.c.FName,
+            _DOC.c.DateTStamp,
+            _DOC.c.CropX,
+            _DOC.c.CropY,
+            _DOC.c.CropW,
+            _DOC.c.CropH,
+            _DOC.c.IsFlipped,
+            _DOC.c.DegreesRotated,
+            _DOC.c.WindowingMin,
+            _DOC.c.WindowingMax,
+        )
+        .join(_PAT, _PAT.c.PatNum == _DOC.c.PatNum)
+        .where(_DOC.c.FileName != "")
+    )
+    if pat_num is not None:
+        query = query.where(_DOC.c.PatNum == pat_num)
+    return query
+
+
+def count_document_files(conn: Connection, *, pat_num: int | None = None) -> int:
+    """How many documents ``document_files`` would return."""
+    inner = _document_files_query(pat_num).subquery()
+    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def document_files(
+    conn: Connection, *, after_doc_num: int, limit: int, pat_num: int | None = None
+) -> list[DocumentFile]:
+    """The next ``limit`` documents with a FileName, by DocNum, after ``after_doc_num``.
+
+    Short keyset pages, so no long read holds a MyISAM table lock against Open Dental.
+    """
+    query = (
+        _document_files_query(pat_num)
+        .where(_DOC.c.DocNum > after_doc_num)
+        .order_by(_DOC.c.DocNum)
+        .limit(limit)
+    )
+    return [
+        DocumentFile(
+            doc_num=int(row[0]),
+            pat_num=int(row[1]),
+            file_name=row[2],
+            image_folder=row[3] or "",
+            lname=row[4] or "",
+            fname=row[5] or "",
+            stamp=row[6],
+            crop=(int(row[7] or 0), int(row[8] or 0), int(row[9] or 0), int(row[10] or 0)),
+            flip=bool(row[11]),
+            degrees=float(row[12] or 0),
+            window=(int(row[13] or 0), int(row[14] or 0)),
+        )
+        for row in conn.execute(query)
+    ]
