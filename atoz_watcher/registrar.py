@@ -26,6 +26,7 @@ from atoz_watcher import naming
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import registration_lock
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
+from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.dicom import NO_WINDOWING, Windowing, read_windowing
 from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
@@ -380,37 +381,18 @@ def _windowing(plan: Plan) -> Windowing:
 def document_row(plan: Plan, *, now: datetime, windowing: Windowing) -> dict[str, object]:
     """The ``document`` row Open Dental's folder import writes, every NOT NULL column filled."""
     radiograph = plan.img_type == IMG_TYPE_RADIOGRAPH
-    return {
-        "PatNum": plan.candidate.pat_num,
-        "FileName": plan.final_name,
-        "Description": plan.final_name,
-        "DocCategory": plan.category,
-        "ImgType": plan.img_type,
-        "DateCreated": now,
-        "DateTStamp": now,
-        "IsFlipped": 0,
-        "DegreesRotated": 0,
-        "ToothNumbers": "",
-        "Note": "",
-        "SigIsTopaz": 0,
-        "Signature": "",
-        "CropX": 0,
-        "CropY": 0,
-        "CropW": 0,
-        "CropH": 0,
-        "WindowingMin": windowing.minimum,
-        "WindowingMax": windowing.maximum,
-        "MountItemNum": 0,
-        "RawBase64": "",
-        "Thumbnail": "",
-        "ExternalGUID": "",
-        "ExternalSource": "None",
-        "ProvNum": 0,
-        "IsCropOld": 0,
-        "OcrResponseData": "",
-        "ImageCaptureType": 0,
-        "PrintHeading": 1 if radiograph else 0,
-    }
+    return blank_document(
+        PatNum=plan.candidate.pat_num,
+        FileName=plan.final_name,
+        Description=plan.final_name,
+        DocCategory=plan.category,
+        ImgType=plan.img_type,
+        DateCreated=now,
+        DateTStamp=now,
+        WindowingMin=windowing.minimum,
+        WindowingMax=windowing.maximum,
+        PrintHeading=1 if radiograph else 0,
+    )
 
 
 def _log_result(result: Result) -> None:

@@ -1,0 +1,12 @@
+"""Where a document's bytes live: Open Dental's A-to-Z folder, or the ``document`` row itself.
+
+One small interface, used by Upload, the materialiser and the SFTP endpoints.
+"""
+
+from __future__ import annotations
+
+from atoz_watcher.storage.base import Storage, Stored, UnsafeNameError
+from atoz_watcher.storage.indb import InDatabase
+from atoz_watcher.storage.local import LocalAtoZ
+
+__all__ = ["InDatabase", "LocalAtoZ", "Storage", "Stored", "UnsafeNameError"]

@@ -1,0 +1,46 @@
+"""The storage interface."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class UnsafeNameError(ValueError):
+    """A folder or file name that is not one plain path component (``..``, slashes, NUL)."""
+
+
+def require_plain(name: str, what: str) -> str:
+    """``name`` if it is a single path component; never lets a name leave its folder."""
+    if name in {"", ".", ".."} or any(c in name for c in "/\\\0"):
+        raise UnsafeNameError(f"unsafe {what}: {name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What ``put`` stored: the final FileName, and where the bytes went."""
+
+    file_name: str
+    path: Path | None = None  # LocalAtoZ: the file in the patient folder
+    raw_base64: str = ""  # InDatabase: the content, for document.RawBase64
+
+
+class Storage(Protocol):
+    kind: str
+
+    def put(self, *, folder: str, file_name: str, data: bytes, taken: Collection[str]) -> Stored:
+        """Store ``data`` for the patient whose ImageFolder is ``folder`` under ``file_name``,
+        or ``x``-prefixed while that name is in ``taken`` (the patient's FileNames) or on disk.
+        Never replaces an existing file."""
+        ...
+
+    def discard(self, stored: Stored) -> None:
+        """Undo ``put`` (the row could not be written)."""
+        ...
+
+    def read(self, *, folder: str, file_name: str, raw_base64: str) -> bytes:
+        """A stored document's bytes."""
+        ...

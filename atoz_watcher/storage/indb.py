@@ -1,0 +1,30 @@
+"""InDatabase: the bytes are base64 in ``document.RawBase64``; there is no file."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection
+
+from atoz_watcher.storage.base import Stored, require_plain
+
+
+class InDatabase:
+    kind = "InDatabase"
+
+    def put(self, *, folder: str, file_name: str, data: bytes, taken: Collection[str]) -> Stored:
+        del folder
+        name = require_plain(file_name, "file name")
+        while name in taken:
+            name = f"x{name}"
+        return Stored(file_name=name, raw_base64=base64.b64encode(data).decode("ascii"))
+
+    def discard(self, stored: Stored) -> None:
+        del stored  # nothing outside the row
+
+    def read(self, *, folder: str, file_name: str, raw_base64: str) -> bytes:
+        del folder, file_name
+        try:
+            return base64.b64decode(raw_base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"document.RawBase64 is not valid base64: {exc}") from None
