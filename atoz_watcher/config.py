@@ -98,6 +98,52 @@ class ThumbnailSettings(BaseModel):
     backfill_on_start: bool = True
 
 
+class ApiKey(BaseModel):
+    """One client's pair: ``Authorization: ODFHIR <developer_key>/<customer_key>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    developer_key: SecretStr
+    customer_key: SecretStr
+
+
+class ApiSettings(BaseModel):
+    """Open Dental's Documents API, served by ``atoz-watcher api`` and, when enabled, ``run``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    # Open Dental's API service port.
+    port: int = Field(default=30223, ge=0, le=65535)
+    keys: tuple[ApiKey, ...] = ()
+    # How filePath shows a file: this root, then Letter, ImageFolder and FileName joined with
+    # file_path_separator (e.g. "\\\\server\\OpenDentImages" and "\\", as Open Dental's
+    # workstations see the share). Empty: the A-to-Z root as this machine sees it, with "/".
+    file_path_root: str = ""
+    file_path_separator: str = Field(default="/", min_length=1, max_length=1)
+    # Largest file accepted by Upload, decoded (bytes).
+    max_upload_bytes: PositiveInt = 100 * 1024 * 1024
+
+
+class MaterializerSettings(BaseModel):
+    """Placeholder rows (Note ``_download_:<url>`` or ``_rawBase64_:``) turned into files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The daemon looks for placeholder rows this often (seconds); 0 turns it off.
+    interval: float = Field(default=30.0, ge=0)
+    # Downloads: total time allowed, and the largest file accepted (bytes).
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+    max_download_bytes: PositiveInt = 100 * 1024 * 1024
+    # Hosts (names or IP addresses) a download may reach even though they resolve to a
+    # loopback, private or link-local address; everything else there is refused (SSRF).
+    allow_hosts: tuple[str, ...] = ()
+    # A placeholder that keeps failing is tried this many times, with backoff, then left in
+    # place with a log line and a metric (never deleted).
+    max_attempts: PositiveInt = 5
+
+
 class Settings(BaseSettings):
     """Everything atoz-watcher is told; built once, at the edge, and passed down."""
 
@@ -123,6 +169,8 @@ class Settings(BaseSettings):
     watcher: WatcherSettings = WatcherSettings()
     metrics: MetricsSettings = MetricsSettings()
     thumbnails: ThumbnailSettings = ThumbnailSettings()
+    api: ApiSettings = ApiSettings()
+    materializer: MaterializerSettings = MaterializerSettings()
 
     @classmethod
     def settings_customise_sources(
