@@ -190,8 +190,14 @@ class Renderer:
                     f"decompression bomb: {width}x{height} is over {self._max_pixels:,} pixels",
                 )
             orientation = _orientation(image)
-            crop = _crop_box(adjust.crop, image.size)
-            region = (crop[2] - crop[0], crop[3] - crop[1]) if crop else image.size
+            # Pillow (10 and later) turns a TIFF upright itself while loading it, and reports
+            # the upright size from the start; the crop is still in the file's own pixels.
+            upright_on_load = image.format == "TIFF" and orientation in _TRANSPOSE
+            stored = (
+                (height, width) if upright_on_load and orientation in _SIDEWAYS else (width, height)
+            )
+            crop = _crop_box(adjust.crop, stored)
+            region = (crop[2] - crop[0], crop[3] - crop[1]) if crop else stored
             # The size the region ends up as, then that size in the file's own orientation.
             fit = _fit(_turned(region, orientation, adjust.degrees), self._size)
             wanted = _unturned(fit, orientation, adjust.degrees)
@@ -199,14 +205,10 @@ class Renderer:
             if image.format == "JPEG":
                 _draft(image, scale)
             image.load()
-            if orientation != 1 and _orientation(image) != orientation:
-                # Pillow turns a TIFF upright itself while loading it (and drops the tag): the
-                # crop and the size are now those of the turned image, and the turn is done.
-                crop = _oriented_box(crop, (width, height), orientation) if crop else None
-                if orientation in _SIDEWAYS:
-                    width, height = height, width
-                orientation = 1
-            shrunk = _scaled_region(image, crop, (width, height), scale)
+            if upright_on_load:
+                crop = _oriented_box(crop, stored, orientation) if crop else None
+                stored, orientation = image.size, 1
+            shrunk = _scaled_region(image, crop, stored, scale)
         picture = _to_display_mode(shrunk)
         if orientation in _TRANSPOSE:
             picture = picture.transpose(_TRANSPOSE[orientation])
@@ -284,6 +286,11 @@ def _reason(exc: BaseException) -> str:
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except OSError:
+        # Not the EXIF block (Pillow turns its read errors into warnings) but the pixels: a PNG
+        # is decoded to look for an eXIf chunk after them. Swallowed, the failed decode would
+        # leave a black image that the next load() would not retry.
+        raise
     except _UNREADABLE:
         return 1  # a damaged EXIF block: show the pixels as stored
     return value if isinstance(value, int) else 1
