@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import TextIO
 
 import structlog
@@ -30,4 +31,24 @@ def configure_logging(*, level: str = "info", stream: TextIO | None = None) -> N
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
+    )
+    # Libraries' warnings (Pillow on a damaged EXIF block, say) become one log line each
+    # instead of two lines of free text on stderr among the JSON.
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    del file, line
+    structlog.get_logger("atoz_watcher.warnings").warning(
+        "python.warning",
+        category=category.__name__,
+        message=str(message),
+        where=f"{filename}:{lineno}",
     )
