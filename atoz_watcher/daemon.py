@@ -27,6 +27,7 @@ from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCate
 from atoz_watcher.folders import FolderResolver
 from atoz_watcher.journal import Journal
 from atoz_watcher.matching import FolderMatch
+from atoz_watcher.materialize import Materializer, MaterializerWorker, storage_for
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.rescan import Rescanner
@@ -61,13 +62,18 @@ def _error_kind(exc: Exception) -> str:
     return "no-image-category" if isinstance(exc, NoImageCategoryError) else "database"
 
 
+def _renderer(settings: Settings) -> Renderer | None:
+    if not settings.thumbnails.enabled or settings.storage != "LocalAtoZ":
+        return None
+    return Renderer(max_pixels=settings.thumbnails.max_pixels)
+
+
 def _thumbnail_worker(
-    settings: Settings, engine: Engine, metrics: Metrics
+    settings: Settings, engine: Engine, metrics: Metrics, renderer: Renderer | None
 ) -> ThumbnailWorker | None:
     thumbnails = settings.thumbnails
-    if not thumbnails.enabled or settings.storage != "LocalAtoZ":
+    if renderer is None:
         return None
-    renderer = Renderer(max_pixels=thumbnails.max_pixels)
     workers = default_workers(thumbnails.workers)
     backfill = None
     if thumbnails.backfill_on_start:
@@ -75,6 +81,21 @@ def _thumbnail_worker(
             engine, renderer, settings.atoz_path, workers=workers, low_priority=True
         )
     return ThumbnailWorker(renderer, workers=workers, metrics=metrics, backfill=backfill)
+
+
+def _materializer_worker(
+    settings: Settings, engine: Engine, metrics: Metrics, renderer: Renderer | None
+) -> MaterializerWorker:
+    materializer = Materializer(
+        engine,
+        storage_for(settings),
+        settings.materializer,
+        lock_timeout_s=settings.scan.lock_timeout,
+        renderer=renderer,
+        on_outcome=metrics.materialized,
+        on_thumbnail=metrics.thumbnail,
+    )
+    return MaterializerWorker(materializer, interval=settings.materializer.interval)
 
 
 @dataclass
@@ -106,7 +127,9 @@ class Daemon:
         self._engine = engine
         self._notifier = notifier
         self._metrics = metrics
-        self._thumbnails = _thumbnail_worker(settings, engine, metrics)
+        renderer = _renderer(settings)
+        self._thumbnails = _thumbnail_worker(settings, engine, metrics, renderer)
+        self.materializer = _materializer_worker(settings, engine, metrics, renderer)
         self._clock = clock
         self._watchdog_interval_s = watchdog_interval_s
         self._stop = threading.Event()
@@ -165,6 +188,7 @@ class Daemon:
         watching = self._startup()
         if self._thumbnails is not None:
             self._thumbnails.start()
+        self.materializer.start()
         worker = threading.Thread(target=self._work, name="atoz-worker", daemon=True)
         worker.start()
         self._notifier.ready()
@@ -209,6 +233,7 @@ class Daemon:
         worker.join(STOP_JOIN_S)
         if self._thumbnails is not None:
             self._thumbnails.close()
+        self.materializer.close()
         log.info("daemon.stopped", clean=not worker.is_alive())
 
     # -- the worker ---------------------------------------------------------------------------

@@ -136,7 +136,7 @@ class DocumentWriter:
         """
         with self._locked() as conn:
             row = conn.execute(
-                text("SELECT PatNum, Note, FileName FROM document WHERE DocNum = :d"),
+                text("SELECT PatNum, Note, FileName, Description FROM document WHERE DocNum = :d"),
                 {"d": doc_num},
             ).first()
             if row is None or row[1] != note or row[2]:
@@ -152,11 +152,16 @@ class DocumentWriter:
                 stored = self._store(
                     conn, patient, folder, doc_num=doc_num, extension=extension, data=data
                 )
-                self._update(
-                    conn,
-                    doc_num,
-                    {"FileName": stored.file_name, "RawBase64": stored.raw_base64, "Note": ""},
-                )
+                fields: dict[str, object] = {
+                    "FileName": stored.file_name,
+                    "RawBase64": stored.raw_base64,
+                    "Note": "",
+                    # Changed: Open Dental's freshness rule then rebuilds any old thumbnail.
+                    "DateTStamp": datetime.now().replace(microsecond=0),
+                }
+                if not row[3]:
+                    fields["Description"] = stored.file_name
+                self._update(conn, doc_num, fields)
                 conn.commit()
             except BaseException:
                 conn.rollback()

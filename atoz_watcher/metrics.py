@@ -73,6 +73,15 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._materialized = Counter(
+            "atoz_materialized",
+            "Placeholder documents (Note _download_: or _rawBase64_:) by outcome: materialised, "
+            "refused, http_error, timeout, too_large, network, bad_note, patient_missing, "
+            "storage, error, database, raced, gave_up.",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def registered(self, count: int = 1) -> None:
         self._registered.inc(count)
 
@@ -96,6 +105,9 @@ class Metrics:
 
     def set_thumbnail_queue(self, depth: int) -> None:
         self._thumbnail_queue.set(depth)
+
+    def materialized(self, outcome: str) -> None:
+        self._materialized.labels(outcome=outcome).inc()
 
     def serve(self, host: str, port: int) -> MetricsServer:
         """Serve ``/metrics`` on ``host:port`` (0: any free port) from a thread of its own."""

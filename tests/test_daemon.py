@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import threading
@@ -428,3 +429,23 @@ def test_thumbnails_can_be_switched_off(clinic: tuple[World, int, int]) -> None:
         daemon.handle_exit()
         thread.join(15)
     assert not (folder / "Thumbnails").exists()
+
+
+def test_placeholder_rows_are_materialised_by_the_running_daemon(
+    clinic: tuple[World, int, int],
+) -> None:
+    world, misc, _ = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    png = folder.parent / "source.png"
+    Image.new("RGB", (200, 100), (250, 0, 0)).save(png)
+    payload = base64.b64encode(png.read_bytes()).decode()
+    doc = world.add_document(pat, "", misc, Note=f"_rawBase64_:.png_{payload}")
+
+    with running(world):
+        wait_for(lambda: world.documents(pat)[0]["Note"] == "")
+        wait_for((folder / "Thumbnails" / f"SmithJohn{doc}.png").exists)
+
+    (row,) = world.documents(pat)
+    assert (row["DocNum"], row["FileName"]) == (doc, f"SmithJohn{doc}.png")
+    assert (folder / f"SmithJohn{doc}.png").read_bytes() == png.read_bytes()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, inspect, select, text, update
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
 from atoz_watcher.matching import PatientRow
@@ -231,3 +231,166 @@ def document_files(
         )
         for row in conn.execute(query)
     ]
+
+
+# Notes that stand for a file still to come (Open Dental's API: Upload and SetByUrl).
+PLACEHOLDER_PREFIXES = ("_download_:", "_rawBase64_:")
+
+
+def _is_placeholder() -> Any:  # noqa: ANN401 - a SQL condition
+    # autoescape: "_" is LIKE's one-character wildcard, and these prefixes are full of it.
+    return ((_DOC.c.FileName == "") | _DOC.c.FileName.is_(None)) & (
+        _DOC.c.Note.startswith(PLACEHOLDER_PREFIXES[0], autoescape=True)
+        | _DOC.c.Note.startswith(PLACEHOLDER_PREFIXES[1], autoescape=True)
+    )
+
+
+def placeholder_doc_nums(conn: Connection, *, after_doc_num: int, limit: int) -> list[int]:
+    """The next ``limit`` DocNums of placeholder rows (no FileName, a ``_download_:`` or
+    ``_rawBase64_:`` Note), by DocNum, after ``after_doc_num``.
+
+    Only the numbers: an Upload's Note holds the whole file, so notes are read one at a time.
+    The match is the database's LIKE (case-insensitive on MariaDB); the caller checks the
+    prefix exactly, as Open Dental does.
+    """
+    query = (
+        select(_DOC.c.DocNum)
+        .where(_DOC.c.DocNum > after_doc_num)
+        .where(_is_placeholder())
+        .order_by(_DOC.c.DocNum)
+        .limit(limit)
+    )
+    return [int(row[0]) for row in conn.execute(query)]
+
+
+def placeholder_note(conn: Connection, *, doc_num: int) -> str | None:
+    """The Note of placeholder ``doc_num``; None when the row is gone or no longer one."""
+    value = conn.execute(
+        select(_DOC.c.Note).where(_DOC.c.DocNum == doc_num).where(_is_placeholder())
+    ).scalar()
+    return None if value is None else str(value)
+
+
+# -- the Documents API's reads ------------------------------------------------------------------
+
+# A Note that holds a whole file (``_rawBase64_:.jpg_<base64>``) is never read whole: the first
+# characters say what it is, and the payload can be megabytes.
+_RAW_NOTE_PREFIX = "_rawBase64_:"
+_RAW_NOTE_HEAD = 40
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEntry:
+    """The columns of a ``document`` row the API shows. Dates are as the driver returns
+    them (a datetime, or a string on SQLite and for MySQL's zero dates)."""
+
+    doc_num: int
+    pat_num: int
+    file_name: str
+    description: str
+    note: str  # a ``_rawBase64_:`` Note is cut to its first characters
+    date_created: object
+    doc_category: int
+    tooth_numbers: str
+    date_tstamp: object
+    img_type: int
+    mount_item_num: int
+
+
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    mount_num: int
+    pat_num: int
+    doc_category: int
+    date_created: object
+    description: str
+    note: str
+
+
+_DOCUMENT_ENTRY_SQL = (
+    "SELECT DocNum, PatNum, FileName, Description, "
+    f"CASE WHEN substr(Note, 1, {len(_RAW_NOTE_PREFIX)}) = '{_RAW_NOTE_PREFIX}' "
+    f"THEN substr(Note, 1, {_RAW_NOTE_HEAD}) ELSE Note END, "
+    "DateCreated, DocCategory, ToothNumbers, DateTStamp, ImgType, MountItemNum FROM document"
+)
+
+
+def _document_entry(r: Sequence[Any]) -> DocumentEntry:
+    return DocumentEntry(
+        doc_num=int(r[0]),
+        pat_num=int(r[1]),
+        file_name=r[2] or "",
+        description=r[3] or "",
+        note=r[4] or "",
+        date_created=r[5],
+        doc_category=int(r[6] or 0),
+        tooth_numbers=r[7] or "",
+        date_tstamp=r[8],
+        img_type=int(r[9] or 0),
+        mount_item_num=int(r[10] or 0),
+    )
+
+
+def document_entries(conn: Connection, *, pat_num: int) -> list[DocumentEntry]:
+    """Every document of a patient, in DocNum order; no RawBase64, no whole file in a Note.
+
+    Plain SQL, so the dates come back as stored: a row another program wrote with a date
+    SQLAlchemy cannot parse must not fail the whole list.
+    """
+    rows = conn.execute(
+        text(f"{_DOCUMENT_ENTRY_SQL} WHERE PatNum = :p ORDER BY DocNum"), {"p": pat_num}
+    )
+    return [_document_entry(r) for r in rows]
+
+
+def document_entry(conn: Connection, *, doc_num: int) -> DocumentEntry | None:
+    row = conn.execute(text(f"{_DOCUMENT_ENTRY_SQL} WHERE DocNum = :d"), {"d": doc_num}).first()
+    return _document_entry(row) if row is not None else None
+
+
+def has_mount_tables(conn: Connection) -> bool:
+    """Open Dental always has ``mount`` and ``mountitem``; a bare database may lack them."""
+    inspector = inspect(conn)
+    return inspector.has_table("mount") and inspector.has_table("mountitem")
+
+
+def mount_entries(conn: Connection, *, pat_num: int) -> list[MountEntry]:
+    rows = conn.execute(
+        text(
+            "SELECT MountNum, PatNum, DocCategory, DateCreated, Description, Note FROM mount "
+            "WHERE PatNum = :p ORDER BY MountNum"
+        ),
+        {"p": pat_num},
+    )
+    return [
+        MountEntry(
+            mount_num=int(r[0]),
+            pat_num=int(r[1]),
+            doc_category=int(r[2] or 0),
+            date_created=r[3],
+            description=r[4] or "",
+            note=r[5] or "",
+        )
+        for r in rows
+    ]
+
+
+def mount_items(conn: Connection, *, pat_num: int) -> dict[int, tuple[int, int]]:
+    """MountItemNum -> (MountNum, ItemOrder) for every item of the patient's mounts."""
+    rows = conn.execute(
+        text(
+            "SELECT mountitem.MountItemNum, mountitem.MountNum, mountitem.ItemOrder "
+            "FROM mountitem JOIN mount ON mount.MountNum = mountitem.MountNum "
+            "WHERE mount.PatNum = :p"
+        ),
+        {"p": pat_num},
+    )
+    return {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+
+
+def mount_of_item(conn: Connection, *, mount_item_num: int) -> int | None:
+    """The MountNum a mount item belongs to; None when the item is gone."""
+    value = conn.execute(
+        text("SELECT MountNum FROM mountitem WHERE MountItemNum = :m"), {"m": mount_item_num}
+    ).scalar()
+    return int(value) if value is not None else None
