@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,10 +18,13 @@ from atoz_watcher.db import queries
 from atoz_watcher.folders import adopt
 from atoz_watcher.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
+from atoz_watcher.memory import release_free_memory
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.scan import FolderEntry, folder_entries, list_files
 
 UNREADABLE_FOLDER = "unreadable-folder"
+# Separates the packed names: no file or folder name on disk can hold it.
+_SEP = "\0"
 
 
 @dataclass
@@ -36,6 +41,9 @@ class Summary:
 
 
 Progress = Callable[[int, int], None]
+# What a snapshot says of a folder: its patient's PatNum, whether the folder is still to be
+# adopted, and the FileNames of that patient's documents; or why the folder is nobody's.
+Found = tuple[int, bool, Collection[str]] | Unmatched
 Report = Callable[[Plan | Registered | Skipped], None]
 
 
@@ -88,12 +96,126 @@ class _Snapshot:
             candidates.append(self.by_num[pat_num])
         return match_folder(letter, name, candidates)
 
-    def adopted(self, row: PatientRow, name: str) -> None:
-        """Record an adoption, so a snapshot kept for the next rescan stays true."""
-        owned = replace(row, image_folder=name)
-        self.by_num[row.pat_num] = owned
+    def lookup(self, letter: str, name: str) -> Found:
+        owner = self.owners.get(name)
+        if owner is not None and owner[0] == letter:
+            pat_num = owner[1].pat_num
+            return pat_num, False, self.known.get(pat_num, ())
+        match = self.match(letter, name)
+        if isinstance(match, Unmatched):
+            return match
+        pat_num = match.patient.pat_num
+        return pat_num, match.adopt, self.known.get(pat_num, ())
+
+    def patient(self, pat_num: int) -> PatientRow:
+        return self.by_num[pat_num]
+
+    def adopted(self, pat_num: int, name: str) -> None:
+        """Record an adoption, so the snapshot packed from this one stays true."""
+        owned = replace(self.by_num[pat_num], image_folder=name)
+        self.by_num[pat_num] = owned
         self.by_folder[name] = [owned]
         self.add_owner(name, [owned])
+
+
+class _Packed:
+    """A whole-tree ``_Snapshot`` packed for keeping between rescans: the same answers, exact,
+    in a handful of large objects instead of about ten small ones per patient (a kept
+    ``_Snapshot`` costs ~950 bytes a patient, this ~50 plus the names' characters).
+
+    One entry per folder a patient can own, sorted by letter folder, NUL, folder name (the
+    order in which ``folder_entries`` walks the tree: NUL sorts before every other character):
+    the folder of each ImageFolder only one patient has, and the folder Open Dental would compute
+    for each patient whose ImageFolder is still empty (to be adopted). Each entry holds the
+    PatNum and that patient's FileNames, joined by NUL. Everything else is unmatched, for
+    the reason ``match_folder`` would give: ambiguous, the wrong letter folder, or no patient.
+    Names holding NUL (only the database can have them) are left out: no name on disk can
+    equal them.
+    """
+
+    def __init__(self, snapshot: _Snapshot) -> None:
+        entries: list[tuple[str, int, bool]] = []  # key, PatNum, to adopt
+        for name, (letter, row) in snapshot.owners.items():
+            if _SEP not in name:
+                entries.append((f"{letter}{_SEP}{name}", row.pat_num, False))
+        for row in snapshot.by_num.values():
+            if row.image_folder:
+                continue
+            computed = folder_name(row.lname, row.fname, row.pat_num)
+            # match_folder adopts only there: no owner, and the name ends with its PatNum.
+            if computed in snapshot.by_folder or trailing_pat_num(computed) != row.pat_num:
+                continue
+            if _SEP not in computed:
+                entries.append((f"{letter_folder(computed)}{_SEP}{computed}", row.pat_num, True))
+        entries.sort()
+        known = snapshot.known
+        files = [
+            _SEP.join(n for n in known.get(pat_num, ()) if _SEP not in n)
+            for _, pat_num, _ in entries
+        ]
+        self._keys = "".join(entry[0] for entry in entries)
+        self._key_ends = array("q", accumulate(len(entry[0]) for entry in entries))
+        self._pat_nums = array("q", (entry[1] for entry in entries))
+        self._adopt = bytearray(entry[2] for entry in entries)
+        self._files = "".join(files)
+        self._file_ends = array("q", accumulate(map(len, files)))
+        self._ambiguous = frozenset(n for n, rows in snapshot.by_folder.items() if len(rows) > 1)
+        # Lookups come in walk order: the next entry is nearly always the one asked for.
+        self._next = 0
+        self._last_key = ""
+
+    def __len__(self) -> int:
+        return len(self._pat_nums)
+
+    def _key(self, index: int) -> str:
+        start = self._key_ends[index - 1] if index else 0
+        return self._keys[start : self._key_ends[index]]
+
+    def _find(self, key: str) -> int:
+        """The entry of ``key``, or -1. Every entry before ``_next`` sorts at or before
+        ``_last_key``, so a key after that one is searched for only from ``_next`` on."""
+        count = len(self._key_ends)
+        low = self._next if key > self._last_key else 0
+        self._last_key = key
+        if low < count and self._key(low) == key:  # the walk's next folder: the common case
+            self._next = low + 1
+            return low
+        high = count
+        while low < high:
+            middle = (low + high) // 2
+            if self._key(middle) < key:
+                low = middle + 1
+            else:
+                high = middle
+        self._next = low
+        if low < count and self._key(low) == key:
+            self._next = low + 1
+            return low
+        return -1
+
+    def lookup(self, letter: str, name: str) -> Found:
+        index = self._find(f"{letter}{_SEP}{name}")
+        if index < 0:
+            if name in self._ambiguous:
+                return Unmatched.AMBIGUOUS
+            if letter != letter_folder(name):
+                return Unmatched.WRONG_LETTER
+            return Unmatched.NO_PATIENT
+        start = self._file_ends[index - 1] if index else 0
+        names = self._files[start : self._file_ends[index]]
+        known = set(names.split(_SEP)) if names else ()
+        return self._pat_nums[index], bool(self._adopt[index]), known
+
+    def patient(self, pat_num: int) -> PatientRow:
+        """The patient to adopt a folder for: only the PatNum is kept, and only the PatNum is
+        read (``folders.adopt`` sets ImageFolder where it is still empty)."""
+        return PatientRow(pat_num, "", "", "")
+
+    def adopted(self, pat_num: int, name: str) -> None:
+        """Record an adoption (which only a lookup that found an entry can lead to)."""
+        index = self._find(f"{letter_folder(name)}{_SEP}{name}")
+        if index >= 0 and self._pat_nums[index] == pat_num:
+            self._adopt[index] = 0
 
 
 class Rescanner:
@@ -115,9 +237,10 @@ class Rescanner:
         self._batch_size = batch_size
         self._progress = progress
         self._report = report
-        # The last whole-tree snapshot and the tables' fingerprint when it was read: a daemon's
-        # periodic rescan of an unchanged tree reuses it instead of reading every name again.
-        self._kept: tuple[tuple[object, ...], _Snapshot] | None = None
+        # The last whole-tree snapshot, packed, and the tables' fingerprint when it was read: a
+        # daemon's periodic rescan of an unchanged tree reuses it instead of reading every name
+        # again. Packed, because the daemon keeps it for good (an hour between rescans).
+        self._kept: tuple[tuple[object, ...], _Packed] | None = None
 
     def run(
         self,
@@ -130,7 +253,23 @@ class Rescanner:
         told to stop finishes the batch in hand and returns early."""
         if not dry_run:
             self._registrar.recover()
-        snapshot = self._snapshot(pat_num)
+        summary, packed = self._run(pat_num, dry_run=dry_run, should_stop=should_stop)
+        if packed:
+            # Give back what reading the whole tables made and the pass freed (the full
+            # snapshot, the rows, the folder list), which the process would otherwise hold
+            # until the next such pass, tens of MB on a large tree: a full collection also
+            # empties the interpreter's free lists, whose few objects keep otherwise empty
+            # arenas, and the C allocator keeps freed pages until trimmed. (A pass on a kept
+            # snapshot makes little to give back and is not slowed down by this.)
+            gc.collect()
+            release_free_memory()
+        return summary
+
+    def _run(
+        self, pat_num: int | None, *, dry_run: bool, should_stop: Callable[[], bool]
+    ) -> tuple[Summary, bool]:
+        """The pass itself; True with it when it read the tables afresh and kept them packed."""
+        snapshot, fingerprint = self._snapshot(pat_num)
         folders = self._folders(pat_num, snapshot)
         summary = Summary()
         pending: list[Candidate] = []
@@ -143,27 +282,34 @@ class Rescanner:
             if self._progress is not None:
                 self._progress(done, len(folders))
         self._flush(pending, summary, dry_run=dry_run)
-        return summary
+        if fingerprint is None or not isinstance(snapshot, _Snapshot):
+            return summary, False
+        # Packed after the walk, so that it includes the folders adopted on the way.
+        self._kept = (fingerprint, _Packed(snapshot))
+        return summary, True
 
-    def _snapshot(self, pat_num: int | None) -> _Snapshot:
+    def _snapshot(
+        self, pat_num: int | None
+    ) -> tuple[_Snapshot | _Packed, tuple[object, ...] | None]:
+        """The snapshot for this run, and the fingerprint to keep it under (None: not kept)."""
         with self._engine.connect() as conn:
             if pat_num is not None:
                 row = queries.patient(conn, pat_num=pat_num)
                 known = queries.file_names(conn, pat_nums=[pat_num])
-                return _Snapshot.build([] if row is None else [row], known)
+                return _Snapshot.build([] if row is None else [row], known), None
             # Read before the rows: a change made while they are read changes the next
             # fingerprint, so a kept snapshot is never older than its fingerprint says.
             fingerprint = queries.tables_fingerprint(conn)
             if self._kept is not None and self._kept[0] == fingerprint:
-                return self._kept[1]
+                return self._kept[1], None
+            self._kept = None  # stale: not kept alive while its successor is read
             with _gc_paused():
                 snapshot = _Snapshot.build(queries.all_patients(conn), queries.all_file_names(conn))
-        self._kept = (fingerprint, snapshot)
-        return snapshot
+        return snapshot, fingerprint
 
-    def _folders(self, pat_num: int | None, snapshot: _Snapshot) -> list[FolderEntry]:
+    def _folders(self, pat_num: int | None, snapshot: _Snapshot | _Packed) -> list[FolderEntry]:
         every = folder_entries(self._root)  # raises RootUnusableError
-        if pat_num is None:
+        if pat_num is None or not isinstance(snapshot, _Snapshot):
             return every
         row = snapshot.by_num.get(pat_num)
         if row is None:
@@ -175,20 +321,23 @@ class Rescanner:
     def _scan_folder(
         self,
         folder: FolderEntry,
-        snapshot: _Snapshot,
+        snapshot: _Snapshot | _Packed,
         summary: Summary,
         pending: list[Candidate],
         *,
         dry_run: bool,
     ) -> None:
         summary.folders += 1
-        match = snapshot.match(folder.letter, folder.name)
-        if isinstance(match, FolderMatch) and match.adopt:
-            match = self._adopt(match, folder, summary, dry_run=dry_run)
-            if isinstance(match, FolderMatch) and not dry_run:
-                snapshot.adopted(match.patient, folder.name)
-        if isinstance(match, Unmatched):
-            summary.unmatched.append((f"{folder.letter}/{folder.name}", match.value))
+        found = snapshot.lookup(folder.letter, folder.name)
+        if not isinstance(found, Unmatched) and found[1]:
+            match = FolderMatch(patient=snapshot.patient(found[0]), adopt=True)
+            adopted = self._adopt(match, folder, summary, dry_run=dry_run)
+            if isinstance(adopted, Unmatched):
+                found = adopted
+            elif not dry_run:
+                snapshot.adopted(found[0], folder.name)
+        if isinstance(found, Unmatched):
+            summary.unmatched.append((f"{folder.letter}/{folder.name}", found.value))
             return
         try:
             listing = list_files(folder.path)
@@ -196,8 +345,7 @@ class Rescanner:
             summary.skipped[UNREADABLE_FOLDER] += 1
             summary.unmatched.append((f"{folder.letter}/{folder.name}", UNREADABLE_FOLDER))
             return
-        pat_num = match.patient.pat_num
-        known = snapshot.known.get(pat_num, set())
+        pat_num, _, known = found
         summary.files_seen += len(listing.files) + len(listing.odd)
         new = [name for name in listing.files if name not in known]
         summary.already_known += len(listing.files) - len(new)

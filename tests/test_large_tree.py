@@ -100,9 +100,11 @@ def test_catch_up_scan_sees_every_folder(run: Run) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "known miss, left for the next session: ~125 MB at 40,000 folders; imports alone are "
-        "~58 MB (sqlmodel+sqlalchemy ~40), watchdog's 40,000 watches ~22 MB, the rescanner's "
-        "kept snapshot ~38 MB. See the issue note."
+        "known miss: ~96 MB at 40,000 folders (was ~125 before the rescanner kept its snapshot "
+        "packed, ~1.5 MB instead of ~38, and gave freed memory back). What is left is not ours "
+        "to shrink here: the daemon on an empty tree is ~62-65 MB (imports; sqlmodel and "
+        "sqlalchemy ~40), and watchdog's 40,000 watches ~26 MB (about 460 bytes of Python "
+        "objects per watch, plus its dict tables), which alone exceed the 80 MB. See the issue."
     ),
 )
 def test_memory_under_80_mb(run: Run) -> None:
