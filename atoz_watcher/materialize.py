@@ -7,16 +7,9 @@ rows written by us or by anyone else in the same database, and keep the DocNum: 
 stored as Upload stores it (Open Dental's generated name in the patient folder, or
 ``document.RawBase64``), FileName set, Note cleared, and a thumbnail made.
 
-Downloads go through ``netguard``: http(s) only, no internal address unless allow-listed,
-checked on every redirect hop (at most 5) and again where the connection is opened. Each
-download has a total time limit and a size limit (Content-Length first, then while streaming).
-
-The extension of a downloaded file is, in order:
-1. the suffix of the URL's path (the final URL after redirects, then the original), when it is
-   a safe extension (a dot and 1-10 letters or digits) and not a web program's (``.php``...);
-2. the Content-Type's (``image/jpeg`` -> ``.jpg``, ``application/pdf`` -> ``.pdf``...);
-3. the content's own signature (JPEG, PNG, GIF, TIFF, BMP, WebP, PDF, DICOM);
-4. none: the file is still stored (``SmithJohn12``), never dropped for want of a name.
+The Notes are read by ``placeholders``; downloads are made by ``download`` (httpx, netguard),
+imported when the first ``_download_:`` Note is seen: most practices never get one, and httpx
+alone would cost the daemon about 18 MB.
 
 A row that fails (refused URL, HTTP error, timeout, too large, bad base64, a full disk) is tried
 again after a growing delay; after ``max_attempts`` failures it is left as it is, with one
@@ -30,253 +23,54 @@ their credentials there).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-import httpx
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher import __version__
 from atoz_watcher.config import MaterializerSettings, Settings
 from atoz_watcher.db import queries
-from atoz_watcher.documents import (
-    DOWNLOAD_NOTE,
-    RAW_BASE64_NOTE,
-    Created,
-    DocumentWriter,
-    PatientNotFoundError,
-)
-from atoz_watcher.errors import AtozError, DatabaseUnavailableError
-from atoz_watcher.netguard import (
-    GuardedTransport,
-    NetGuard,
-    RefusedError,
-    Resolver,
-    system_resolver,
+from atoz_watcher.documents import Created, DocumentWriter, PatientNotFoundError
+from atoz_watcher.errors import DatabaseUnavailableError
+from atoz_watcher.placeholders import (
+    DownloadNote,
+    Failure,
+    MaterializeError,
+    RawBase64Note,
+    StoppedError,
+    decode_payload,
+    parse_note,
+    redact_url,
 )
 from atoz_watcher.storage import InDatabase, LocalAtoZ, Storage
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out, thumbnail_of
 from atoz_watcher.thumbs import Renderer, thumbnailable
+
+if TYPE_CHECKING:  # at run time both are imported with the first download (httpx)
+    from atoz_watcher.download import Downloader
+    from atoz_watcher.netguard import Resolver
 
 log = structlog.get_logger("atoz_watcher.materialize")
 
 # Placeholder DocNums read per query; each row's Note (a whole file for an Upload) is then read
 # on its own, so memory holds one file at a time.
 PAGE: Final = 20
-MAX_REDIRECTS: Final = 5
-# Per-step network limits, within the total ``timeout``: a dead host fails fast, a stalled
-# transfer is cut; the total is also checked between chunks.
-CONNECT_S: Final = 5.0
-READ_S: Final = 10.0
-CHUNK: Final = 64 * 1024
 # Backoff between attempts at a failing row: 1 min, 2, 4, 8, ... at most an hour.
 RETRY_FIRST_S: Final = 60.0
 RETRY_MAX_S: Final = 3600.0
 JOIN_S: Final = 5.0
 
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
-# Path suffixes that name the program serving the file, not the file.
-_PROGRAM_SUFFIXES: Final = frozenset(
-    {".php", ".asp", ".aspx", ".ashx", ".jsp", ".cgi", ".pl", ".py", ".htm", ".html", ".do"}
-)
-_BY_CONTENT_TYPE: Final = {
-    "image/jpeg": ".jpg",
-    "image/pjpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "image/bmp": ".bmp",
-    "image/x-ms-bmp": ".bmp",
-    "image/tiff": ".tif",
-    "image/webp": ".webp",
-    "application/pdf": ".pdf",
-    "application/dicom": ".dcm",
-    "text/plain": ".txt",
-    "application/rtf": ".rtf",
-    "text/rtf": ".rtf",
-    "application/msword": ".doc",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-}
-_SIGNATURES: Final = (
-    (b"\xff\xd8\xff", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", ".png"),
-    (b"GIF87a", ".gif"),
-    (b"GIF89a", ".gif"),
-    (b"II*\x00", ".tif"),
-    (b"MM\x00*", ".tif"),
-    (b"%PDF-", ".pdf"),
-)
-_BASE64_WHITESPACE = re.compile(r"\s+")
-_BMP_HEADER: Final = 14
-_SHOWN: Final = 20  # characters of a bad extension quoted in its error
-
-
-class Failure(enum.StrEnum):
-    """Why a placeholder was not materialised; also the outcome reported for the metric."""
-
-    BAD_NOTE = "bad_note"  # malformed Note, unsafe extension, bad base64
-    REFUSED = "refused"  # netguard: scheme, internal address
-    HTTP_ERROR = "http_error"  # a non-2xx status, too many redirects
-    TIMEOUT = "timeout"
-    TOO_LARGE = "too_large"
-    NETWORK = "network"  # cannot resolve or connect, the connection broke
-    PATIENT_MISSING = "patient_missing"
-    STORAGE = "storage"  # the file could not be written
-    ERROR = "error"  # anything unforeseen (logged with its traceback)
-
-
 MATERIALISED: Final = "materialised"
 GAVE_UP: Final = "gave_up"
 RACED: Final = "raced"  # someone (Open Dental, another atoz-watcher) materialised it first
 DEFERRED: Final = "database"  # the database failed: tried again, not counted against the row
-
-
-class MaterializeError(AtozError):
-    def __init__(self, kind: Failure, reason: str) -> None:
-        self.kind = kind
-        self.reason = reason
-        super().__init__(f"{kind}: {reason}")
-
-
-class BadNoteError(MaterializeError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(Failure.BAD_NOTE, reason)
-
-
-class StoppedError(AtozError):
-    """The pass was asked to stop in the middle of a download; nothing is counted."""
-
-
-# -- notes -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawBase64Note:
-    extension: str
-    payload: str  # base64, as stored; decoded by decode_payload
-
-    def __repr__(self) -> str:  # a repr must never carry a whole file into a log or traceback
-        return f"RawBase64Note(extension={self.extension!r}, payload=<{len(self.payload)} chars>)"
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadNote:
-    url: str
-
-
-def is_safe_extension(extension: str) -> bool:
-    """A dot and 1-10 ASCII letters or digits (``.jpg``, ``.docx``)."""
-    return _EXTENSION.fullmatch(extension) is not None
-
-
-def parse_note(note: str) -> RawBase64Note | DownloadNote | None:
-    """What a placeholder's Note asks for; None when the Note is no placeholder.
-
-    The prefixes are matched exactly, as Open Dental does. Raises BadNoteError for a
-    placeholder that cannot be used (its reason never quotes the payload).
-    """
-    if note.startswith(RAW_BASE64_NOTE):
-        extension, separator, payload = note[len(RAW_BASE64_NOTE) :].partition("_")
-        if not separator:
-            raise BadNoteError("a _rawBase64_ note without the '_' after its extension")
-        if not is_safe_extension(extension):
-            shown = extension if len(extension) <= _SHOWN else f"{extension[:_SHOWN]}..."
-            raise BadNoteError(
-                f"unsafe extension {shown!r} (a dot and 1-10 letters or digits expected)"
-            )
-        return RawBase64Note(extension=extension, payload=payload)
-    if note.startswith(DOWNLOAD_NOTE):
-        url = note[len(DOWNLOAD_NOTE) :].strip()
-        if not url:
-            raise BadNoteError("a _download_ note without a URL")
-        return DownloadNote(url=url)
-    return None
-
-
-def decode_payload(note: RawBase64Note, *, max_bytes: int) -> bytes:
-    """The file a ``_rawBase64_`` note holds.
-
-    Whitespace is ignored, as .NET's Convert.FromBase64String ignores it; anything else that
-    is not base64 is an error, never silently dropped.
-    """
-    payload = _BASE64_WHITESPACE.sub("", note.payload)
-    if not payload:
-        raise BadNoteError("the _rawBase64_ note holds no data")
-    if len(payload) // 4 * 3 > max_bytes + 2:
-        raise MaterializeError(
-            Failure.TOO_LARGE, f"about {len(payload) // 4 * 3} bytes, more than {max_bytes}"
-        )
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadNoteError(f"the payload ({len(payload)} characters) is not valid base64") from None
-    if len(data) > max_bytes:
-        raise MaterializeError(Failure.TOO_LARGE, f"{len(data)} bytes, more than {max_bytes}")
-    return data
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """``url`` fit for a log line: no user name or password, no query string or fragment."""
-    text = str(url).split("#", 1)[0].split("?", 1)[0]
-    scheme, slashes, rest = text.partition("//")
-    if not slashes:
-        scheme, rest = "", text
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = authority.rpartition("@")[2]
-    return f"{scheme}{slashes}{authority}{slash}{path}"
-
-
-# -- downloads -------------------------------------------------------------------------------
-
-
-def _signature_extension(data: bytes) -> str:
-    for magic, extension in _SIGNATURES:
-        if data.startswith(magic):
-            return extension
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    if data[128:132] == b"DICM":
-        return ".dcm"
-    # "BM" alone is too weak: a BMP also states its own length in bytes 2-5.
-    if (
-        data[:2] == b"BM"
-        and len(data) >= _BMP_HEADER
-        and int.from_bytes(data[2:6], "little") == len(data)
-    ):
-        return ".bmp"
-    return ""
-
-
-def extension_for(urls: tuple[httpx.URL, ...], content_type: str, data: bytes) -> str:
-    """The extension a downloaded file is stored with (the module docstring gives the order)."""
-    for url in urls:
-        suffix = PurePosixPath(url.path).suffix.lower()
-        if is_safe_extension(suffix) and suffix not in _PROGRAM_SUFFIXES:
-            return suffix
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type in _BY_CONTENT_TYPE:
-        return _BY_CONTENT_TYPE[media_type]
-    return _signature_extension(data)
-
-
-@dataclass(frozen=True, slots=True)
-class Download:
-    data: bytes
-    extension: str
-    url: httpx.URL  # where the bytes came from, after redirects
 
 
 def _never() -> bool:
@@ -287,121 +81,11 @@ def _ignore(outcome: object) -> None:
     del outcome
 
 
-class Downloader:
-    """GETs a URL under netguard, following at most MAX_REDIRECTS redirects itself."""
+def new_downloader(settings: MaterializerSettings, resolver: Resolver | None) -> Downloader:
+    """A Downloader for ``settings``; the first call imports httpx and netguard."""
+    from atoz_watcher.download import downloader_for  # noqa: PLC0415 - see the note at the top
 
-    def __init__(
-        self,
-        guard: NetGuard,
-        *,
-        timeout: float,
-        max_bytes: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._guard = guard
-        self._timeout = timeout
-        self._max_bytes = max_bytes
-        self._clock = clock
-
-    def fetch(self, url: str, *, should_stop: Callable[[], bool] = _never) -> Download:
-        """The file at ``url``; raises MaterializeError (or StoppedError)."""
-        deadline = self._clock() + self._timeout
-        first = self._checked(url)
-        current = first
-        # A client per download: nothing (connections, cookies) is shared between documents.
-        with httpx.Client(
-            transport=GuardedTransport(self._guard),
-            trust_env=False,  # no proxy from the environment: it would resolve names itself
-            follow_redirects=False,  # each hop is checked here, before it is requested
-            headers={
-                # The file as stored: no compressed transfer to inflate (no gzip bomb).
-                "Accept-Encoding": "identity",
-                "User-Agent": f"atoz-watcher/{__version__}",
-            },
-        ) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                response_url, location, download = self._get(
-                    client, current, deadline=deadline, should_stop=should_stop
-                )
-                if download is not None:
-                    data, content_type = download
-                    extension = extension_for((response_url, first), content_type, data)
-                    return Download(data=data, extension=extension, url=response_url)
-                try:
-                    current = self._checked(response_url.join(location))
-                except httpx.InvalidURL:
-                    raise MaterializeError(
-                        Failure.HTTP_ERROR, f"{redact_url(response_url)} redirects to a bad URL"
-                    ) from None
-        raise MaterializeError(
-            Failure.HTTP_ERROR, f"more than {MAX_REDIRECTS} redirects from {redact_url(first)}"
-        )
-
-    def _checked(self, url: str | httpx.URL) -> httpx.URL:
-        try:
-            return self._guard.check_url(url)
-        except RefusedError as exc:
-            raise MaterializeError(Failure.REFUSED, exc.reason) from None
-        except OSError as exc:
-            raise MaterializeError(Failure.NETWORK, f"cannot resolve: {exc}") from None
-
-    def _timeouts(self, deadline: float) -> httpx.Timeout:
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise MaterializeError(Failure.TIMEOUT, f"took longer than {self._timeout:g} s")
-        connect, read = min(CONNECT_S, remaining), min(READ_S, remaining)
-        return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
-
-    def _get(
-        self,
-        client: httpx.Client,
-        url: httpx.URL,
-        *,
-        deadline: float,
-        should_stop: Callable[[], bool],
-    ) -> tuple[httpx.URL, str, tuple[bytes, str] | None]:
-        """One hop: (its URL, the redirect's Location or "", (data, Content-Type) or None)."""
-        shown = redact_url(url)
-        try:
-            with client.stream("GET", url, timeout=self._timeouts(deadline)) as response:
-                if response.is_redirect:
-                    return response.url, response.headers["location"], None
-                if not response.is_success:
-                    raise MaterializeError(
-                        Failure.HTTP_ERROR, f"HTTP {response.status_code} from {shown}"
-                    )
-                data = self._read(response, deadline=deadline, should_stop=should_stop)
-                return response.url, "", (data, response.headers.get("content-type", ""))
-        except RefusedError as exc:  # the connect-time check (a name that changed its answer)
-            raise MaterializeError(Failure.REFUSED, exc.reason) from None
-        except httpx.TimeoutException:
-            raise MaterializeError(Failure.TIMEOUT, f"timed out fetching {shown}") from None
-        except httpx.HTTPError as exc:
-            # httpx's messages name the failure ("[Errno 111] Connection refused"), not the URL.
-            raise MaterializeError(
-                Failure.NETWORK, f"{type(exc).__name__} fetching {shown}: {exc}"
-            ) from None
-
-    def _read(
-        self, response: httpx.Response, *, deadline: float, should_stop: Callable[[], bool]
-    ) -> bytes:
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            raise MaterializeError(
-                Failure.TOO_LARGE, f"Content-Length {declared} is more than {self._max_bytes}"
-            )
-        data = bytearray()
-        for chunk in response.iter_bytes(CHUNK):
-            data += chunk
-            if len(data) > self._max_bytes:
-                raise MaterializeError(
-                    Failure.TOO_LARGE, f"more than {self._max_bytes} bytes (download cut)"
-                )
-            if self._clock() > deadline:
-                raise MaterializeError(Failure.TIMEOUT, f"took longer than {self._timeout:g} s")
-            if should_stop():
-                raise StoppedError("stopped during a download")
-        return bytes(data)
+    return downloader_for(settings, resolver=resolver)
 
 
 # -- the materialiser ------------------------------------------------------------------------
@@ -458,7 +142,7 @@ class Materializer:
         on_outcome: Callable[[str], None] | None = None,
         on_thumbnail: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,  # None: the system's (netguard.system_resolver)
         page: int = PAGE,
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
@@ -470,11 +154,8 @@ class Materializer:
         self._on_outcome = on_outcome if on_outcome is not None else _ignore
         self._on_thumbnail = on_thumbnail if on_thumbnail is not None else _ignore
         self._clock = clock
-        self._downloader = Downloader(
-            NetGuard(settings.allow_hosts, resolver=resolver),
-            timeout=settings.timeout,
-            max_bytes=settings.max_download_bytes,
-        )
+        self._resolver = resolver
+        self._downloader: Downloader | None = None  # made by the first download note
         self._page = page
         self._retry_first_s = retry_first_s
         self._retry_max_s = retry_max_s
@@ -560,6 +241,8 @@ class Materializer:
     ) -> tuple[str, bytes]:
         """(extension, bytes) of the file a placeholder stands for."""
         if isinstance(request, DownloadNote):
+            if self._downloader is None:
+                self._downloader = new_downloader(self._settings, self._resolver)
             download = self._downloader.fetch(request.url, should_stop=should_stop)
             return download.extension, download.data
         data = decode_payload(request, max_bytes=self._settings.max_download_bytes)

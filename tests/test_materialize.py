@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler
@@ -24,24 +26,25 @@ from atoz_watcher.config import MaterializerSettings, Settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.documents import DocumentWriter, NewDocument
+from atoz_watcher.download import MAX_REDIRECTS, extension_for
 from atoz_watcher.materialize import (
     JOIN_S,
-    MAX_REDIRECTS,
+    Materializer,
+    MaterializerWorker,
+    Summary,
+    run_materialize,
+)
+from atoz_watcher.netguard import Resolver
+from atoz_watcher.placeholders import (
     BadNoteError,
     DownloadNote,
     Failure,
     MaterializeError,
-    Materializer,
-    MaterializerWorker,
     RawBase64Note,
-    Summary,
     decode_payload,
-    extension_for,
     parse_note,
     redact_url,
-    run_materialize,
 )
-from atoz_watcher.netguard import Resolver
 from atoz_watcher.storage import InDatabase, LocalAtoZ, Storage
 from atoz_watcher.thumbnailing import Outcome
 from atoz_watcher.thumbs import Renderer
@@ -261,6 +264,45 @@ class TestExtensionFor:
     def test_order(self, urls: list[str], content_type: str, data: bytes, extension: str) -> None:
         parsed = tuple(httpx.URL(u) for u in urls)
         assert extension_for(parsed, content_type, data) == extension
+
+
+# -- httpx only with the first download -----------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["atoz_watcher.daemon", "atoz_watcher.materialize"])
+def test_starting_up_imports_no_http_client(module: str) -> None:
+    """``import httpx`` costs the daemon ~18 MB; most practices never download a file."""
+    program = (
+        f"import sys, {module}\n"
+        "names = ('httpx', 'httpcore', 'netguard', 'download')\n"
+        "print(sorted(k for k in sys.modules for m in names"
+        " if k == m or k.startswith(m + '.') or k.endswith('.' + m)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_downloader_is_made_by_the_first_download_note_only(
+    smith: tuple[World, int, int], site: Site
+) -> None:
+    world, pat, category = smith
+    raw = world.add_document(
+        pat, "", category, Note="_rawBase64_:.png_" + base64.b64encode(PNG).decode()
+    )
+    mat = materializer(world)
+
+    assert mat.run_once().materialised == [(raw, f"SmithJohn{raw}.png")]
+    assert mat._downloader is None
+
+    first = set_by_url(world, pat, site.url("/scans/pano.png"))
+    assert [d for d, _ in mat.run_once().materialised] == [first]
+    made = mat._downloader
+    assert made is not None
+    second = set_by_url(world, pat, site.url("/scans/pano.png"))
+    assert [d for d, _ in mat.run_once().materialised] == [second]
+    assert mat._downloader is made
 
 
 # -- downloads into rows ---------------------------------------------------------------------
