@@ -25,12 +25,13 @@ from atoz_watcher.backfill import Backfill
 from atoz_watcher.config import Settings
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.folders import FolderResolver
+from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.journal import Journal
 from atoz_watcher.matching import FolderMatch
 from atoz_watcher.materialize import Materializer, MaterializerWorker, storage_for
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
-from atoz_watcher.rescan import Rescanner
+from atoz_watcher.rescan import TOO_RECENT, Rescanner
 from atoz_watcher.scan import list_files
 from atoz_watcher.sdnotify import Notifier
 from atoz_watcher.thumb_worker import ThumbnailWorker, default_workers
@@ -39,7 +40,6 @@ from atoz_watcher.watch.handler import (
     FILE,
     PATIENT,
     Event,
-    IgnoreRules,
     Kind,
     QueueingHandler,
     relative_parts,
@@ -143,6 +143,9 @@ class Daemon:
             self._root,
             batch_size=settings.scan.batch_size,
             report=self._reported,
+            ignore=IgnoreRules(settings.watcher.ignore),
+            # A file written to a moment ago goes to the stability check, not the registrar.
+            min_age_s=settings.watcher.open_settle_seconds,
         )
         self._resolver = FolderResolver(engine, clock=clock)
         self._tracker = StabilityTracker(
@@ -372,6 +375,11 @@ class Daemon:
                 self._metrics.observe_latency(self._clock() - first)
             if self._thumbnails is not None:
                 self._thumbnails.submit_registered(result)
+            return
+        if result.reason == TOO_RECENT:
+            # Found by a rescan while perhaps still being written: registered once it settles.
+            self._first_seen.setdefault(path, self._clock())
+            self._tracker.touch(path, closed=False)
             return
         if result.reason in TRANSIENT:
             delay = self._retries.fail(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -14,8 +15,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from atoz_watcher import naming
+from atoz_watcher.config import DEFAULT_IGNORE
 from atoz_watcher.db import queries
 from atoz_watcher.folders import adopt
+from atoz_watcher.ignore import IGNORED, IgnoreRules
 from atoz_watcher.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
 from atoz_watcher.memory import release_free_memory
@@ -23,6 +26,10 @@ from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar,
 from atoz_watcher.scan import FolderEntry, folder_entries, list_files
 
 UNREADABLE_FOLDER = "unreadable-folder"
+# A file written to within the last ``min_age_s``: perhaps still being written. A rescan leaves
+# it; the daemon hands it to its stability check, the command says to run again.
+TOO_RECENT = "still-being-written"
+DEFAULT_RULES = IgnoreRules(DEFAULT_IGNORE)
 # Separates the packed names: no file or folder name on disk can hold it.
 _SEP = "\0"
 
@@ -230,8 +237,14 @@ class Rescanner:
         batch_size: int,
         progress: Progress | None = None,
         report: Report | None = None,
+        ignore: IgnoreRules = DEFAULT_RULES,
+        min_age_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
+        self._ignore = ignore
+        self._min_age_s = min_age_s
+        self._clock = clock
         self._registrar = registrar
         self._root = root
         self._batch_size = batch_size
@@ -308,7 +321,12 @@ class Rescanner:
         return snapshot, fingerprint
 
     def _folders(self, pat_num: int | None, snapshot: _Snapshot | _Packed) -> list[FolderEntry]:
-        every = folder_entries(self._root)  # raises RootUnusableError
+        # Ignored folders (#recycle, @eaDir) are no one's: not even reported as unmatched.
+        every = [
+            folder
+            for folder in folder_entries(self._root)  # raises RootUnusableError
+            if not self._ignore((folder.letter, folder.name))
+        ]
         if pat_num is None or not isinstance(snapshot, _Snapshot):
             return every
         row = snapshot.by_num.get(pat_num)
@@ -355,16 +373,38 @@ class Rescanner:
         for name, reason in listing.odd:
             summary.skipped[reason] += 1
             self._emit(Skipped(Candidate(pat_num, path, name), reason))
-        for name in new:
+        pending.extend(self._takeable(pat_num, path, new, summary))
+
+    def _takeable(
+        self, pat_num: int, path: Path, names: list[str], summary: Summary
+    ) -> Iterator[Candidate]:
+        """The candidates among ``names``, reporting those left alone."""
+        for name in names:
+            if self._ignore((name,)):
+                # NAS litter and files still being downloaded (*.part, ~$*): left alone, as the
+                # watcher leaves them, even by a rescan that ran while one was being written.
+                summary.skipped[IGNORED] += 1
+                continue
             candidate = Candidate(pat_num, path, name)
             # Hidden files and Thumbs.db would be skipped by the registrar too; leaving them out
             # here keeps a rescan of an unchanged tree free of database work.
-            skip = naming.skip_reason(name)
+            skip = naming.skip_reason(name) or self._too_recent(candidate)
             if skip is not None:
                 summary.skipped[skip] += 1
                 self._emit(Skipped(candidate, skip))
                 continue
-            pending.append(candidate)
+            yield candidate
+
+    def _too_recent(self, candidate: Candidate) -> str | None:
+        """TOO_RECENT for a file written to within ``min_age_s`` (a scanner may still be at it:
+        a rescan has seen no close, only the file). A stat per new file only."""
+        if self._min_age_s <= 0:
+            return None
+        try:
+            modified = candidate.path.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return None  # the registrar reports what is wrong with it
+        return TOO_RECENT if self._clock() - modified < self._min_age_s else None
 
     def _adopt(
         self, match: FolderMatch, folder: FolderEntry, summary: Summary, *, dry_run: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import threading
@@ -10,6 +11,7 @@ from datetime import datetime
 import structlog
 
 from atoz_watcher.backfill import Backfill
+from atoz_watcher.memory import release_free_memory
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Registered
 from atoz_watcher.thumbnailing import ThumbJob, carry_out, job_for_registered
@@ -118,6 +120,10 @@ class ThumbnailWorker:
         except Exception as exc:  # noqa: BLE001 - best effort: the next start tries again
             log.warning("thumbnail.backfill_failed", error=str(exc))
             return
+        # A backfill over a large table leaves freed row buffers and image memory with the C
+        # allocator; give it back, as a whole-tree rescan does.
+        gc.collect()
+        release_free_memory()
         log.info(
             "thumbnail.backfill_finished",
             documents=summary.documents,

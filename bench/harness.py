@@ -318,6 +318,8 @@ def run_daemon(
         run.ready_s = daemon.wait_ready(step_deadline_s)
         run.started = daemon.wait_event("daemon.started", step_deadline_s)
         run.catch_up = daemon.wait_event("rescan.finished", step_deadline_s)
+        # Caught up means the thumbnails too: at start the daemon builds those missing.
+        daemon.wait_event("thumbnail.backfill_finished", step_deadline_s)
         run.caught_up_s = time.perf_counter() - daemon.spawned
         run.memory_kb = daemon.memory_kb()
 

@@ -7,6 +7,7 @@ Each test builds a tree, runs the import, and checks what a practice would check
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pydicom
@@ -19,6 +20,7 @@ from atoz_watcher import registrar as registrar_module
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
 from atoz_watcher.errors import NoImageCategoryError
 from atoz_watcher.registrar import Candidate, Registered
+from atoz_watcher.rescan import TOO_RECENT, Rescanner
 from tests.conftest import World
 
 
@@ -482,3 +484,38 @@ def test_name_taken_between_plan_and_rename(
     assert (folder / "xxa.jpg").read_bytes() == b"ours"
     assert ("xxa.jpg", xrays) in rows(world, pat)
     assert not list((world.state / "journal").glob("*.json"))
+
+
+def test_rescan_leaves_nas_litter_and_partial_downloads_alone(world: World) -> None:
+    world.add_category("Misc", order=0)
+    pat = world.add_patient("Nas", "Litter", "NasLitter1")
+    folder = world.folder("NasLitter1")
+    for name in ("a.tmp", "b.part", "c.crdownload", "~$d.docx", "real.jpg"):
+        (folder / name).write_bytes(b"x")
+    (world.root / "@eaDir" / "NasLitter1").mkdir(parents=True)  # Synology's index folders
+    (world.root / "N" / "#recycle").mkdir()
+
+    summary = world.rescan()
+
+    assert [d["FileName"] for d in world.documents(pat)] == ["real.jpg"]
+    assert summary.skipped["ignored"] == 4
+    assert summary.unmatched == []
+    assert (folder / "b.part").exists()
+
+
+def test_rescan_leaves_a_file_written_a_moment_ago(world: World) -> None:
+    world.add_category("Misc", order=0)
+    pat = world.add_patient("Slow", "Scanner", "SlowScanner1")
+    folder = world.folder("SlowScanner1")
+    (folder / "old.jpg").write_bytes(b"x")
+    (folder / "writing.jpg").write_bytes(b"x")
+    now = time.time()
+    os.utime(folder / "old.jpg", (now - 60, now - 60))
+    rescanner = Rescanner(
+        world.engine, world.registrar(), world.root, batch_size=50, min_age_s=2.0, clock=lambda: now
+    )
+
+    summary = rescanner.run()
+
+    assert [d["FileName"] for d in world.documents(pat)] == ["old.jpg"]
+    assert summary.skipped[TOO_RECENT] == 1

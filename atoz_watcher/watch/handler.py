@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import queue
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -21,6 +18,8 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
+
+from atoz_watcher.ignore import IgnoreRules
 
 # Depth below the root: 1 = letter folder, 2 = patient folder, 3 = a file in a patient folder.
 LETTER, PATIENT, FILE = 1, 2, 3
@@ -51,21 +50,6 @@ class Kind(Enum):
 class Event:
     kind: Kind
     path: str
-
-
-class IgnoreRules:
-    """fnmatch patterns (any case) matched against each part of a path below the root.
-
-    One compiled expression for all patterns: this runs for every event of a burst.
-    """
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        joined = "|".join(fnmatch.translate(p.casefold()) for p in patterns)
-        self._match = re.compile(joined).match if patterns else None
-
-    def __call__(self, parts: Sequence[str]) -> bool:
-        match = self._match
-        return match is not None and any(match(part.casefold()) for part in parts)
 
 
 def relative_parts(root: str, path: str) -> list[str] | None:

@@ -1,0 +1,28 @@
+"""The ignore list: NAS and OS litter that is never a patient document (pure).
+
+Shared by the watcher and every rescan, so a ``.part`` download or a ``@eaDir`` folder is left
+alone however it is found.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+
+IGNORED = "ignored"  # the skip reason a rescan reports for them
+
+
+class IgnoreRules:
+    """fnmatch patterns (any case) matched against each part of a path below the root.
+
+    One compiled expression for all patterns: this runs for every event of a burst.
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        joined = "|".join(fnmatch.translate(p.casefold()) for p in patterns)
+        self._match = re.compile(joined).match if patterns else None
+
+    def __call__(self, parts: Sequence[str]) -> bool:
+        match = self._match
+        return match is not None and any(match(part.casefold()) for part in parts)
