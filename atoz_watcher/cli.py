@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, inspect
@@ -40,8 +40,10 @@ from atoz_watcher.errors import (
     NoImageCategoryError,
     RootUnusableError,
 )
+from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.journal import Journal
 from atoz_watcher.logging import LEVELS, configure_logging
+from atoz_watcher.materialize import run_materialize
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Plan, Registered, Registrar, Skipped
 from atoz_watcher.rescan import Rescanner, Summary
@@ -50,11 +52,16 @@ from atoz_watcher.thumb_worker import default_workers
 from atoz_watcher.thumbnailing import Outcome
 from atoz_watcher.thumbs import Renderer
 
+if TYPE_CHECKING:
+    from atoz_watcher.api import ApiServer
+
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_ROOT = 4
 EXIT_NO_CATEGORY = 5
+# How often `atoz-watcher api` checks that its server thread is still serving.
+API_CHECK_S = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="watch the A-to-Z folder and register files as they land")
     commands.add_parser(
+        "api", help="serve Open Dental's Documents API ([api] settings) until SIGTERM or Ctrl-C"
+    )
+    commands.add_parser(
         "check",
         help="check the config, database, A-to-Z root and inotify limits; say what is wrong",
     )
@@ -80,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     rescan = commands.add_parser("rescan", help="register every unknown file in the tree")
     rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
     rescan.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    commands.add_parser(
+        "materialize",
+        help="turn placeholder rows (SetByUrl, Upload by other clients) into files, once",
+    )
     thumbnails = commands.add_parser(
         "thumbnails",
         help="build missing or stale thumbnails of registered documents",
@@ -103,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command in {"rescan", "thumbnails"} or (args.command == "demo" and not args.watch)
+    quiet = args.command in {"rescan", "thumbnails", "materialize"} or (
+        args.command == "demo" and not args.watch
+    )
     default_level = "warning" if quiet else "info"
     configure_logging(level=args.log_level or default_level)
     try:
@@ -125,10 +141,12 @@ def dispatch(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     commands: dict[str, Callable[[], int]] = {
         "init-db": lambda: run_init_db(engine, sys.stdout),
         "run": lambda: run_daemon(settings, engine),
+        "api": lambda: run_api(settings, engine),
         "check": lambda: run_check(settings, engine, sys.stdout),
         "rescan": lambda: run_rescan(
             settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
         ),
+        "materialize": lambda: run_materialize_once(settings, engine, sys.stdout),
         "thumbnails": lambda: run_thumbnails(
             settings, engine, pat_num=args.patient, force=args.force, out=sys.stdout
         ),
@@ -194,14 +212,59 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
         metrics=metrics,
         watchdog_interval_s=watchdog_interval(os.environ, os.getpid()),
     )
+    if settings.api.enabled:
+        _require_api_keys(settings)
     with ExitStack() as stack:
         stack.callback(notifier.close)
         if settings.metrics.enabled:
             server = metrics.serve(settings.metrics.host, settings.metrics.port)
             stack.callback(server.close)
         stack.enter_context(exit_on_signals(daemon.handle_exit))
+        if settings.api.enabled:
+            api = _api_server(settings, engine, on_placeholder=daemon.materializer.wake)
+            api.start()
+            # Stopped after the daemon: requests in flight finish against a live database.
+            stack.callback(api.stop)
         daemon.run()
     return EXIT_OK
+
+
+def run_api(settings: Settings, engine: Engine) -> int:
+    """``atoz-watcher api``: the Documents API alone, until SIGTERM or SIGINT."""
+    _require_api_keys(settings)
+    _require_tables(engine)
+    if settings.storage == "LocalAtoZ" and not settings.atoz_path.is_dir():
+        raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
+    stop = threading.Event()
+    with exit_on_signals(stop.set):
+        server = _api_server(settings, engine)
+        server.start()
+        try:
+            while not stop.wait(API_CHECK_S):
+                if not server.is_alive():
+                    raise AtozError("the API server stopped unexpectedly")
+        finally:
+            server.stop()
+    return EXIT_OK
+
+
+def _api_server(
+    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+) -> ApiServer:
+    # FastAPI and uvicorn are imported only where the API runs: they cost every other command
+    # (and a daemon without the API) about 15 MB and a third of a second.
+    from atoz_watcher.api import ApiServer, create_app  # noqa: PLC0415
+
+    app = create_app(settings, engine, on_placeholder=on_placeholder)
+    return ApiServer(app, host=settings.api.host, port=settings.api.port)
+
+
+def _require_api_keys(settings: Settings) -> None:
+    if not settings.api.keys:
+        raise ConfigError(
+            "api.keys: no [[api.keys]] pair is configured, so the API would refuse every "
+            "request; add one with developer_key and customer_key"
+        )
 
 
 def run_init_db(engine: Engine, out: TextIO) -> int:
@@ -250,6 +313,9 @@ def run_rescan(
             batch_size=settings.scan.batch_size,
             progress=progress,
             report=report,
+            ignore=IgnoreRules(settings.watcher.ignore),
+            # A file a scanner is still writing is left for the next rescan (or the daemon).
+            min_age_s=settings.watcher.open_settle_seconds,
         )
         summary = scanner.run(pat_num=pat_num, dry_run=dry_run)
     print_summary(summary, out, dry_run=dry_run)
@@ -285,6 +351,14 @@ def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
     lines.append(f"unmatched folders: {len(summary.unmatched)}")
     lines.extend(f"  {folder} ({reason})" for folder, reason in summary.unmatched)
     print("\n".join(lines), file=out)
+
+
+def run_materialize_once(settings: Settings, engine: Engine, out: TextIO) -> int:
+    """``atoz-watcher materialize``: one pass; exit 1 when some placeholder failed."""
+    _require_tables(engine)
+    stop = threading.Event()
+    with exit_on_signals(stop.set):
+        return run_materialize(settings, engine, out, should_stop=stop.is_set)
 
 
 def run_thumbnails(

@@ -28,12 +28,13 @@ from atoz_watcher.folders import FolderResolver
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.journal import Journal
 from atoz_watcher.matching import FolderMatch
-from atoz_watcher.materialize import Materializer, MaterializerWorker, storage_for
+from atoz_watcher.materialize import Materializer, MaterializerWorker
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.rescan import TOO_RECENT, Rescanner
 from atoz_watcher.scan import list_files
 from atoz_watcher.sdnotify import Notifier
+from atoz_watcher.storage import storage_for
 from atoz_watcher.thumb_worker import ThumbnailWorker, default_workers
 from atoz_watcher.thumbs import Renderer
 from atoz_watcher.watch.handler import (

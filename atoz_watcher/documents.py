@@ -268,8 +268,14 @@ class DocumentWriter:
             conn.rollback()
             conn.execute(text("DELETE FROM document WHERE DocNum = :d"), {"d": doc_num})
             conn.commit()
-        except DBAPIError as exc:
-            log.error("document.undo_failed", docnum=doc_num, error=str(exc.orig))  # noqa: TRY400 - the reason is enough
+        except DBAPIError:
+            # The server may have dropped the connection (a packet over max_allowed_packet):
+            # delete on a fresh one, or MyISAM keeps the row.
+            try:
+                with self._engine.begin() as fresh:
+                    fresh.execute(text("DELETE FROM document WHERE DocNum = :d"), {"d": doc_num})
+            except DBAPIError as exc:
+                log.error("document.undo_failed", docnum=doc_num, error=str(exc.orig))  # noqa: TRY400 - the reason is enough
         finally:
             if stored is not None:
                 self._storage.discard(stored)

@@ -49,7 +49,7 @@ from atoz_watcher.placeholders import (
     parse_note,
     redact_url,
 )
-from atoz_watcher.storage import InDatabase, LocalAtoZ, Storage
+from atoz_watcher.storage import Storage, storage_for
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out, thumbnail_of
 from atoz_watcher.thumbs import Renderer, thumbnailable
 
@@ -326,12 +326,6 @@ class Materializer:
 
 
 # -- the command and the worker --------------------------------------------------------------
-
-
-def storage_for(settings: Settings) -> Storage:
-    if settings.storage == "InDatabase":
-        return InDatabase()
-    return LocalAtoZ(settings.atoz_path)
 
 
 def run_materialize(

@@ -380,15 +380,16 @@ class Rescanner:
     ) -> Iterator[Candidate]:
         """The candidates among ``names``, reporting those left alone."""
         for name in names:
-            if self._ignore((name,)):
+            candidate = Candidate(pat_num, path, name)
+            # Hidden files and Thumbs.db would be skipped by the registrar too; leaving them out
+            # here keeps a rescan of an unchanged tree free of database work.
+            skip: str | None = naming.skip_reason(name)
+            if skip is None and self._ignore((name,)):
                 # NAS litter and files still being downloaded (*.part, ~$*): left alone, as the
                 # watcher leaves them, even by a rescan that ran while one was being written.
                 summary.skipped[IGNORED] += 1
                 continue
-            candidate = Candidate(pat_num, path, name)
-            # Hidden files and Thumbs.db would be skipped by the registrar too; leaving them out
-            # here keeps a rescan of an unchanged tree free of database work.
-            skip = naming.skip_reason(name) or self._too_recent(candidate)
+            skip = skip or self._too_recent(candidate)
             if skip is not None:
                 summary.skipped[skip] += 1
                 self._emit(Skipped(candidate, skip))

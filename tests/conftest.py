@@ -242,6 +242,8 @@ class World:
             ATOZ_PATH=str(self.root),
             ATOZ_DATABASE_URL=self.url,
             ATOZ_STATE_DIR=str(self.state),
+            # Files a test has just written count as settled (test_cli checks the default).
+            ATOZ_WATCHER__OPEN_SETTLE_SECONDS="0.001",
         )
         return env
 

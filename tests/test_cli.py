@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -278,3 +279,33 @@ def test_help_and_version(flag: str) -> None:
     result = run({"PATH": "/usr/bin:/bin"}, flag)
     assert result.returncode == 0
     assert "atoz-watcher" in result.stdout
+
+
+def test_materialize_command_turns_a_placeholder_into_its_file(world: World) -> None:
+    misc = world.add_category("Misc", order=0)
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    payload = b"%PDF-1.4 a letter"
+    doc = world.add_document(
+        pat, "", misc, Note="_rawBase64_:.pdf_" + base64.b64encode(payload).decode()
+    )
+
+    result = run(world.cli_env(), "materialize")
+
+    assert result.returncode == 0, result.stderr
+    assert f"DocNum {doc} -> SmithJohn{doc}.pdf" in result.stdout
+    assert (world.folder("SmithJohn1") / f"SmithJohn{doc}.pdf").read_bytes() == payload
+    assert world.documents(pat)[0]["Note"] == ""
+    assert payload.decode() not in result.stderr
+
+
+def test_rescan_leaves_a_file_written_a_moment_ago_for_later(world: World) -> None:
+    world.add_category("Misc", order=0)
+    world.add_patient("Smith", "John", "SmithJohn1")
+    (world.folder("SmithJohn1") / "scanning.jpg").write_bytes(b"first chunk")
+    env = {**world.cli_env(), "ATOZ_WATCHER__OPEN_SETTLE_SECONDS": "60"}
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 0, result.stderr
+    assert "still-being-written 1" in result.stdout
+    assert world.documents() == []

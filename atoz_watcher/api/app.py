@@ -1,0 +1,127 @@
+"""``create_app(settings, engine)``: the Documents API as a FastAPI application.
+
+Everything the routes need is built here and handed to them; nothing is global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import Engine
+
+from atoz_watcher import __version__
+from atoz_watcher.api.auth import KeyChecker
+from atoz_watcher.api.errors import install_handlers
+from atoz_watcher.api.middleware import Authenticator, BodyLimiter, RequestLogger
+from atoz_watcher.api.present import FilePaths
+from atoz_watcher.api.routes import PREFIX, build_router
+from atoz_watcher.api.service import DocumentService, encoded_limit
+from atoz_watcher.config import Settings
+from atoz_watcher.documents import DocumentWriter
+from atoz_watcher.storage import storage_for
+from atoz_watcher.thumbnailing import ThumbJob, carry_out
+from atoz_watcher.thumbs import Renderer
+
+OPENAPI_PATH = f"{PREFIX}/openapi.json"
+# Room in a request body for the fields around rawBase64.
+BODY_SLACK = 1024 * 1024
+DESCRIPTION = (
+    "Open Dental's Documents API (GET, Upload, SetByUrl), served by atoz-watcher. "
+    "Every endpoint needs `Authorization: ODFHIR <DeveloperKey>/<CustomerKey>`. "
+    "Errors are a JSON string."
+)
+
+
+def file_paths(settings: Settings) -> FilePaths:
+    if settings.storage == "InDatabase":
+        return FilePaths(root=None, separator=settings.api.file_path_separator)
+    root = settings.api.file_path_root or str(settings.atoz_path)
+    return FilePaths(root=root, separator=settings.api.file_path_separator)
+
+
+class Thumbnailer:
+    """Renders one uploaded image's thumbnail (after the reply has gone)."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self._renderer = renderer
+
+    def __call__(self, job: ThumbJob) -> None:
+        carry_out(job, self._renderer, force=True)
+
+
+def create_app(
+    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+) -> FastAPI:
+    """The API for ``settings`` over ``engine``: routes, error shapes, auth, limits.
+
+    ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
+    wakes the materialiser, so the file is fetched now rather than at its next pass.
+    """
+    writer = DocumentWriter(
+        engine, storage_for(settings), lock_timeout_s=settings.scan.lock_timeout
+    )
+    thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
+    service = DocumentService(
+        engine,
+        writer,
+        paths=file_paths(settings),
+        max_upload_bytes=settings.api.max_upload_bytes,
+        thumbnails=thumbnails,
+        in_database=settings.storage == "InDatabase",
+        on_placeholder=on_placeholder,
+    )
+    render = Thumbnailer(Renderer(max_pixels=settings.thumbnails.max_pixels))
+    app = FastAPI(
+        title="atoz-watcher Documents API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+        # A body without a Content-Type is read as JSON too: clients of Open Dental's API
+        # that never sent one keep working.
+        strict_content_type=False,
+    )
+    install_handlers(app)
+    app.include_router(build_router(service, render=render))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # The last added runs first: log, then authenticate, then cap the body.
+    app.add_middleware(
+        BodyLimiter, max_bytes=encoded_limit(settings.api.max_upload_bytes) + BODY_SLACK
+    )
+    app.add_middleware(
+        Authenticator,
+        checker=KeyChecker(settings.api.keys),
+        public=frozenset({OPENAPI_PATH}),
+    )
+    app.add_middleware(RequestLogger)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema with our error shape: no 422, the ODFHIR scheme on every operation."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    components = schema.setdefault("components", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    components["securitySchemes"] = {
+        "ODFHIR": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "ODFHIR <DeveloperKey>/<CustomerKey>",
+        }
+    }
+    schema["security"] = [{"ODFHIR": []}]
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,105 @@
+"""ASGI middleware: authentication, the request-body cap, one log line per request.
+
+They run before FastAPI reads a byte of the body, so a client without a key, or with a body
+larger than any upload can be, is answered without reading (let alone decoding) it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atoz_watcher.api.auth import KeyChecker
+from atoz_watcher.api.errors import error_response
+
+log = structlog.get_logger("atoz_watcher.api")
+
+TOO_LARGE = "The request body is too large"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    return next((value for key, value in scope["headers"] if key == name), None)
+
+
+class Authenticator:
+    """401 for every request without a configured key pair, except the public paths (the
+    OpenAPI schema: Open Dental's own API documentation is public too)."""
+
+    def __init__(self, app: ASGIApp, *, checker: KeyChecker, public: frozenset[str]) -> None:
+        self._app = app
+        self._checker = checker
+        self._public = public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self._public:
+            reason = self._checker.refuse(_header(scope, b"authorization"))
+            if reason is not None:
+                response = error_response(401, reason, {"WWW-Authenticate": "ODFHIR"})
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+class BodyLimiter:
+    """413 for a body over ``max_bytes``: at once by its Content-Length, or as soon as a
+    chunked body passes the limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self._app = app
+        self._max = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._max:
+            await error_response(413, TOO_LARGE)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max:
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
+        await self._app(scope, limited, send)
+
+
+class RequestLogger:
+    """``api.request`` with method, path, status and milliseconds: never a header, the query
+    string or a body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            log.info(
+                "api.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )

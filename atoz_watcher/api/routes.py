@@ -1,0 +1,98 @@
+"""The endpoints under /api/v1, as Open Dental's API names them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Path, Query
+from fastapi.responses import JSONResponse
+
+from atoz_watcher.api.models import BIGINT_MAX, DocumentOut, SetByUrlRequest, UploadRequest
+from atoz_watcher.api.service import DocumentService
+from atoz_watcher.thumbnailing import ThumbJob
+
+PREFIX = "/api/v1"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "string"}}},
+    }
+
+
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: _error('A field is missing or malformed; the body names it ("PatNum is required").'),
+    401: _error("No Authorization header, a malformed one, or an unknown key pair."),
+    503: _error("The database or the A-to-Z folder is unavailable; try again later."),
+}
+POSTED: dict[int | str, dict[str, Any]] = {
+    **COMMON,
+    404: _error('"Patient not found"'),
+    413: _error("The request body is larger than any upload can be."),
+}
+
+
+def build_router(service: DocumentService, *, render: Callable[[ThumbJob], object]) -> APIRouter:
+    """The routes, closed over the service that does the work (no global state)."""
+    router = APIRouter(prefix=PREFIX, responses=COMMON)
+
+    @router.get(
+        "/documents",
+        response_model=list[DocumentOut],
+        summary="All documents and mounts of a patient, ordered by DateCreated",
+        responses={404: _error('"Patient not found"')},
+    )
+    def list_documents(
+        pat_num: Annotated[int, Query(alias="PatNum", ge=1, le=BIGINT_MAX, examples=[1])],
+    ) -> JSONResponse:
+        return JSONResponse(service.list_for(pat_num))
+
+    @router.post(
+        "/documents/Upload",
+        status_code=201,
+        response_model=DocumentOut,
+        summary="Store a file sent as base64 and make its document",
+        responses=POSTED,
+    )
+    def upload(body: UploadRequest, background: BackgroundTasks) -> JSONResponse:
+        uploaded = service.upload(body)
+        if uploaded.thumbnail is not None:
+            # After the reply: the client does not wait for the thumbnail.
+            background.add_task(render, uploaded.thumbnail)
+        return _created(uploaded.document, background)
+
+    @router.post(
+        "/documents/SetByUrl",
+        status_code=201,
+        response_model=DocumentOut,
+        summary="Make a document whose file is downloaded from a URL later",
+        responses=POSTED,
+    )
+    def set_by_url(body: SetByUrlRequest) -> JSONResponse:
+        return _created(service.set_by_url(body), None)
+
+    # Digits only, and after the fixed paths: /documents/Upload is never taken for a DocNum
+    # (GET on it is a 405 with "Allow: POST", not a 400 about DocNum).
+    @router.get(
+        "/documents/{DocNum:int}",
+        response_model=DocumentOut,
+        summary="One document",
+        responses={404: _error('"Document not found"')},
+    )
+    def get_document(
+        doc_num: Annotated[int, Path(alias="DocNum", ge=1, le=BIGINT_MAX, examples=[1])],
+    ) -> JSONResponse:
+        return JSONResponse(service.one(doc_num))
+
+    return router
+
+
+def _created(document: dict[str, Any], background: BackgroundTasks | None) -> JSONResponse:
+    return JSONResponse(
+        document,
+        status_code=201,
+        headers={"Location": f"{PREFIX}/documents/{document['DocNum']}"},
+        background=background,
+    )

@@ -1,0 +1,295 @@
+"""What the endpoints do, without HTTP: read rows into the seed's JSON, create documents.
+
+Every failure leaves as an ``ApiError`` with the status and message the client reads.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from atoz_watcher.api.errors import ApiError
+from atoz_watcher.api.models import IMG_TYPES, SetByUrlRequest, UploadRequest, parse_date
+from atoz_watcher.api.present import (
+    DATE_FORMAT,
+    FilePaths,
+    Json,
+    Patient,
+    document_json,
+    patient_list,
+)
+from atoz_watcher.db import queries
+from atoz_watcher.documents import (
+    DOWNLOAD_NOTE,
+    CategoryError,
+    Created,
+    DocumentWriter,
+    NewDocument,
+    PatientNotFoundError,
+)
+from atoz_watcher.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    LockTimeoutError,
+    NoImageCategoryError,
+)
+from atoz_watcher.storage import UnsafeNameError
+from atoz_watcher.thumbnailing import ThumbJob, thumbnail_of
+from atoz_watcher.thumbs import thumbnailable
+
+log = structlog.get_logger("atoz_watcher.api")
+
+PATIENT_NOT_FOUND = "Patient not found"
+DOCUMENT_NOT_FOUND = "Document not found"
+NOT_BASE64 = "rawBase64 is not valid base64"
+DATABASE_UNAVAILABLE = "The database is unavailable; try again later"
+DATABASE_BUSY = "The database is busy (another program holds the registration lock); try again"
+MYSQL_DATA_TOO_LONG = 1406
+# document.RawBase64 is MEDIUMTEXT on MySQL/MariaDB, and the UPDATE that fills it must fit in
+# one packet: over either, the server refuses (and drops the connection for the packet).
+MEDIUMTEXT_BYTES = 16 * 1024 * 1024 - 1
+PACKET_SLACK = 64 * 1024
+_URL_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
+
+
+def encoded_limit(max_bytes: int) -> int:
+    """The longest base64 text whose content can be at most ``max_bytes``."""
+    return 4 * -(-max_bytes // 3)
+
+
+def decode_base64(text: str, *, max_bytes: int) -> bytes:
+    """Strict RFC 4648 base64 (no line breaks, padding only at the end), refused by its length
+    before any decoding."""
+    too_large = f"rawBase64 is larger than the limit of {max_bytes} bytes"
+    if len(text) > encoded_limit(max_bytes):
+        raise ApiError(400, too_large)
+    try:
+        data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise ApiError(400, NOT_BASE64) from None
+    if len(data) > max_bytes:
+        raise ApiError(400, too_large)
+    return data
+
+
+def url_extension(url: str) -> str:
+    """The extension of a URL's last path segment when it is a safe one (``.jpg``), else ""."""
+    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix
+    return suffix if _URL_EXTENSION.fullmatch(suffix) else ""
+
+
+@contextmanager
+def answered() -> Iterator[None]:
+    """Our errors as the status and message a client reads."""
+    try:
+        yield
+    except PatientNotFoundError:
+        raise ApiError(404, PATIENT_NOT_FOUND) from None
+    except (CategoryError, NoImageCategoryError) as exc:
+        raise ApiError(400, str(exc)) from None
+    except UnsafeNameError as exc:
+        raise ApiError(400, f"the patient's files cannot be stored: {exc}") from None
+    except LockTimeoutError:
+        raise ApiError(503, DATABASE_BUSY) from None
+    except (DatabaseUnavailableError, DBAPIError) as exc:
+        if (too_long := _data_too_long(exc)) is not None:
+            raise ApiError(400, f"The database refused a value as too long: {too_long}") from None
+        log.warning("api.database_unavailable", error=_reason(exc))
+        raise ApiError(503, DATABASE_UNAVAILABLE) from None
+    except ConfigError as exc:  # a table is missing
+        raise ApiError(503, str(exc)) from None
+    except OSError as exc:
+        log.warning("api.store_failed", error=exc.strerror or type(exc).__name__)
+        raise ApiError(
+            503, f"The file could not be stored: {exc.strerror or 'I/O error'}"
+        ) from None
+
+
+def _data_too_long(exc: Exception) -> str | None:
+    """MySQL's "Data too long for column 'RawBase64'" (a file over MEDIUMTEXT's 16 MB, stored
+    InDatabase): the request's fault, not an outage."""
+    cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+    if not isinstance(cause, DBAPIError):
+        return None
+    args: tuple[object, ...] = tuple(getattr(cause.orig, "args", ()))
+    if len(args) == 2 and args[0] == MYSQL_DATA_TOO_LONG:  # noqa: PLR2004 - (code, message)
+        return str(args[1])
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    document: Json
+    thumbnail: ThumbJob | None  # to render after the reply; None when none is wanted
+
+
+class DocumentService:
+    """The Documents API over one database and one storage."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        writer: DocumentWriter,
+        *,
+        paths: FilePaths,
+        max_upload_bytes: int,
+        thumbnails: bool,
+        in_database: bool,
+        on_placeholder: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> None:
+        self._on_placeholder = on_placeholder
+        self._engine = engine
+        self._writer = writer
+        self._paths = paths
+        self._max_upload = max_upload_bytes
+        self._thumbnails = thumbnails
+        self._in_database = in_database
+        self._clock = clock
+        # Once seen, mount and mountitem stay: no need to ask the catalogue on every GET.
+        self._mount_tables_seen = False
+
+    def _server_time(self) -> str:
+        return self._clock().strftime(DATE_FORMAT)
+
+    @staticmethod
+    def _patient(conn: Connection, pat_num: int) -> Patient:
+        row = queries.patient(conn, pat_num=pat_num)
+        if row is None:
+            raise PatientNotFoundError(pat_num)
+        return Patient(
+            pat_num=row.pat_num, image_folder=row.image_folder, lname=row.lname, fname=row.fname
+        )
+
+    @staticmethod
+    def _categories(conn: Connection) -> dict[int, str]:
+        return {c.def_num: c.name for c in queries.image_categories(conn)}
+
+    def _has_mount_tables(self, conn: Connection) -> bool:
+        if not self._mount_tables_seen:
+            self._mount_tables_seen = queries.has_mount_tables(conn)
+        return self._mount_tables_seen
+
+    def list_for(self, pat_num: int) -> list[Json]:
+        """GET /documents?PatNum=N."""
+        with answered(), self._engine.connect() as conn:
+            patient = self._patient(conn, pat_num)
+            categories = self._categories(conn)
+            documents = queries.document_entries(conn, pat_num=pat_num)
+            mounts: list[queries.MountEntry] = []
+            items: dict[int, tuple[int, int]] = {}
+            if self._has_mount_tables(conn):
+                mounts = queries.mount_entries(conn, pat_num=pat_num)
+                if mounts:
+                    items = queries.mount_items(conn, pat_num=pat_num)
+        return patient_list(
+            documents,
+            mounts,
+            items,
+            patient=patient,
+            categories=categories,
+            paths=self._paths,
+            server_time=self._server_time(),
+        )
+
+    def one(self, doc_num: int) -> Json:
+        """GET /documents/{DocNum}."""
+        with answered(), self._engine.connect() as conn:
+            entry = queries.document_entry(conn, doc_num=doc_num)
+            if entry is None:
+                raise ApiError(404, DOCUMENT_NOT_FOUND)
+            patient = queries.patient(conn, pat_num=entry.pat_num)
+            mount_num = 0
+            if entry.mount_item_num and self._has_mount_tables(conn):
+                mount_num = queries.mount_of_item(conn, mount_item_num=entry.mount_item_num) or 0
+            categories = self._categories(conn)
+        owner = (
+            Patient(
+                pat_num=patient.pat_num,
+                image_folder=patient.image_folder,
+                lname=patient.lname,
+                fname=patient.fname,
+            )
+            if patient is not None
+            else Patient(pat_num=entry.pat_num, image_folder="", lname="", fname="")
+        )
+        return document_json(
+            entry,
+            patient=owner,
+            categories=categories,
+            paths=self._paths,
+            mount_num=mount_num,
+            server_time=self._server_time(),
+        )
+
+    def upload(self, request: UploadRequest) -> Uploaded:
+        """POST /documents/Upload: the file stored at once, its row, then (later) its thumbnail."""
+        limit = self._raw_base64_limit()
+        if limit is not None and len(request.raw_base64) > limit:
+            raise ApiError(
+                400,
+                f"rawBase64 is too large for the database: document.RawBase64 holds at most "
+                f"{limit} characters of base64 here",
+            )
+        data = decode_base64(request.raw_base64, max_bytes=self._max_upload)
+        new = self._new_document(request, extension=request.extension)
+        with answered():
+            created = self._writer.create(new, data)
+        return Uploaded(document=self.one(created.doc_num), thumbnail=self._thumbnail(created))
+
+    def _raw_base64_limit(self) -> int | None:
+        """The longest base64 MySQL/MariaDB stores in document.RawBase64 (InDatabase)."""
+        if not self._in_database or self._engine.dialect.name not in {"mysql", "mariadb"}:
+            return None
+        with answered(), self._engine.connect() as conn:
+            packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar() or 0)
+        return min(MEDIUMTEXT_BYTES, packet - PACKET_SLACK)
+
+    def set_by_url(self, request: SetByUrlRequest) -> Json:
+        """POST /documents/SetByUrl: the placeholder row, Note ``_download_:<url>``."""
+        new = self._new_document(request, extension=url_extension(request.url))
+        with answered():
+            created = self._writer.create_placeholder(new, note=DOWNLOAD_NOTE + request.url)
+        if self._on_placeholder is not None:
+            self._on_placeholder()
+        return self.one(created.doc_num)
+
+    @staticmethod
+    def _new_document(request: UploadRequest | SetByUrlRequest, *, extension: str) -> NewDocument:
+        return NewDocument(
+            pat_num=request.pat_num,
+            extension=extension,
+            category=request.doc_category or None,  # 0 is "not given", as in Open Dental
+            img_type=IMG_TYPES[request.img_type or "Document"],
+            description=request.description or None,
+            date_created=parse_date(request.date_created) if request.date_created else None,
+            tooth_numbers=request.tooth_numbers or "",
+        )
+
+    def _thumbnail(self, created: Created) -> ThumbJob | None:
+        stored = created.stored
+        if not self._thumbnails or stored is None or stored.path is None:
+            return None
+        if not thumbnailable(stored.file_name):
+            return None
+        return ThumbJob(
+            source=stored.path,
+            dest=thumbnail_of(stored.path),
+            stamp=self._clock(),
+            pat_num=created.pat_num,
+            doc_num=created.doc_num,
+        )
