@@ -144,6 +144,25 @@ class MaterializerSettings(BaseModel):
     max_attempts: PositiveInt = 5
 
 
+class SftpSettings(BaseModel):
+    """The SFTP endpoints (UploadSftp, DownloadSftp, Thumbnails, DownloadMount)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # OpenSSH known_hosts file the servers' host keys are checked against. Empty: the service
+    # user's ~/.ssh/known_hosts.
+    known_hosts: Path | None = None
+    # Accept a server whose host key is not in known_hosts (trust on first use, not saved).
+    trust_unknown_hosts: bool = False
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Whole transfer of one file, in seconds.
+    transfer_timeout: float = Field(default=120.0, gt=0, le=3600)
+    # Hosts (as written in SftpAddress, or their IP addresses) clients may name; empty: any.
+    allow_hosts: tuple[str, ...] = ()
+    # Largest file UploadSftp pulls (bytes).
+    max_bytes: PositiveInt = 100 * 1024 * 1024
+
+
 class Settings(BaseSettings):
     """Everything atoz-watcher is told; built once, at the edge, and passed down."""
 
@@ -171,6 +190,7 @@ class Settings(BaseSettings):
     thumbnails: ThumbnailSettings = ThumbnailSettings()
     api: ApiSettings = ApiSettings()
     materializer: MaterializerSettings = MaterializerSettings()
+    sftp: SftpSettings = SftpSettings()
 
     @classmethod
     def settings_customise_sources(
