@@ -57,6 +57,9 @@ class NewDocument:
     description: str | None = None  # None: the file's name, as Open Dental's import does
     date_created: datetime | None = None  # None: now
     tooth_numbers: str = ""  # normalised by the caller (teeth.normalise)
+    # The file's own name (UploadSftp keeps the remote one, as Open Dental does); None: Open
+    # Dental's generated name (letters of the patient's name, the DocNum, the extension).
+    file_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,11 @@ class DocumentWriter:
             try:
                 folder = self._folder(conn, patient)
                 stored = self._store(
-                    conn, patient, folder, doc_num=doc_num, extension=new.extension, data=data
+                    conn,
+                    patient,
+                    folder,
+                    name=new.file_name or generated_name(patient, doc_num, new.extension),
+                    data=data,
                 )
                 fields: dict[str, object] = {
                     "FileName": stored.file_name,
@@ -150,7 +157,11 @@ class DocumentWriter:
             try:
                 folder = self._folder(conn, patient)
                 stored = self._store(
-                    conn, patient, folder, doc_num=doc_num, extension=extension, data=data
+                    conn,
+                    patient,
+                    folder,
+                    name=generated_name(patient, doc_num, extension),
+                    data=data,
                 )
                 fields: dict[str, object] = {
                     "FileName": stored.file_name,
@@ -250,17 +261,12 @@ class DocumentWriter:
         patient: PatientRow,
         folder: str,
         *,
-        doc_num: int,
-        extension: str,
+        name: str,
         data: bytes,
     ) -> Stored:
+        """``data`` under ``name``, x-prefixed while a file or a row of the patient has it."""
         taken = queries.file_names(conn, pat_nums=[patient.pat_num])[patient.pat_num]
-        return self._storage.put(
-            folder=folder,
-            file_name=generated_name(patient, doc_num, extension),
-            data=data,
-            taken=taken,
-        )
+        return self._storage.put(folder=folder, file_name=name, data=data, taken=taken)
 
     def _undo(self, conn: Connection, doc_num: int, stored: Stored | None) -> None:
         """Leave neither a row nor a file: MyISAM keeps an inserted row through a rollback."""

@@ -1,6 +1,8 @@
-"""Render a document's 100x100 thumbnail. The only module that imports Pillow.
+"""Render a document's 100x100 thumbnail, or fit its image into any box (mount composites).
 
-Speed comes from never decoding more pixels than the thumbnail needs: a JPEG is decoded at
+One of the two modules that import Pillow (the other is ``composite``, which draws mounts).
+
+Speed comes from never decoding more pixels than the box needs: a JPEG is decoded at
 1/2, 1/4 or 1/8 size by the decoder itself (``draft``), everything else is box-reduced by an
 integer factor before the final resampling, and EXIF orientation is applied to the small image,
 after shrinking. Pillow releases the GIL while it decodes and resamples, so one renderer may be
@@ -9,9 +11,11 @@ called from several threads at once (PDF rendering, which is not thread-safe, ta
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,29 +135,48 @@ class Renderer:
 
     def render(self, source: Path, *, adjust: Adjust = NO_ADJUST) -> Image.Image:
         """The thumbnail of ``source`` as an RGBA image of size x size, padding transparent."""
-        ext = extension(source.name)
+        return self.fit(source, box=(self._size, self._size), adjust=adjust)
+
+    def fit(
+        self,
+        source: Path | bytes,
+        *,
+        box: tuple[int, int],
+        adjust: Adjust = NO_ADJUST,
+        name: str = "",
+    ) -> Image.Image:
+        """``source`` fitted into ``box`` (width, height), aspect kept, after ``adjust``.
+
+        An RGBA image of exactly ``box``, the picture centred and the padding transparent.
+        ``source`` is a file, or a file's content with ``name`` its file name: the extension
+        decides how it is read (raster, DICOM or PDF), as for a file. Raises ThumbnailError.
+        """
+        if box[0] < 1 or box[1] < 1:
+            raise ValueError(f"a box of {box[0]}x{box[1]} holds no picture")
+        label = source if isinstance(source, Path) else Path(name or "<bytes>")
+        ext = extension(label.name)
         try:
             if ext in _DICOM:
-                picture = self._dicom(source)
+                picture = self._dicom(source, label)
                 # A DICOM file is shown through its own window; the document's WindowingMin/Max
                 # hold that same window in the file's units, not display levels.
                 adjust = Adjust(crop=adjust.crop, flip=adjust.flip, degrees=adjust.degrees)
             elif ext in _PDF:
-                picture = self._pdf(source)
+                picture = self._pdf(source, label, box)
             elif ext in _RASTER:
-                picture = self._raster(source, adjust)
+                picture = self._raster(source, label, adjust, box)
                 # The crop was applied while decoding, in the file's own coordinates.
                 adjust = Adjust(flip=adjust.flip, degrees=adjust.degrees, window=adjust.window)
             else:
                 kind = f".{ext} files" if ext else "files without an extension"
-                return self._refuse(source, f"no thumbnail for {kind}")
-            return self._finish(picture, adjust)
+                return self._refuse(label, f"no thumbnail for {kind}")
+            return _finish(picture, adjust, box)
         except ThumbnailError:
             raise
         except MemoryError:
-            raise ThumbnailError(source, "not enough memory to decode it") from None
+            raise ThumbnailError(label, "not enough memory to decode it") from None
         except _UNREADABLE as exc:
-            raise ThumbnailError(source, _reason(exc)) from None
+            raise ThumbnailError(label, _reason(exc)) from None
 
     @staticmethod
     def _refuse(source: Path, reason: str) -> Image.Image:
@@ -181,12 +204,15 @@ class Renderer:
 
     # -- sources ---------------------------------------------------------------------------------
 
-    def _raster(self, source: Path, adjust: Adjust) -> Image.Image:
-        with Image.open(source) as image:
+    def _raster(
+        self, source: Path | bytes, label: Path, adjust: Adjust, box: tuple[int, int]
+    ) -> Image.Image:
+        opened = source if isinstance(source, Path) else io.BytesIO(source)
+        with Image.open(opened) as image:
             width, height = image.size
             if width * height > self._max_pixels:
                 raise ThumbnailError(
-                    source,
+                    label,
                     f"decompression bomb: {width}x{height} is over {self._max_pixels:,} pixels",
                 )
             orientation = _orientation(image)
@@ -199,7 +225,7 @@ class Renderer:
             crop = _crop_box(adjust.crop, stored)
             region = (crop[2] - crop[0], crop[3] - crop[1]) if crop else stored
             # The size the region ends up as, then that size in the file's own orientation.
-            fit = _fit(_turned(region, orientation, adjust.degrees), self._size)
+            fit = _fit(_turned(region, orientation, adjust.degrees), box)
             wanted = _unturned(fit, orientation, adjust.degrees)
             scale = min(1.0, max(wanted[0] / region[0], wanted[1] / region[1]) * _OVERSAMPLE)
             if image.format == "JPEG":
@@ -214,11 +240,17 @@ class Renderer:
             picture = picture.transpose(_TRANSPOSE[orientation])
         return picture
 
-    def _dicom(self, source: Path) -> Image.Image:
-        pixels = read_pixels(source, max_pixels=self._max_pixels)
-        return Image.fromarray(pixels)
+    def _dicom(self, source: Path | bytes, label: Path) -> Image.Image:
+        if isinstance(source, Path):
+            return Image.fromarray(read_pixels(source, max_pixels=self._max_pixels))
+        # The DICOM reader takes a file (it names it in its errors): bytes get a temporary one
+        # under the document's own name.
+        with tempfile.TemporaryDirectory(prefix="atoz-dicom-") as directory:
+            path = Path(directory) / (label.name if _plain_name(label.name) else "document.dcm")
+            path.write_bytes(source)
+            return Image.fromarray(read_pixels(path, max_pixels=self._max_pixels))
 
-    def _pdf(self, source: Path) -> Image.Image:
+    def _pdf(self, source: Path | bytes, label: Path, box: tuple[int, int]) -> Image.Image:
         import pypdfium2  # noqa: PLC0415 - only a practice that drops PDFs pays for pdfium
 
         # pdfium is not thread-safe and its state is the process's: one PDF at a time here.
@@ -226,52 +258,55 @@ class Renderer:
             try:
                 document = pypdfium2.PdfDocument(source)
             except pypdfium2.PdfiumError as exc:  # a RuntimeError: not in _UNREADABLE
-                raise ThumbnailError(source, f"unreadable PDF: {exc}") from None
+                raise ThumbnailError(label, f"unreadable PDF: {exc}") from None
             try:
                 if len(document) == 0:
-                    raise ThumbnailError(source, "the PDF has no pages")
+                    raise ThumbnailError(label, "the PDF has no pages")
                 page = document[0]
                 width, height = page.get_size()
                 if width <= 0 or height <= 0:
-                    raise ThumbnailError(source, "the PDF's first page has no size")
-                scale = self._size * _OVERSAMPLE / max(width, height)
+                    raise ThumbnailError(label, "the PDF's first page has no size")
+                scale = min(box[0] / width, box[1] / height) * _OVERSAMPLE
                 bitmap = page.render(scale=scale, fill_color=_WHITE)
                 picture: Image.Image = bitmap.to_pil().convert("RGB")
                 # Closed here, under the lock, not later by the garbage collector on any thread.
                 bitmap.close()
                 page.close()
             except pypdfium2.PdfiumError as exc:
-                raise ThumbnailError(source, f"unreadable PDF: {exc}") from None
+                raise ThumbnailError(label, f"unreadable PDF: {exc}") from None
             finally:
                 document.close()
         return picture
 
-    # -- shared tail -----------------------------------------------------------------------------
-
-    def _finish(self, picture: Image.Image, adjust: Adjust) -> Image.Image:
-        """Apply what is left of ``adjust``, fit into size x size and centre on the canvas."""
-        if adjust.crop != NO_ADJUST.crop:
-            box = _crop_box(adjust.crop, picture.size)
-            if box:
-                picture = picture.crop(box)
-        if adjust.window[1] > 0:
-            picture = _window(picture, adjust.window)
-        if adjust.flip:
-            picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        picture = picture.convert("RGBA") if picture.mode != "RGBA" else picture
-        if adjust.degrees % 360:
-            picture = picture.rotate(
-                -adjust.degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=_CLEAR
-            )
-        fit = _fit(picture.size, self._size)
-        if picture.size != fit:
-            picture = picture.resize(fit, Image.Resampling.LANCZOS, reducing_gap=2.0)
-        canvas = Image.new("RGBA", (self._size, self._size), _CLEAR)
-        canvas.paste(picture, ((self._size - fit[0]) // 2, (self._size - fit[1]) // 2))
-        return canvas
-
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _finish(picture: Image.Image, adjust: Adjust, box: tuple[int, int]) -> Image.Image:
+    """Apply what is left of ``adjust``, fit into ``box`` and centre on a transparent canvas."""
+    if adjust.crop != NO_ADJUST.crop:
+        crop = _crop_box(adjust.crop, picture.size)
+        if crop:
+            picture = picture.crop(crop)
+    if adjust.window[1] > 0:
+        picture = _window(picture, adjust.window)
+    if adjust.flip:
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    picture = picture.convert("RGBA") if picture.mode != "RGBA" else picture
+    if adjust.degrees % 360:
+        picture = picture.rotate(
+            -adjust.degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=_CLEAR
+        )
+    fit = _fit(picture.size, box)
+    if picture.size != fit:
+        picture = picture.resize(fit, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    canvas = Image.new("RGBA", box, _CLEAR)
+    canvas.paste(picture, ((box[0] - fit[0]) // 2, (box[1] - fit[1]) // 2))
+    return canvas
+
+
+def _plain_name(name: str) -> bool:
+    return name not in {"", ".", ".."} and not any(c in name for c in "/\\\0")
 
 
 def _reason(exc: BaseException) -> str:
@@ -347,12 +382,14 @@ def _unturned(fit: tuple[int, int], orientation: int, degrees: float) -> tuple[i
     return (fit[1], fit[0]) if sideways else fit
 
 
-def _fit(size: tuple[int, int], box: int) -> tuple[int, int]:
-    """``size`` scaled so its longer side is ``box``, aspect kept (never below 1 pixel)."""
+def _fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled to the largest that fits in ``box``, aspect kept (never below 1 pixel)."""
     width, height = size
-    if width >= height:
-        return box, max(1, round(height * box / width))
-    return max(1, round(width * box / height)), box
+    box_width, box_height = box
+    # Compared in integers: which side limits the fit must not depend on rounding.
+    if width * box_height >= height * box_width:
+        return box_width, max(1, round(height * box_width / width))
+    return max(1, round(width * box_height / height)), box_height
 
 
 def _draft(image: Image.Image, scale: float) -> None:

@@ -1,7 +1,11 @@
 """schemathesis against our own OpenAPI schema: no 5xx, no response that breaks the schema.
 
-A real server on loopback (SQLite), with a valid key on every request; at least 500 generated
-cases in all (the four operations, MAX_EXAMPLES each), positive and negative.
+A real server on loopback (SQLite), with a valid key on every request; at least 1000 generated
+cases in all (the eight operations, MAX_EXAMPLES each), positive and negative.
+
+The SFTP endpoints may only reach 127.0.0.1 (``[sftp] allow_hosts``), with an empty known_hosts
+and a short connect timeout: a generated SftpAddress naming any other host is refused before any
+DNS lookup or connection, and nothing generated ever leaves the machine.
 
 Every check runs but one: positive_data_acceptance (a schema-valid request must not be a 400).
 Open Dental's rules that a JSON schema cannot say (tooth-number ranges, real dates, strict
@@ -26,14 +30,14 @@ from schemathesis.config import (
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from atoz_watcher.api import create_app
-from atoz_watcher.config import Settings
+from atoz_watcher.config import Settings, SftpSettings
 from atoz_watcher.db.engine import make_engine
 from tests.conftest import _make_world
 from tests.test_api import AUTH, api_settings, make_clinic, serving
 
 MAX_EXAMPLES = 150
-OPERATIONS = 4
-MINIMUM_CASES = 500
+OPERATIONS = 8
+MINIMUM_CASES = 1000
 
 
 def _our_schema() -> dict[str, object]:
@@ -69,7 +73,19 @@ def base_url(tmp_path: Path) -> Iterator[str]:
         clinic = make_clinic(world)
         world.add_patient("Jones", "Ann")
         world.add_document(clinic.pat, "scan.jpg", clinic.xrays)
-        with serving(api_settings(world, max_upload_bytes=64 * 1024), world) as client:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        settings = api_settings(world, max_upload_bytes=64 * 1024).model_copy(
+            update={
+                "sftp": SftpSettings(
+                    allow_hosts=("127.0.0.1",),
+                    known_hosts=known_hosts,
+                    connect_timeout=0.5,
+                    transfer_timeout=2,
+                )
+            }
+        )
+        with serving(settings, world) as client:
             yield str(client.base_url).rstrip("/")
 
 

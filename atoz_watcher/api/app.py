@@ -19,8 +19,11 @@ from atoz_watcher.api.middleware import Authenticator, BodyLimiter, RequestLogge
 from atoz_watcher.api.present import FilePaths
 from atoz_watcher.api.routes import PREFIX, build_router
 from atoz_watcher.api.service import DocumentService, encoded_limit
+from atoz_watcher.api.transfers import SftpService
+from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.documents import DocumentWriter
+from atoz_watcher.sftp import SftpClient
 from atoz_watcher.storage import storage_for
 from atoz_watcher.thumbnailing import ThumbJob, carry_out
 from atoz_watcher.thumbs import Renderer
@@ -29,7 +32,8 @@ OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
 BODY_SLACK = 1024 * 1024
 DESCRIPTION = (
-    "Open Dental's Documents API (GET, Upload, SetByUrl), served by atoz-watcher. "
+    "Open Dental's Documents API (GET, Upload, SetByUrl, UploadSftp, DownloadSftp, Thumbnails, "
+    "DownloadMount), served by atoz-watcher. "
     "Every endpoint needs `Authorization: ODFHIR <DeveloperKey>/<CustomerKey>`. "
     "Errors are a JSON string."
 )
@@ -60,9 +64,8 @@ def create_app(
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
     wakes the materialiser, so the file is fetched now rather than at its next pass.
     """
-    writer = DocumentWriter(
-        engine, storage_for(settings), lock_timeout_s=settings.scan.lock_timeout
-    )
+    storage = storage_for(settings)
+    writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
     thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
     service = DocumentService(
         engine,
@@ -73,7 +76,18 @@ def create_app(
         in_database=settings.storage == "InDatabase",
         on_placeholder=on_placeholder,
     )
-    render = Thumbnailer(Renderer(max_pixels=settings.thumbnails.max_pixels))
+    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    render = Thumbnailer(renderer)
+    transfers = SftpService(
+        engine,
+        service,
+        sftp=SftpClient(settings.sftp),
+        storage=storage,
+        root=settings.atoz_path,
+        renderer=renderer,
+        composer=MountComposer(engine, storage, settings.atoz_path, renderer),
+        in_database=settings.storage == "InDatabase",
+    )
     app = FastAPI(
         title="atoz-watcher Documents API",
         version=__version__,
@@ -86,7 +100,7 @@ def create_app(
         strict_content_type=False,
     )
     install_handlers(app)
-    app.include_router(build_router(service, render=render))
+    app.include_router(build_router(service, transfers, render=render))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
     app.add_middleware(

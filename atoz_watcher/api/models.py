@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
+from atoz_watcher.sftp import SftpError, parse_address
 from atoz_watcher.teeth import ToothNumberError, normalise
 
 BIGINT_MAX = 2**63 - 1
@@ -255,3 +256,129 @@ class DocumentOut(BaseModel):
     tooth_numbers: str = Field(alias="ToothNumbers")
     date_t_stamp: str = Field(alias="DateTStamp", description="Empty for a mount.")
     server_date_time: str = Field(alias="serverDateTime")
+
+
+# -- the SFTP endpoints ---------------------------------------------------------------------------
+
+MAX_SFTP_ADDRESS = 4096
+MAX_SFTP_CREDENTIAL = 1024
+
+
+def _required(field: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not value:
+            raise FieldError(f"{field} is required")
+        return value
+
+    return AfterValidator(check)
+
+
+def _sftp_address(value: str) -> str:
+    try:
+        parse_address(value)
+    except SftpError as exc:
+        raise FieldError(exc.message) from None
+    return value
+
+
+SftpAddressField = Annotated[
+    str,
+    StringConstraints(max_length=MAX_SFTP_ADDRESS),
+    AfterValidator(_unicode),
+    _required("SftpAddress"),
+    AfterValidator(_sftp_address),
+]
+SftpCredential = Annotated[
+    str, StringConstraints(max_length=MAX_SFTP_CREDENTIAL), AfterValidator(_unicode)
+]
+SftpPort = Annotated[
+    Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=65535)] | None,
+    Field(
+        alias="SftpPort",
+        description="The SFTP site's port. Default (absent or null): 22.",
+        examples=[22],
+    ),
+]
+OptionalNum = Annotated[
+    Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=BIGINT_MAX)] | None,
+    Field(description="Absent, null or 0: not given."),
+]
+
+
+class SftpRequest(_Request):
+    """The fields every SFTP endpoint takes."""
+
+    sftp_address: SftpAddressField = Field(
+        alias="SftpAddress",
+        description=(
+            "The SFTP site's host, then the path on it: MySftpSite/folder/file.png. The path "
+            "is rooted at the server's /; an IPv6 host is written in brackets ([::1]/x.png)."
+        ),
+        examples=["MySftpSite/myUsername/Documents/SmithJRadiograph.png"],
+    )
+    sftp_username: Annotated[SftpCredential, _required("SftpUsername")] = Field(
+        alias="SftpUsername", examples=["myUsername"]
+    )
+    sftp_password: Annotated[SftpCredential, _required("SftpPassword")] = Field(
+        alias="SftpPassword",
+        description="Never logged, never echoed.",
+        json_schema_extra={"format": "password"},
+        examples=["myPassword"],
+    )
+    sftp_port: SftpPort = None
+
+    def __repr_args__(self) -> list[tuple[str | None, object]]:
+        # The password never shows in a repr (a traceback, a debugger, a log line).
+        return [
+            (name, "***" if name == "sftp_password" else value)
+            for name, value in super().__repr_args__()
+        ]
+
+
+class UploadSftpRequest(SftpRequest):
+    """POST /documents/UploadSftp: pull a file from the client's SFTP site and store it."""
+
+    pat_num: PatNum
+    doc_category: DocCategory = None
+    img_type: ImgType = None
+    date_created: DateCreated = None
+    tooth_numbers: ToothNumbers = None
+
+
+class DownloadSftpRequest(SftpRequest):
+    """POST /documents/DownloadSftp: put a document's file, or a mount's composite image, on
+    the client's SFTP site."""
+
+    doc_num: OptionalNum = Field(default=None, alias="DocNum", examples=[1])
+    mount_num: OptionalNum = Field(default=None, alias="MountNum", examples=[1])
+
+
+class ThumbnailsRequest(SftpRequest):
+    """POST /documents/Thumbnails: the patient's image thumbnails to an SFTP folder."""
+
+    pat_num: PatNum
+
+
+class DownloadMountRequest(SftpRequest):
+    """POST /documents/DownloadMount: a mount's images to an SFTP folder."""
+
+    mount_num: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        alias="MountNum", ge=1, le=BIGINT_MAX, examples=[1]
+    )
+
+
+class LocationOut(BaseModel):
+    """Where DownloadSftp wrote the file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    location: str = Field(description="The full path of the file written on the SFTP site.")
+
+
+class FileOut(BaseModel):
+    """One file Thumbnails or DownloadMount wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    doc_num: int = Field(alias="DocNum")
+    file_name: str = Field(alias="FileName")

@@ -8,8 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Path, Query
 from fastapi.responses import JSONResponse
 
-from atoz_watcher.api.models import BIGINT_MAX, DocumentOut, SetByUrlRequest, UploadRequest
+from atoz_watcher.api.models import (
+    BIGINT_MAX,
+    DocumentOut,
+    DownloadMountRequest,
+    DownloadSftpRequest,
+    FileOut,
+    LocationOut,
+    SetByUrlRequest,
+    ThumbnailsRequest,
+    UploadRequest,
+    UploadSftpRequest,
+)
 from atoz_watcher.api.service import DocumentService
+from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
 from atoz_watcher.thumbnailing import ThumbJob
 
 PREFIX = "/api/v1"
@@ -34,7 +46,16 @@ POSTED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_router(service: DocumentService, *, render: Callable[[ThumbJob], object]) -> APIRouter:
+SFTP_FAILED = (
+    "A field is missing or malformed (the body names it), or the SFTP site failed: the body "
+    "says what failed (connect, host key, user name or password, not found, permission, "
+    "timeout, host not allowed)."
+)
+
+
+def build_router(
+    service: DocumentService, sftp: SftpService, *, render: Callable[[ThumbJob], object]
+) -> APIRouter:
     """The routes, closed over the service that does the work (no global state)."""
     router = APIRouter(prefix=PREFIX, responses=COMMON)
 
@@ -73,6 +94,8 @@ def build_router(service: DocumentService, *, render: Callable[[ThumbJob], objec
     def set_by_url(body: SetByUrlRequest) -> JSONResponse:
         return _created(service.set_by_url(body), None)
 
+    _add_sftp_routes(router, sftp, render=render)
+
     # Digits only, and after the fixed paths: /documents/Upload is never taken for a DocNum
     # (GET on it is a 405 with "Allow: POST", not a 400 about DocNum).
     @router.get(
@@ -87,6 +110,73 @@ def build_router(service: DocumentService, *, render: Callable[[ThumbJob], objec
         return JSONResponse(service.one(doc_num))
 
     return router
+
+
+def _add_sftp_routes(
+    router: APIRouter, sftp: SftpService, *, render: Callable[[ThumbJob], object]
+) -> None:
+    @router.post(
+        "/documents/UploadSftp",
+        status_code=201,
+        response_model=DocumentOut,
+        summary="Pull a file from an SFTP site and make its document",
+        responses={**POSTED, 400: _error(SFTP_FAILED)},
+    )
+    def upload_sftp(body: UploadSftpRequest, background: BackgroundTasks) -> JSONResponse:
+        uploaded = sftp.upload_sftp(body)
+        if uploaded.thumbnail is not None:
+            background.add_task(render, uploaded.thumbnail)
+        return _created(uploaded.document, background)
+
+    @router.post(
+        "/documents/DownloadSftp",
+        status_code=201,
+        response_model=LocationOut,
+        summary="Put a document's file, or a mount's composite JPEG, on an SFTP site",
+        responses={
+            **COMMON,
+            400: _error(SFTP_FAILED),
+            404: _error('"Document not found" or "Mount not found"'),
+        },
+    )
+    def download_sftp(body: DownloadSftpRequest) -> JSONResponse:
+        return JSONResponse({"location": sftp.download_sftp(body)}, status_code=201)
+
+    @router.post(
+        "/documents/Thumbnails",
+        status_code=201,
+        response_model=list[FileOut],
+        summary="Put the 100x100 thumbnails of a patient's images in an SFTP folder",
+        responses={
+            **COMMON,
+            200: _error(f'"{NO_THUMBNAILS}"'),
+            400: _error(SFTP_FAILED),
+            404: _error('"Patient not found" or "No documents exist for this patient"'),
+        },
+    )
+    def thumbnails(body: ThumbnailsRequest) -> JSONResponse:
+        return _files(sftp.thumbnails(body), NO_THUMBNAILS)
+
+    @router.post(
+        "/documents/DownloadMount",
+        status_code=201,
+        response_model=list[FileOut],
+        summary="Put every image of a mount in an SFTP folder",
+        responses={
+            **COMMON,
+            200: _error(f'"{NO_MOUNT_IMAGES}"'),
+            400: _error(SFTP_FAILED),
+            404: _error('"Mount not found."'),
+        },
+    )
+    def download_mount(body: DownloadMountRequest) -> JSONResponse:
+        return _files(sftp.download_mount(body), NO_MOUNT_IMAGES)
+
+
+def _files(files: list[dict[str, Any]] | None, nothing: str) -> JSONResponse:
+    if files is None:
+        return JSONResponse(nothing, status_code=200)
+    return JSONResponse(files, status_code=201)
 
 
 def _created(document: dict[str, Any], background: BackgroundTasks | None) -> JSONResponse:

@@ -179,7 +179,7 @@ class DocumentService:
     def _categories(conn: Connection) -> dict[int, str]:
         return {c.def_num: c.name for c in queries.image_categories(conn)}
 
-    def _has_mount_tables(self, conn: Connection) -> bool:
+    def has_mount_tables(self, conn: Connection) -> bool:
         if not self._mount_tables_seen:
             self._mount_tables_seen = queries.has_mount_tables(conn)
         return self._mount_tables_seen
@@ -192,7 +192,7 @@ class DocumentService:
             documents = queries.document_entries(conn, pat_num=pat_num)
             mounts: list[queries.MountEntry] = []
             items: dict[int, tuple[int, int]] = {}
-            if self._has_mount_tables(conn):
+            if self.has_mount_tables(conn):
                 mounts = queries.mount_entries(conn, pat_num=pat_num)
                 if mounts:
                     items = queries.mount_items(conn, pat_num=pat_num)
@@ -214,7 +214,7 @@ class DocumentService:
                 raise ApiError(404, DOCUMENT_NOT_FOUND)
             patient = queries.patient(conn, pat_num=entry.pat_num)
             mount_num = 0
-            if entry.mount_item_num and self._has_mount_tables(conn):
+            if entry.mount_item_num and self.has_mount_tables(conn):
                 mount_num = queries.mount_of_item(conn, mount_item_num=entry.mount_item_num) or 0
             categories = self._categories(conn)
         owner = (
@@ -246,7 +246,17 @@ class DocumentService:
                 f"{limit} characters of base64 here",
             )
         data = decode_base64(request.raw_base64, max_bytes=self._max_upload)
-        new = self._new_document(request, extension=request.extension)
+        return self.store(self._new_document(request, extension=request.extension), data)
+
+    def store(self, new: NewDocument, data: bytes) -> Uploaded:
+        """The file stored at once and its row (Upload, UploadSftp); the thumbnail comes later."""
+        limit = self._raw_base64_limit()
+        if limit is not None and encoded_limit(len(data)) > limit:
+            raise ApiError(
+                400,
+                f"The file is too large for the database: document.RawBase64 holds at most "
+                f"{limit} characters of base64 here",
+            )
         with answered():
             created = self._writer.create(new, data)
         return Uploaded(document=self.one(created.doc_num), thumbnail=self._thumbnail(created))

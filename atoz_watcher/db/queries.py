@@ -394,3 +394,206 @@ def mount_of_item(conn: Connection, *, mount_item_num: int) -> int | None:
         text("SELECT MountNum FROM mountitem WHERE MountItemNum = :m"), {"m": mount_item_num}
     ).scalar()
     return int(value) if value is not None else None
+
+
+# -- mount composites -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MountLayout:
+    """A mount's canvas: its size and colours (ARGB as Open Dental stores them, signed)."""
+
+    mount_num: int
+    width: int
+    height: int
+    color_back: int
+    color_fore: int  # text of text items
+    color_text_back: int  # behind text items
+
+
+@dataclass(frozen=True, slots=True)
+class MountItemLayout:
+    mount_item_num: int
+    item_order: int
+    x: int
+    y: int
+    width: int
+    height: int
+    text_showing: str
+    font_size: float
+
+
+@dataclass(frozen=True, slots=True)
+class MountDocument:
+    """The document shown in a mount item, with where its bytes are and its image settings."""
+
+    doc_num: int
+    mount_item_num: int
+    pat_num: int
+    file_name: str
+    image_folder: str  # patient.ImageFolder as stored; empty when Open Dental never set it
+    lname: str
+    fname: str
+    crop: tuple[int, int, int, int]
+    flip: bool
+    degrees: float
+    window: tuple[int, int]
+
+
+def mount_layout(conn: Connection, *, mount_num: int) -> MountLayout | None:
+    """The mount's size and colours; None when there is no such mount (or no mount table)."""
+    if not has_mount_tables(conn):
+        return None
+    row = conn.execute(
+        text(
+            "SELECT MountNum, Width, Height, ColorBack, ColorFore, ColorTextBack FROM mount "
+            "WHERE MountNum = :m"
+        ),
+        {"m": mount_num},
+    ).first()
+    if row is None:
+        return None
+    return MountLayout(
+        mount_num=int(row[0]),
+        width=int(row[1] or 0),
+        height=int(row[2] or 0),
+        color_back=int(row[3] or 0),
+        color_fore=int(row[4] or 0),
+        color_text_back=int(row[5] or 0),
+    )
+
+
+def mount_item_layouts(conn: Connection, *, mount_num: int) -> list[MountItemLayout]:
+    """The mount's shown items (ItemOrder not -1), in ItemOrder, then MountItemNum."""
+    rows = conn.execute(
+        text(
+            "SELECT MountItemNum, ItemOrder, Xpos, Ypos, Width, Height, TextShowing, FontSize "
+            "FROM mountitem WHERE MountNum = :m AND ItemOrder <> -1 "
+            "ORDER BY ItemOrder, MountItemNum"
+        ),
+        {"m": mount_num},
+    )
+    return [
+        MountItemLayout(
+            mount_item_num=int(r[0]),
+            item_order=int(r[1] or 0),
+            x=int(r[2] or 0),
+            y=int(r[3] or 0),
+            width=int(r[4] or 0),
+            height=int(r[5] or 0),
+            text_showing=r[6] or "",
+            font_size=float(r[7] or 0),
+        )
+        for r in rows
+    ]
+
+
+def mount_documents(conn: Connection, *, mount_num: int) -> dict[int, MountDocument]:
+    """MountItemNum -> the document shown in it: the newest (highest DocNum) of those whose
+    MountItemNum is the item. No RawBase64 here (see ``raw_base64``)."""
+    rows = conn.execute(
+        text(
+            "SELECT document.DocNum, document.MountItemNum, document.PatNum, document.FileName, "
+            "patient.ImageFolder, patient.LName, patient.FName, document.CropX, document.CropY, "
+            "document.CropW, document.CropH, document.IsFlipped, document.DegreesRotated, "
+            "document.WindowingMin, document.WindowingMax "
+            "FROM mountitem JOIN document ON document.MountItemNum = mountitem.MountItemNum "
+            "LEFT JOIN patient ON patient.PatNum = document.PatNum "
+            "WHERE mountitem.MountNum = :m ORDER BY document.DocNum"
+        ),
+        {"m": mount_num},
+    )
+    found: dict[int, MountDocument] = {}
+    for r in rows:  # in DocNum order: the newest document of an item is written last
+        found[int(r[1])] = MountDocument(
+            doc_num=int(r[0]),
+            mount_item_num=int(r[1]),
+            pat_num=int(r[2] or 0),
+            file_name=r[3] or "",
+            image_folder=r[4] or "",
+            lname=r[5] or "",
+            fname=r[6] or "",
+            crop=(int(r[7] or 0), int(r[8] or 0), int(r[9] or 0), int(r[10] or 0)),
+            flip=bool(r[11]),
+            degrees=float(r[12] or 0),
+            window=(int(r[13] or 0), int(r[14] or 0)),
+        )
+    return found
+
+
+def raw_base64(conn: Connection, *, doc_num: int) -> str:
+    """document.RawBase64 of one document ('' when it is gone): read one row at a time, as the
+    column can hold megabytes."""
+    value = conn.execute(
+        text("SELECT RawBase64 FROM document WHERE DocNum = :d"), {"d": doc_num}
+    ).scalar()
+    return "" if value is None else str(value)
+
+
+# -- the SFTP endpoints' reads ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSource:
+    """What it takes to read one document's bytes: its FileName, its patient's folder and, for
+    InDatabase, its RawBase64."""
+
+    doc_num: int
+    pat_num: int
+    file_name: str
+    image_folder: str  # patient.ImageFolder as stored ("" when never set, or no patient)
+    lname: str
+    fname: str
+    raw_base64: str
+
+
+_DOCUMENT_SOURCE_SQL = (
+    "SELECT document.DocNum, document.PatNum, document.FileName, patient.ImageFolder, "
+    "patient.LName, patient.FName, {raw} FROM document "
+    "LEFT JOIN patient ON patient.PatNum = document.PatNum"
+)
+
+
+def _document_source(r: Sequence[Any]) -> DocumentSource:
+    return DocumentSource(
+        doc_num=int(r[0]),
+        pat_num=int(r[1]),
+        file_name=r[2] or "",
+        image_folder=r[3] or "",
+        lname=r[4] or "",
+        fname=r[5] or "",
+        raw_base64=r[6] or "",
+    )
+
+
+def document_source(conn: Connection, *, doc_num: int, with_raw: bool) -> DocumentSource | None:
+    """One document's source; RawBase64 (possibly megabytes) only when ``with_raw``."""
+    sql = _DOCUMENT_SOURCE_SQL.format(raw="document.RawBase64" if with_raw else "''")
+    row = conn.execute(text(f"{sql} WHERE document.DocNum = :d"), {"d": doc_num}).first()
+    return _document_source(row) if row is not None else None
+
+
+def count_documents(conn: Connection, *, pat_num: int) -> int:
+    """How many ``document`` rows the patient has (placeholders included)."""
+    return int(conn.execute(select(func.count()).where(_DOC.c.PatNum == pat_num)).scalar_one())
+
+
+def mount_exists(conn: Connection, *, mount_num: int) -> bool:
+    value = conn.execute(
+        text("SELECT MountNum FROM mount WHERE MountNum = :m"), {"m": mount_num}
+    ).scalar()
+    return value is not None
+
+
+def mount_doc_nums(conn: Connection, *, mount_num: int) -> list[int]:
+    """The DocNums of the documents with a file on the mount's items, in ItemOrder."""
+    rows = conn.execute(
+        text(
+            "SELECT document.DocNum FROM document "
+            "JOIN mountitem ON mountitem.MountItemNum = document.MountItemNum "
+            "WHERE mountitem.MountNum = :m AND document.FileName <> '' "
+            "ORDER BY mountitem.ItemOrder, document.DocNum"
+        ),
+        {"m": mount_num},
+    )
+    return [int(r[0]) for r in rows]
