@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -69,6 +70,7 @@ class Backfill:
         self,
         *,
         pat_num: int | None = None,
+        changed_since: datetime | None = None,
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
@@ -76,7 +78,7 @@ class Backfill:
     ) -> BackfillSummary:
         summary = BackfillSummary()
         with self._engine.connect() as conn:
-            total = count_document_files(conn, pat_num=pat_num)
+            total = count_document_files(conn, pat_num=pat_num, changed_since=changed_since)
         after = 0
         initializer = lower_thread_priority if self._low_priority else None
         with ThreadPoolExecutor(
@@ -85,7 +87,11 @@ class Backfill:
             while not (should_stop and should_stop()):
                 with self._engine.connect() as conn:
                     documents = document_files(
-                        conn, after_doc_num=after, limit=self._page, pat_num=pat_num
+                        conn,
+                        after_doc_num=after,
+                        limit=self._page,
+                        pat_num=pat_num,
+                        changed_since=changed_since,
                     )
                 if not documents:
                     break

@@ -93,9 +93,10 @@ class ThumbnailSettings(BaseModel):
     # Images with more pixels get no thumbnail (decompression bombs); 80 MP is twice a 40 MP
     # camera and stays under Pillow's own warning threshold.
     max_pixels: PositiveInt = Field(default=80_000_000, le=89_000_000)
-    # At start, build the thumbnails that are missing or older than their document (those of
-    # files registered just before a stop, or while thumbnails were off), at low priority.
-    backfill_on_start: bool = True
+    # At start, build the missing or stale thumbnails of documents added or changed in the last
+    # this many days (those of files registered just before a stop, or of images Open Dental
+    # just rotated), at low priority; 0: none. `atoz-watcher thumbnails` does all documents.
+    backfill_days: float = Field(default=2.0, ge=0)
 
 
 class ApiKey(BaseModel):

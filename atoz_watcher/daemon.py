@@ -77,11 +77,17 @@ def _thumbnail_worker(
         return None
     workers = default_workers(thumbnails.workers)
     backfill = None
-    if thumbnails.backfill_on_start:
+    if thumbnails.backfill_days > 0:
         backfill = Backfill(
             engine, renderer, settings.atoz_path, workers=workers, low_priority=True
         )
-    return ThumbnailWorker(renderer, workers=workers, metrics=metrics, backfill=backfill)
+    return ThumbnailWorker(
+        renderer,
+        workers=workers,
+        metrics=metrics,
+        backfill=backfill,
+        backfill_days=thumbnails.backfill_days,
+    )
 
 
 def _materializer_worker(

@@ -6,7 +6,7 @@ import gc
 import os
 import queue
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -37,7 +37,9 @@ class ThumbnailWorker:
         workers: int,
         metrics: Metrics,
         backfill: Backfill | None = None,
+        backfill_days: float = 0.0,
     ) -> None:
+        self._backfill_days = backfill_days
         self._renderer = renderer
         self._workers = max(1, workers)
         self._metrics = metrics
@@ -115,7 +117,9 @@ class ThumbnailWorker:
     def _run_backfill(self, backfill: Backfill) -> None:
         try:
             summary = backfill.run(
-                on_outcome=self._metrics.thumbnail, should_stop=self._stop.is_set
+                changed_since=datetime.now() - timedelta(days=self._backfill_days),
+                on_outcome=self._metrics.thumbnail,
+                should_stop=self._stop.is_set,
             )
         except Exception as exc:  # noqa: BLE001 - best effort: the next start tries again
             log.warning("thumbnail.backfill_failed", error=str(exc))

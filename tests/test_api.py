@@ -46,7 +46,7 @@ def api_settings(
         state_dir=world.state,
         storage=storage,
         api=ApiSettings(keys=KEYS, **api),
-        thumbnails=ThumbnailSettings(enabled=thumbnails, backfill_on_start=False),
+        thumbnails=ThumbnailSettings(enabled=thumbnails, backfill_days=0),
     )
 
 

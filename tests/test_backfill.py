@@ -145,3 +145,17 @@ def test_thumbnails_command_refuses_in_database_storage(world: World) -> None:
     assert result.returncode == 2
     assert "InDatabase" in result.stderr
     assert list(world.root.iterdir()) == []
+
+
+def test_changed_since_limits_the_pass_to_recent_documents(world: World) -> None:
+    category = world.add_category("X-Rays", order=0)
+    smith = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    old = world.add_document(smith, image(folder / "old.jpg").name, category)
+    world.add_document(smith, image(folder / "new.jpg").name, category)
+    set_stamp(world, old, datetime.now() - timedelta(days=30))
+
+    summary = backfill(world).run(changed_since=datetime.now() - timedelta(days=2))
+
+    assert thumbnails(folder) == ["new.jpg"]
+    assert summary.documents == 1

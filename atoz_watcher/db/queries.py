@@ -169,7 +169,7 @@ class DocumentFile:
     window: tuple[int, int]
 
 
-def _document_files_query(pat_num: int | None) -> Any:  # noqa: ANN401 - a Select of many columns
+def _document_files_query(pat_num: int | None, changed_since: datetime | None) -> Any:  # noqa: ANN401 - a Select of many columns
     query = (
         select(
             _DOC.c.DocNum,
@@ -193,24 +193,34 @@ def _document_files_query(pat_num: int | None) -> Any:  # noqa: ANN401 - a Selec
     )
     if pat_num is not None:
         query = query.where(_DOC.c.PatNum == pat_num)
+    if changed_since is not None:
+        query = query.where(_DOC.c.DateTStamp >= changed_since)
     return query
 
 
-def count_document_files(conn: Connection, *, pat_num: int | None = None) -> int:
+def count_document_files(
+    conn: Connection, *, pat_num: int | None = None, changed_since: datetime | None = None
+) -> int:
     """How many documents ``document_files`` would return."""
-    inner = _document_files_query(pat_num).subquery()
+    inner = _document_files_query(pat_num, changed_since).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
 
 def document_files(
-    conn: Connection, *, after_doc_num: int, limit: int, pat_num: int | None = None
+    conn: Connection,
+    *,
+    after_doc_num: int,
+    limit: int,
+    pat_num: int | None = None,
+    changed_since: datetime | None = None,
 ) -> list[DocumentFile]:
-    """The next ``limit`` documents with a FileName, by DocNum, after ``after_doc_num``.
+    """The next ``limit`` documents with a FileName, by DocNum, after ``after_doc_num`` (only
+    those whose row changed since ``changed_since``, when given).
 
     Short keyset pages, so no long read holds a MyISAM table lock against Open Dental.
     """
     query = (
-        _document_files_query(pat_num)
+        _document_files_query(pat_num, changed_since)
         .where(_DOC.c.DocNum > after_doc_num)
         .order_by(_DOC.c.DocNum)
         .limit(limit)
