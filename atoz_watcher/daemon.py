@@ -13,7 +13,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,13 +263,29 @@ class Daemon:
         self._take_events(self._wait_s())
         self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
         if self._rescan_due():
-            self._rescan()
+            with self._registering():
+                self._rescan()
             return
         ready = self._tracker.ready() + self._retries.due() + self._outage.due()
-        for start in range(0, len(ready), MAX_BATCH):
-            if self._stop.is_set():
-                return
-            self._register(ready[start : start + MAX_BATCH])
+        if not ready:
+            return
+        with self._registering():
+            for start in range(0, len(ready), MAX_BATCH):
+                if self._stop.is_set():
+                    return
+                self._register(ready[start : start + MAX_BATCH])
+
+    @contextmanager
+    def _registering(self) -> Iterator[None]:
+        """Thumbnails wait while files are registered: rows first."""
+        if self._thumbnails is None:
+            yield
+            return
+        self._thumbnails.hold()
+        try:
+            yield
+        finally:
+            self._thumbnails.release()
 
     def _wait_s(self) -> float:
         waits = [MAX_WAIT_S, max(0.0, self._rescans.due_at - self._clock())]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from atoz_watcher.backfill import Backfill
+from atoz_watcher.backfill import Backfill, lower_thread_priority
 from atoz_watcher.memory import release_free_memory
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.registrar import Registered
@@ -46,6 +46,10 @@ class ThumbnailWorker:
         self._backfill = backfill
         self._jobs: queue.SimpleQueue[ThumbJob | None] = queue.SimpleQueue()
         self._stop = threading.Event()
+        # Cleared while the daemon registers: rendering threads hold the interpreter lock for
+        # their Python parts, and a burst's rows come before its thumbnails.
+        self._open = threading.Event()
+        self._open.set()
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._lock = threading.Lock()
@@ -78,6 +82,13 @@ class ThumbnailWorker:
         if job is not None:
             self.submit(job)
 
+    def hold(self) -> None:
+        """Pause before the next job (the job in hand finishes): registration is running."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every submitted job is done; False on timeout (for tests and tools)."""
         with self._idle:
@@ -87,6 +98,7 @@ class ThumbnailWorker:
         """Stop after the jobs in hand; jobs still queued are left (the next start's backfill
         builds them)."""
         self._stop.set()
+        self._open.set()
         for _ in range(self._workers):
             self._jobs.put(None)
         for thread in self._threads:
@@ -94,8 +106,11 @@ class ThumbnailWorker:
         self._threads.clear()
 
     def _serve(self) -> None:
+        # Registration comes first: a burst's thumbnails must not slow its rows down.
+        lower_thread_priority()
         while True:
             job = self._jobs.get()
+            self._open.wait()
             if job is None or self._stop.is_set():
                 return
             try:

@@ -111,9 +111,12 @@ def build_tree(base: Path, count: int) -> Tree:
                 return Tree(root=root, db=db, folders=folders, files=0)
             insert_patients(conn, patients)
             conn.exec_driver_sql(
+                # Registered long ago, as a practice's existing documents are (DateTStamp too:
+                # the daemon's start-up thumbnail pass looks at recent changes only).
                 "INSERT INTO document (PatNum, FileName, Description, DocCategory, "
-                "DateCreated, Note, Signature, RawBase64, Thumbnail, OcrResponseData) "
-                "VALUES (?, ?, ?, 1, '2024-01-02 03:04:05.000000', '', '', '', '', '')",
+                "DateCreated, DateTStamp, Note, Signature, RawBase64, Thumbnail, OcrResponseData) "
+                "VALUES (?, ?, ?, 1, '2024-01-02 03:04:05.000000', '2024-01-02 03:04:05.000000', "
+                "'', '', '', '', '')",
                 documents,
             )
     finally:
