@@ -80,7 +80,7 @@ API_ENV = {
     "ATOZ_API__PORT": "0",
     "ATOZ_API__KEYS": json.dumps([{"developer_key": DEV, "customer_key": CUST}]),
     "ATOZ_METRICS__PORT": "0",
-    "ATOZ_THUMBNAILS__BACKFILL_ON_START": "false",
+    "ATOZ_THUMBNAILS__BACKFILL_DAYS": "0",
 }
 
 
