@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from atoz_watcher.backfill import Backfill
 from atoz_watcher.config import Settings
@@ -163,8 +163,10 @@ class Daemon:
         )
         self._retries = RetryBook(clock=clock)
         # Files held back by a database outage: tried again soon (every few seconds), since
-        # the database coming back should be noticed within seconds.
-        self._outage = RetryBook(clock=clock, first_s=1.0, max_s=4.0)
+        # the database coming back should be noticed within seconds: everything is registered
+        # within 5 s of its return (tests/fault/test_database_faults.py measures it), so the
+        # longest wait must leave room for the batch itself.
+        self._outage = RetryBook(clock=clock, first_s=1.0, max_s=2.0)
         self._rescans = _Rescans(interval_s=settings.watcher.rescan_interval)
         self._first_seen: dict[str, float] = {}
         # Final names of files we renamed, until their "moved" event comes back.
@@ -369,7 +371,7 @@ class Daemon:
         try:
             candidates = self._candidates(paths)
             results = self._registrar.register(candidates)
-        except (DatabaseUnavailableError, DBAPIError, NoImageCategoryError) as exc:
+        except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
             # Nothing is dropped: the files wait and are tried again every few seconds.
             self._metrics.error(_error_kind(exc))
             delay = 0.0
@@ -433,10 +435,12 @@ class Daemon:
         log.info("rescan.started", reason=reason)
         try:
             summary = self._rescanner.run(should_stop=self._beat)
-        except (DatabaseUnavailableError, DBAPIError, NoImageCategoryError) as exc:
+        except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
             self._metrics.error(_error_kind(exc))
             self._rescans.failures += 1
-            delay = min(2.0 * 2 ** (self._rescans.failures - 1), 30.0)
+            # Short: files that arrived while the service was down wait for this scan, and the
+            # database's return must be noticed within seconds.
+            delay = min(1.0 * 2 ** (self._rescans.failures - 1), 2.0)
             self._rescans.due_at = self._clock() + delay
             log.warning("rescan.retry", reason=reason, error=str(exc), delay_s=delay)
             return

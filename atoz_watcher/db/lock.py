@@ -37,8 +37,16 @@ def registration_lock(conn: Connection, *, timeout_s: int) -> Iterator[None]:
     try:
         yield
     finally:
-        # A broken connection has released the lock already: the server drops named locks
-        # with the session that held them.
-        with suppress(DBAPIError):
-            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
-            conn.commit()
+        _release(conn)
+
+
+def _release(conn: Connection) -> None:
+    # A broken connection has released the lock already: the server drops named locks with the
+    # session that held them. Touching an invalidated connection would raise
+    # PendingRollbackError (not a DBAPIError) and hide the error that broke it, which is the
+    # one the caller must see: a database error, retried, not a crash of the batch.
+    if conn.invalidated:
+        return
+    with suppress(DBAPIError):
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+        conn.commit()
