@@ -40,7 +40,10 @@ DEFAULT_PORT: Final = 22
 CHUNK: Final = 256 * 1024
 MAX_ADDRESS_CHARS: Final = 4096
 # A host as written: a name or IPv4 address, or an IPv6 address in brackets.
-_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.%A-Za-z]{2,64}\]", re.ASCII)
+# A host name is dot-separated labels, none empty (so never ".." or "."), or [an IPv6 address].
+_HOST = re.compile(
+    r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[[0-9A-Fa-f:.%A-Za-z]{2,64}\]", re.ASCII
+)
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 
