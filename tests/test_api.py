@@ -24,16 +24,18 @@ from structlog.testing import capture_logs
 from atoz_watcher.api import ApiServer, create_app
 from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings
 from atoz_watcher.layout import patient_dir
-from tests.conftest import World, _make_world
+from tests.conftest import SECRETS, World, _make_world
 from tests.test_daemon import wait_for
 
-DEV, CUST = "dev-key-7f3a", "cust-key-91bc"
+DEV, CUST = "dev-KEY-7f3a9c2e41b8", "cust-KEY-91bc5d07e6fa"
 AUTH = {"Authorization": f"ODFHIR {DEV}/{CUST}"}
 KEYS = (
     ApiKey(developer_key="another-dev", customer_key="another-cust"),
     ApiKey(developer_key=DEV, customer_key=CUST),
 )
 PAYLOAD = bytes(range(256)) * 40
+SECRETS.add(DEV, CUST, *(k.developer_key for k in KEYS), *(k.customer_key for k in KEYS))
+SECRETS.add_payload(base64.b64encode(PAYLOAD).decode("ascii"))
 STOP_S = 15.0
 
 
@@ -805,6 +807,7 @@ def test_logs_hold_no_key_header_or_payload(
 ) -> None:
     clinic = sqlite_clinic
     secret_payload = b64(os.urandom(3000))
+    SECRETS.add_payload(secret_payload)
     clinic.world.add_document(
         clinic.pat, "", clinic.xrays, Note="_rawBase64_:.jpg_" + secret_payload
     )

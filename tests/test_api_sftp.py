@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 
 from atoz_watcher.config import Settings, SftpSettings
 from atoz_watcher.sftp import Failure, SftpError, host_allowed, parse_address
-from tests.conftest import World, _make_world
+from tests.conftest import SECRETS, World, _make_world
 from tests.test_api import (
     DOCUMENTS,
     FIELDS,
@@ -44,6 +44,7 @@ from tests.test_api import (
 )
 
 USER, PASSWORD = "myUsername", "s3cret-Pa55-word"
+SECRETS.add(PASSWORD, what="SFTP password")
 UPLOAD_SFTP = "/api/v1/documents/UploadSftp"
 DOWNLOAD_SFTP = "/api/v1/documents/DownloadSftp"
 THUMBNAILS = "/api/v1/documents/Thumbnails"
@@ -115,6 +116,9 @@ class SftpSite:
             for task in rest:
                 task.cancel()
             await asyncio.gather(*rest, return_exceptions=True)
+            # Join the loop's executor threads (file I/O, name lookups): loop.close() would
+            # only ask them to stop, and the suite's thread-leak check could see one still up.
+            await asyncio.get_running_loop().shutdown_default_executor()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(STOP_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -218,7 +222,10 @@ def test_an_address_is_the_host_then_a_path_from_the_root(
     assert (parsed.host, parsed.path) == (host, path)
 
 
-@pytest.mark.parametrize("address", ["", "/x.png", "bad host/x", "[nothost]/x", "h/a\x00b"])
+@pytest.mark.parametrize(
+    "address",
+    ["", "/x.png", "bad host/x", "[nothost]/x", "h/a\x00b", "../../etc/passwd", "./x", "a..b/x"],
+)
 def test_a_malformed_address_is_refused(address: str) -> None:
     with pytest.raises(SftpError) as caught:
         parse_address(address)
@@ -443,6 +450,7 @@ def test_passwords_are_never_logged_or_echoed(
     (site.root / "there.png").write_bytes(PAYLOAD)
     caplog.set_level(logging.DEBUG)
     wrong = "Wr0ng-Pa55-word"
+    SECRETS.add(wrong, what="SFTP password")
     with capture_logs() as logs, sftp_api(clinic, site, tmp_path) as api:
         first = api.post(UPLOAD_SFTP, json=creds("there.png", site, PatNum=clinic.pat))
         doc_num = first.json()["DocNum"]

@@ -22,7 +22,7 @@ from atoz_watcher.check import (
 )
 from atoz_watcher.config import Settings, WatcherSettings
 from atoz_watcher.db.engine import make_engine
-from tests.conftest import World, mariadb_database
+from tests.conftest import SECRETS, World, mariadb_database
 
 NAMES = [
     "database",
@@ -176,6 +176,7 @@ class TestDatabase:
         self, tmp_path: Path, proc: Path
     ) -> None:
         secret = "Wrong-Secret-42"
+        SECRETS.add(secret, what="database password")
         with mariadb_database(opendental_schema=True) as url:
             bad_url = url.replace("root@", f"root:{secret}@")
             assert secret in bad_url
