@@ -7,8 +7,7 @@ lock, then finds the FileName already in the table and leaves the file alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db import queries
-from atoz_watcher.db.lock import registration_lock
+from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
@@ -189,16 +188,8 @@ class DocumentWriter:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        try:
-            with (
-                self._engine.connect() as conn,
-                registration_lock(conn, timeout_s=self._lock_timeout_s),
-            ):
-                yield conn
-        except DBAPIError as exc:
-            raise DatabaseUnavailableError(f"database error: {exc.orig}") from exc
+    def _locked(self) -> AbstractContextManager[Connection]:
+        return locked_connection(self._engine, timeout_s=self._lock_timeout_s)
 
     @staticmethod
     def _check(conn: Connection, new: NewDocument) -> tuple[PatientRow, int]:

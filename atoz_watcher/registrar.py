@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -20,16 +20,15 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher import naming
 from atoz_watcher.db import queries
-from atoz_watcher.db.lock import registration_lock
+from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
 from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.dicom import NO_WINDOWING, Windowing, read_windowing
-from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
+from atoz_watcher.errors import NoImageCategoryError
 from atoz_watcher.fsops import rename_noreplace
 from atoz_watcher.journal import Intent, Journal
 
@@ -224,16 +223,8 @@ class Registrar:
 
     # -- steps --------------------------------------------------------------------------------
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        try:
-            with (
-                self._engine.connect() as conn,
-                registration_lock(conn, timeout_s=self._lock_timeout_s),
-            ):
-                yield conn
-        except DBAPIError as exc:
-            raise DatabaseUnavailableError(f"database error: {exc.orig}") from exc
+    def _locked(self) -> AbstractContextManager[Connection]:
+        return locked_connection(self._engine, timeout_s=self._lock_timeout_s)
 
     def _table(self, conn: Connection) -> TableShape:
         if self._shape is None:

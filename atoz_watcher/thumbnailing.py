@@ -85,12 +85,14 @@ def job_for_document(root: Path, document: DocumentFile) -> ThumbJob | str | Non
         stamp=document.stamp or datetime.min,
         pat_num=document.pat_num,
         doc_num=document.doc_num,
-        adjust=Adjust(
-            crop=document.crop,
-            flip=document.flip,
-            degrees=document.degrees,
-            window=document.window,
-        ),
+        adjust=adjust_of(document),
+    )
+
+
+def adjust_of(document: DocumentFile) -> Adjust:
+    """Open Dental's image settings of a document row, as the renderer takes them."""
+    return Adjust(
+        crop=document.crop, flip=document.flip, degrees=document.degrees, window=document.window
     )
 
 

@@ -42,8 +42,8 @@ from atoz_watcher.documents import CategoryError, NewDocument, PatientNotFoundEr
 from atoz_watcher.layout import folder_name
 from atoz_watcher.sftp import Credentials, SftpClient, SftpError
 from atoz_watcher.storage import Storage
-from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out, job_for_document
-from atoz_watcher.thumbs import Adjust, Renderer, extension, thumbnailable
+from atoz_watcher.thumbnailing import Outcome, ThumbJob, adjust_of, carry_out, job_for_document
+from atoz_watcher.thumbs import Renderer, extension, thumbnailable
 
 log = structlog.get_logger("atoz_watcher.api")
 
@@ -266,12 +266,7 @@ class SftpService:
                 stamp=document.stamp or datetime.min,
                 pat_num=document.pat_num,
                 doc_num=document.doc_num,
-                adjust=Adjust(
-                    crop=document.crop,
-                    flip=document.flip,
-                    degrees=document.degrees,
-                    window=document.window,
-                ),
+                adjust=adjust_of(document),
             )
             if carry_out(job, self._renderer, force=True) is not Outcome.MADE:
                 return None

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher.errors import LockTimeoutError
+from atoz_watcher.errors import DatabaseUnavailableError, LockTimeoutError
 
 LOCK_NAME = "atoz_watcher.register"
 
@@ -50,3 +50,14 @@ def _release(conn: Connection) -> None:
     with suppress(DBAPIError):
         conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
         conn.commit()
+
+
+@contextmanager
+def locked_connection(engine: Engine, *, timeout_s: int) -> Iterator[Connection]:
+    """A connection holding the registration lock; database errors become
+    DatabaseUnavailableError (the callers retry those)."""
+    try:
+        with engine.connect() as conn, registration_lock(conn, timeout_s=timeout_s):
+            yield conn
+    except DBAPIError as exc:
+        raise DatabaseUnavailableError(f"database error: {exc.orig}") from exc
