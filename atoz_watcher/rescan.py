@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
 
+import structlog
 from sqlalchemy import Engine
 
 from atoz_watcher import naming
@@ -25,7 +26,12 @@ from atoz_watcher.memory import release_free_memory
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.scan import FolderEntry, folder_entries, list_files
 
+log = structlog.get_logger("atoz_watcher.rescan")
+
 UNREADABLE_FOLDER = "unreadable-folder"
+# A folder the walk listed that was gone when it came to it: renamed (or deleted) meanwhile. Its
+# files are left for the next rescan, which finds the folder under its new name.
+FOLDER_VANISHED = "folder-vanished"
 # A file written to within the last ``min_age_s``: perhaps still being written. A rescan leaves
 # it; the daemon hands it to its stability check, the command says to run again.
 TOO_RECENT = "still-being-written"
@@ -283,8 +289,8 @@ class Rescanner:
     ) -> tuple[Summary, bool]:
         """The pass itself; True with it when it read the tables afresh and kept them packed."""
         snapshot, fingerprint = self._snapshot(pat_num)
-        folders = self._folders(pat_num, snapshot)
         summary = Summary()
+        folders = self._folders(pat_num, snapshot, summary)
         pending: list[Candidate] = []
         for done, folder in enumerate(folders, start=1):
             if should_stop():
@@ -320,21 +326,45 @@ class Rescanner:
                 snapshot = _Snapshot.build(queries.all_patients(conn), queries.all_file_names(conn))
         return snapshot, fingerprint
 
-    def _folders(self, pat_num: int | None, snapshot: _Snapshot | _Packed) -> list[FolderEntry]:
+    def _folders(
+        self, pat_num: int | None, snapshot: _Snapshot | _Packed, summary: Summary
+    ) -> list[FolderEntry]:
         # Ignored folders (#recycle, @eaDir) are no one's: not even reported as unmatched.
+        unlisted: list[tuple[FolderEntry, OSError]] = []
         every = [
             folder
-            for folder in folder_entries(self._root)  # raises RootUnusableError
+            for folder in folder_entries(self._root, unlisted=unlisted)  # RootUnusableError
             if not self._ignore((folder.letter, folder.name))
         ]
+        letters = [(f, exc) for f, exc in unlisted if not self._ignore((f.letter,))]
         if pat_num is None or not isinstance(snapshot, _Snapshot):
+            for letter, exc in letters:
+                self._folder_skipped(letter, exc, summary)
             return every
         row = snapshot.by_num.get(pat_num)
         if row is None:
             return []
         name = row.image_folder or folder_name(row.lname, row.fname, row.pat_num)
         path = patient_dir(self._root, name)
+        for letter, exc in letters:
+            if Path(letter.path) == path.parent:
+                self._folder_skipped(letter, exc, summary)
         return [f for f in every if Path(f.path) == path]
+
+    def _folder_skipped(self, folder: FolderEntry, exc: OSError, summary: Summary) -> None:
+        """A (letter or patient) folder that could not be listed: counted, named in the
+        summary and logged; its files wait for the next rescan."""
+        gone = isinstance(exc, FileNotFoundError | NotADirectoryError)
+        reason = FOLDER_VANISHED if gone else UNREADABLE_FOLDER
+        summary.skipped[reason] += 1
+        where = f"{folder.letter}/{folder.name}" if folder.name else folder.letter
+        summary.unmatched.append((where, reason))
+        log.warning(
+            "folder.skipped",
+            path=folder.path,
+            reason=reason,
+            detail=exc.strerror or type(exc).__name__,
+        )
 
     def _scan_folder(
         self,
@@ -359,9 +389,8 @@ class Rescanner:
             return
         try:
             listing = list_files(folder.path)
-        except OSError:
-            summary.skipped[UNREADABLE_FOLDER] += 1
-            summary.unmatched.append((f"{folder.letter}/{folder.name}", UNREADABLE_FOLDER))
+        except OSError as exc:
+            self._folder_skipped(folder, exc, summary)
             return
         pat_num, _, known = found
         summary.files_seen += len(listing.files) + len(listing.odd)

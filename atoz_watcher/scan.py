@@ -42,11 +42,14 @@ class FolderEntry(NamedTuple):
     path: str
 
 
-def folder_entries(root: Path) -> list[FolderEntry]:
+def folder_entries(
+    root: Path, *, unlisted: list[tuple[FolderEntry, OSError]] | None = None
+) -> list[FolderEntry]:
     """Every ``<letter>/<patient>`` folder under ``root``, in name order.
 
     Raises RootUnusableError when the root itself cannot be listed; a letter folder that
-    cannot be listed is skipped (the caller learns of it through ``unreadable``).
+    cannot be listed (unreadable, or renamed since the root was listed) is skipped, and added
+    with the error to ``unlisted`` when the caller passes a list.
     """
     try:
         letters = _subfolders(os.fspath(root))
@@ -60,7 +63,9 @@ def folder_entries(root: Path) -> list[FolderEntry]:
     for letter in sorted(letters, key=lambda e: e.name):
         try:
             patients = _subfolders(letter.path)
-        except OSError:
+        except OSError as exc:
+            if unlisted is not None:
+                unlisted.append((FolderEntry(letter.name, "", letter.path), exc))
             continue
         folders.extend(
             FolderEntry(letter.name, e.name, e.path) for e in sorted(patients, key=lambda e: e.name)

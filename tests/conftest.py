@@ -3,6 +3,10 @@
 MariaDB is the real server on 127.0.0.1:3306 (root, no password); each test gets its own
 database, created and dropped here. Where the server is absent the MariaDB cases are skipped,
 except under CI (CI=true), where that is a failure: CI must test both databases.
+
+``--long`` (or ``ATOZ_FAULT_LONG=1``) switches the fault suite (tests/fault/) to its long mode.
+The option is registered here, so that pytest knows it however it is started: from the root
+(``pytest --long``) or naming a folder or file (``pytest --long tests/fault/test_crash.py``).
 """
 
 from __future__ import annotations
@@ -76,6 +80,21 @@ OPEN_DENTAL_DDL = (
 DB_KINDS = ("sqlite", "mariadb", "mariadb-opendental")
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="fault suite (tests/fault/): the long mode (same as ATOZ_FAULT_LONG=1)",
+    )
+
+
+def long_mode(config: pytest.Config) -> bool:
+    """True under ``--long`` or ``ATOZ_FAULT_LONG=1`` (any value but empty or 0)."""
+    option = bool(config.getoption("--long", default=False))
+    return option or os.environ.get("ATOZ_FAULT_LONG", "") not in ("", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:

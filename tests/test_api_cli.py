@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -16,23 +15,23 @@ import httpx
 import pytest
 
 from tests.conftest import World
+from tests.processes import AtozProcess
 from tests.test_api import AUTH, CUST, DEV, make_clinic
 
 STOP_S = 15.0
 START_S = 60.0
 
 
-class Process:
+class Process(AtozProcess):
     """One atoz-watcher process; its log (stderr, JSON lines) goes to a file we poll."""
 
     def __init__(self, world: World, command: str, env: dict[str, str]) -> None:
-        self.log_path = world.state.parent / f"{command}.log"
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atoz_watcher", command],
+        super().__init__(
+            command,
             env=world.cli_env() | env,
-            stdout=self._log,
-            stderr=self._log,
+            log_path=world.state.parent / f"{command}.log",
+            stop_s=STOP_S,
+            stdin=None,  # inherited, as it always was here
         )
 
     def events(self) -> list[dict[str, object]]:
@@ -55,16 +54,6 @@ class Process:
                 pytest.fail(f"exited ({self.proc.returncode}): {self.log_path.read_text()}")
             time.sleep(0.05)  # polling a log file: there is nothing to wait on
         pytest.fail(f"no api.listening line within {START_S} s")
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(STOP_S)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 @contextmanager

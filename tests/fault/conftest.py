@@ -1,10 +1,9 @@
 """The fault-injection suite's switches.
 
 Bounded by default (CI). ``--long`` (or ``ATOZ_FAULT_LONG=1``) runs the long mode: more kill
-points, longer loads. The option is registered here, which pytest honours when this folder (or
-a file in it) is named on the command line (``pytest tests/fault --long``); a bare ``pytest``
-from the root does not load this conftest early enough to know ``--long``, so use the
-environment variable there: ``ATOZ_FAULT_LONG=1 pytest``.
+points, longer loads. The option is registered in tests/conftest.py, so it works from the root
+(``pytest --long``) as well as with this folder or a file in it named (``pytest --long
+tests/fault``); ``long_mode`` there reads both spellings.
 
 ``ATOZ_FAULT_SEED=<n>`` replays a randomised run (each test prints the seed it used).
 """
@@ -16,23 +15,7 @@ import random
 
 import pytest
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--long",
-        action="store_true",
-        default=False,
-        help="fault suite: the long mode (same as ATOZ_FAULT_LONG=1)",
-    )
-
-
-def long_mode(config: pytest.Config) -> bool:
-    """True under --long or ATOZ_FAULT_LONG=1."""
-    try:
-        option = bool(config.getoption("--long"))
-    except ValueError:  # the option was not registered (conftest not loaded early)
-        option = False
-    return option or os.environ.get("ATOZ_FAULT_LONG", "") not in ("", "0")
+from tests.conftest import long_mode
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ import random
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IMAGE_CATEGORY, World
+from tests.processes import AtozProcess
 
 KILLS_CI = 25  # per database; three (SQLite, MariaDB InnoDB, MariaDB MyISAM): 75 kill points
 KILLS_LONG = 250
@@ -45,7 +44,7 @@ FINISH_S = 90.0
 # -- the daemon as a process ------------------------------------------------------------------
 
 
-class DaemonLife:
+class DaemonLife(AtozProcess):
     """One `python -m atoz_watcher run` process, its notify socket and its log."""
 
     def __init__(self, world: World, log: Path, **env: str) -> None:
@@ -65,15 +64,7 @@ class DaemonLife:
             ATOZ_MATERIALIZER__INTERVAL="0",
         )
         environment.update(env)
-        self.log_path = log
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atoz_watcher", "run"],
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
+        super().__init__("run", env=environment, log_path=log, stop_s=STOP_S)
 
     def _pump(self, wait: float) -> None:
         self.sock.settimeout(max(wait, 0.001))
@@ -105,16 +96,9 @@ class DaemonLife:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(STOP_S)
-
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().close()
         self.sock.close()
-        self._log.close()
 
     def tail(self, lines: int = 40) -> str:
         self._log.flush()

@@ -2,8 +2,8 @@
 a sustained drop of 20 files/s while the API serves about 50 requests/s (GET /documents, and an
 Upload every 25th request).
 
-CI: 60 s of load. Long mode (``ATOZ_FAULT_LONG=1``): 600 s. The database is SQLite unless
-``ATOZ_FAULT_LOAD_DB`` names another (``mariadb``, ``mariadb-opendental``).
+CI: 60 s of load. Long mode (``--long`` or ``ATOZ_FAULT_LONG=1``): 600 s. The database is
+SQLite unless ``ATOZ_FAULT_LOAD_DB`` names another (``mariadb``, ``mariadb-opendental``).
 
 Asserted: every dropped file has exactly one row, in its category, under its name, in its
 folder; no API reply is a 5xx; the daemon's RSS grows by less than ``RSS_GROWTH_MB`` from the
@@ -18,9 +18,7 @@ import base64
 import io
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,9 +34,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SECRETS, World, _make_world
+from tests.processes import AtozProcess
 
-LONG = os.environ.get("ATOZ_FAULT_LONG", "") not in ("", "0")
-LOAD_S = 600.0 if LONG else 60.0
+LOAD_S_CI = 60.0
+LOAD_S_LONG = 600.0
 FILES_PER_S = 20.0
 REQUESTS_PER_S = 50.0
 UPLOAD_EVERY = 25  # one request in 25 is an Upload: 2 uploads/s
@@ -92,7 +91,7 @@ class Load:
     errors: list[str] = field(default_factory=list)
 
 
-class DaemonProcess:
+class DaemonProcess(AtozProcess):
     """`python -m atoz_watcher run` with the API on a free loopback port; JSON log in a file."""
 
     def __init__(self, world: World, log_path: Path) -> None:
@@ -113,15 +112,7 @@ class DaemonProcess:
                 [{"developer_key": DEVELOPER_KEY, "customer_key": CUSTOMER_KEY}]
             ),
         )
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atoz_watcher", "run"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
+        super().__init__("run", env=env, log_path=log_path, stop_s=STOP_S, log_mode="wb")
 
     def events(self, name: str) -> list[dict[str, Any]]:
         found = []
@@ -150,16 +141,6 @@ class DaemonProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(STOP_S)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 @dataclass
@@ -323,15 +304,15 @@ class Figures:
             ],
         )
 
-    def lines(self, kind: str, drained_s: float) -> list[str]:
+    def lines(self, kind: str, load_s: float, drained_s: float) -> list[str]:
         def ms(values: list[float], p: float) -> str:
             return f"{percentile(values, p) * 1000:.0f} ms"
 
         return [
             (
-                f"load[{kind}] {LOAD_S:.0f} s: {self.drops} files dropped "
-                f"({self.drops / LOAD_S:.1f}/s), {self.requests} API requests "
-                f"({self.requests / LOAD_S:.1f}/s: {len(self.gets)} GET, "
+                f"load[{kind}] {load_s:.0f} s: {self.drops} files dropped "
+                f"({self.drops / load_s:.1f}/s), {self.requests} API requests "
+                f"({self.requests / load_s:.1f}/s: {len(self.gets)} GET, "
                 f"{len(self.uploads)} Upload), statuses {dict(self.statuses)}, "
                 f"last file registered {drained_s:.1f} s after the load"
             ),
@@ -367,8 +348,10 @@ def test_sustained_drops_and_api_traffic(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     capsys: pytest.CaptureFixture[str],
+    fault_long: bool,
 ) -> None:
     clinic = load_clinic
+    load_s = LOAD_S_LONG if fault_long else LOAD_S_CI
     load = Load()
     stop = threading.Event()
     daemon = DaemonProcess(clinic.world, tmp_path / "daemon.log")
@@ -378,7 +361,7 @@ def test_sustained_drops_and_api_traffic(
         daemon.wait_event("daemon.started", 60)
         daemon.wait_event("rescan.finished", 60)
         began = time.monotonic()
-        until = began + LOAD_S
+        until = began + load_s
         url = f"http://127.0.0.1:{port}"
         threads = [
             threading.Thread(target=_dropper, args=(clinic, load, stop, until), name="drops"),
@@ -396,7 +379,7 @@ def test_sustained_drops_and_api_traffic(
         for thread in threads:
             thread.start()
         for thread in threads[:-1]:
-            thread.join(LOAD_S + 60)
+            thread.join(load_s + 60)
         load_ended = time.monotonic()
 
         # Drain: every dropped file registered (or the deadline: then the audit says which).
@@ -411,7 +394,7 @@ def test_sustained_drops_and_api_traffic(
         for thread in threads:
             thread.join(STOP_S)
         assert daemon.proc.poll() is None, f"the daemon died:\n{daemon.tail()}"
-        assert daemon.stop() == 0, daemon.tail()
+        assert daemon.terminate() == 0, daemon.tail()
     finally:
         stop.set()
         for thread in threads:
@@ -425,7 +408,7 @@ def test_sustained_drops_and_api_traffic(
         capsys,
         request,
         [
-            *figures.lines(clinic.world.kind, drained_s),
+            *figures.lines(clinic.world.kind, load_s, drained_s),
             f"  lost {len(lost)}, duplicated {len(duplicated)}, misplaced {len(misplaced)}",
         ],
     )
@@ -433,7 +416,7 @@ def test_sustained_drops_and_api_traffic(
     assert (lost, duplicated, misplaced) == ([], [], []), daemon.tail()
     assert not [s for s in figures.statuses if s >= 500], figures.statuses
     assert set(figures.statuses) <= {200, 201}, figures.statuses
-    assert len(load.drops) >= FILES_PER_S * LOAD_S * 0.95, "the dropper fell behind"
-    assert len(load.api) >= REQUESTS_PER_S * LOAD_S * 0.9, "the API callers fell behind"
+    assert len(load.drops) >= FILES_PER_S * load_s * 0.95, "the dropper fell behind"
+    assert len(load.api) >= REQUESTS_PER_S * load_s * 0.9, "the API callers fell behind"
     assert figures.growth_mb < RSS_GROWTH_MB
     assert percentile(figures.last, 50) <= 2 * percentile(figures.first, 50) + 0.5, "event lag grew"
