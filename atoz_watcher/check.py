@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
 from atoz_watcher.db.queries import image_categories
+from atoz_watcher.watch.handler import PATIENT
 
 REQUIRED_TABLES = ("patient", "definition", "document")
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
@@ -235,17 +236,20 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 # -- inotify ----------------------------------------------------------------------------------
 
 
-def count_folders(root: Path) -> tuple[int, int]:
-    """Folders under ``root``, ``root`` included, not following symlinks; and how many of
-    them could not be listed. Native watching puts one inotify watch on each."""
+def count_folders(root: Path, *, max_depth: int = PATIENT) -> tuple[int, int]:
+    """Folders native watching puts an inotify watch on: ``root`` and the folders down to
+    ``max_depth`` below it (letter and patient folders), not following symlinks; and how many
+    of them could not be listed."""
     folders = unlistable = 0
-    pending = [os.fspath(root)]
+    pending = [(os.fspath(root), 0)]
     while pending:
-        path = pending.pop()
+        path, depth = pending.pop()
         folders += 1
+        if depth >= max_depth:
+            continue
         try:
             with os.scandir(path) as entries:
-                pending.extend(entry.path for entry in entries if _is_dir(entry))
+                pending.extend((entry.path, depth + 1) for entry in entries if _is_dir(entry))
         except OSError:
             unlistable += 1
     return folders, unlistable

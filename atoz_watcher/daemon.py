@@ -221,6 +221,7 @@ class Daemon:
             handler,
             mode=self._settings.watcher.mode,
             poll_interval=self._settings.watcher.poll_interval,
+            ignore=self._ignore,
             on_overflow=lambda: self.request_rescan("event-queue-overflow"),
         )
         self.mode = watching.mode

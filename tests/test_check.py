@@ -299,7 +299,7 @@ class TestInotify:
 
 
 class TestCountFolders:
-    def test_every_folder_once_root_included_files_and_symlinks_not(self, tmp_path: Path) -> None:
+    def test_root_letters_and_patients_not_deeper_files_or_symlinks(self, tmp_path: Path) -> None:
         root = tmp_path / "root"
         patient = root / "S" / "SmithJohn15"
         (patient / "Thumbnails").mkdir(parents=True)
@@ -310,18 +310,19 @@ class TestCountFolders:
         elsewhere.mkdir(parents=True)
         (root / "S" / "link").symlink_to(elsewhere.parent, target_is_directory=True)
 
-        assert count_folders(root) == (7, 0)
+        # root, S, J, SmithJohn15, SmithJane16, JonesAl3: not Thumbnails, not the symlink
+        assert count_folders(root) == (6, 0)
 
     def test_an_empty_root(self, tmp_path: Path) -> None:
         assert count_folders(tmp_path) == (1, 0)
 
-    def test_a_deep_tree_does_not_recurse(self, tmp_path: Path) -> None:
+    def test_a_deep_tree_is_counted_down_to_patient_folders_only(self, tmp_path: Path) -> None:
         path = tmp_path
         for _ in range(1200):
             path /= "d"
             path.mkdir()
 
-        assert count_folders(tmp_path) == (1201, 0)
+        assert count_folders(tmp_path) == (3, 0)
 
     @pytest.mark.parametrize(
         ("needed", "suggested"),

@@ -303,11 +303,11 @@ def test_auto_mode_falls_back_to_polling(
     world, misc, _ = clinic
     pat = world.add_patient("Fall", "Back", "FallBack1")
 
-    class NoWatchesLeft(observer_module.InotifyObserver):
+    class NoWatchesLeft(observer_module.TreeObserver):
         def start(self) -> None:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr(observer_module, "InotifyObserver", NoWatchesLeft)
+    monkeypatch.setattr(observer_module, "TreeObserver", NoWatchesLeft)
     with running(world, mode="auto", poll_interval=0.2) as daemon:
         assert daemon.mode == "polling"
         (world.folder("FallBack1") / "a.jpg").write_bytes(b"a")
@@ -321,11 +321,11 @@ def test_native_mode_refuses_to_fall_back(
 ) -> None:
     world, _, _ = clinic
 
-    class NoWatchesLeft(observer_module.InotifyObserver):
+    class NoWatchesLeft(observer_module.TreeObserver):
         def start(self) -> None:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr(observer_module, "InotifyObserver", NoWatchesLeft)
+    monkeypatch.setattr(observer_module, "TreeObserver", NoWatchesLeft)
     daemon = Daemon(
         settings_for(world, mode="native"), world.engine, notifier=Notifier(None), metrics=Metrics()
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import platform
+from pathlib import Path
 
 import pytest
 
 from atoz_watcher import memory
+from atoz_watcher.db.engine import SQLITE_CACHE_KIB, make_engine
 
 
 def test_release_free_memory_trims_on_glibc() -> None:
@@ -30,3 +32,14 @@ def test_release_free_memory_is_a_no_op_without_malloc_trim(
 
     monkeypatch.setattr(memory.ctypes, "CDLL", NoTrim)
     assert memory.release_free_memory() is False
+
+
+def test_sqlite_connections_keep_a_small_page_cache(tmp_path: Path) -> None:
+    """Each pooled connection keeps its page cache for good: 512 KiB each, not SQLite's 2 MiB."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'od.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    finally:
+        engine.dispose()
+    assert cache == -SQLITE_CACHE_KIB == -512

@@ -23,6 +23,9 @@ DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = (
 )
 
 
+SQLITE_CACHE_KIB = 512
+
+
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -63,6 +66,10 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: int) -> Engin
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # 512 KiB of pages a connection, not SQLite's 2 MiB: a whole-tree rescan reads every
+        # row once (the OS caches the file anyway), and each pooled connection would keep its
+        # 2 MiB for good: on 40,000 folders ~3.5 MB of the daemon's memory (bench/large_tree.py).
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.close()
 

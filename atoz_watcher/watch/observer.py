@@ -1,9 +1,8 @@
-"""Build the watchdog observer, native (inotify) or polling, in one factory."""
+"""Build the watchdog observer, native (our lean inotify emitter) or polling, in one factory."""
 
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Literal
 
 import structlog
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from atoz_watcher.errors import AtozError
-from atoz_watcher.watch.handler import EVENT_FILTER, QueueingHandler
+from atoz_watcher.ignore import IgnoreRules
+from atoz_watcher.watch.handler import EVENT_FILTER, PATIENT, QueueingHandler
+from atoz_watcher.watch.inotify import TreeObserver
 
 log = structlog.get_logger("atoz_watcher.watch")
 
@@ -30,38 +30,16 @@ class WatchError(AtozError):
     """Native watching could not start and polling was not allowed."""
 
 
-class _OverflowListener(logging.Handler):
-    """watchdog reports a kernel queue overflow only in a log record; turn it into a call.
-
-    (Events were lost: the daemon answers with a full rescan.)
-    """
-
-    def __init__(self, on_overflow: Callable[[], None]) -> None:
-        super().__init__(level=logging.WARNING)
-        self._on_overflow = on_overflow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self._on_overflow()
-
-
-_WATCHDOG_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
-
-
 @dataclass
 class Watching:
     """A started observer, the mode it runs in, and how to stop it."""
 
     observer: BaseObserver
     mode: Literal["native", "polling"]
-    _listener: _OverflowListener | None = None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self.observer.stop()
         self.observer.join(timeout_s)
-        if self._listener is not None:
-            for name in _WATCHDOG_LOGGERS:
-                logging.getLogger(name).removeHandler(self._listener)
 
 
 def _start(observer: BaseObserver, root: Path, handler: QueueingHandler) -> None:
@@ -75,28 +53,27 @@ def start_watching(
     *,
     mode: Mode,
     poll_interval: float,
+    ignore: IgnoreRules,
     on_overflow: Callable[[], None],
 ) -> Watching:
     """Start watching ``root``; ``auto`` falls back to polling, with a warning, where native
-    watching cannot start (most often: the inotify watch limit)."""
+    watching cannot start (most often: the inotify watch limit).
+
+    Natively, only the root, the letter folders and the patient folders are watched (files
+    matter nowhere else), ignored folders not at all; a queue overflow calls ``on_overflow``.
+    """
     if mode != "polling":
-        listener = _OverflowListener(on_overflow)
-        for name in _WATCHDOG_LOGGERS:
-            logging.getLogger(name).addHandler(listener)
-        native = InotifyObserver()
+        native = TreeObserver(max_depth=PATIENT, skip_dir=ignore, on_overflow=on_overflow)
         try:
             _start(native, root, handler)
         except OSError as exc:
-            # The observer made its own inotify instance (and reader thread) when built.
             native.stop()
-            for name in _WATCHDOG_LOGGERS:
-                logging.getLogger(name).removeHandler(listener)
             reason = _why(exc)
             if mode == "native":
                 raise WatchError(f"native watching of {root} failed: {reason}") from None
             log.warning("watch.fallback_to_polling", root=str(root), reason=reason)
         else:
-            return Watching(native, "native", listener)
+            return Watching(native, "native")
     polling = PollingObserver(timeout=poll_interval)
     _start(polling, root, handler)
     return Watching(polling, "polling")
