@@ -81,6 +81,10 @@ class DocumentWriter:
         self._engine = engine
         self._storage = storage
         self._lock_timeout_s = lock_timeout_s
+        # ``document`` as the live database has it, reflected once: a Table made per insert
+        # compiles a new INSERT each time (a Table's cache key is its identity), and the
+        # engine's compiled-statement cache kept about 750 of them, ~120 KB each.
+        self._shape: TableShape | None = None
 
     def create(self, new: NewDocument, data: bytes, *, now: datetime | None = None) -> Created:
         """A row and its stored file; on any failure neither is left behind."""
@@ -206,11 +210,16 @@ class DocumentWriter:
             raise CategoryError(new.category)
         return patient, new.category
 
-    @staticmethod
+    def _table(self, conn: Connection) -> TableShape:
+        # Called under the registration lock, so two requests never reflect it at once.
+        if self._shape is None:
+            self._shape = TableShape.reflect(conn, "document")
+        return self._shape
+
     def _insert(
-        conn: Connection, new: NewDocument, *, category: int, now: datetime, note: str
+        self, conn: Connection, new: NewDocument, *, category: int, now: datetime, note: str
     ) -> int:
-        shape = TableShape.reflect(conn, "document")
+        shape = self._table(conn)
         row = blank_document(
             PatNum=new.pat_num,
             Description=new.description or "",

@@ -490,6 +490,38 @@ def test_an_uploaded_image_gets_its_thumbnail(sqlite_clinic: Clinic) -> None:
         assert image.size == (100, 100)
 
 
+# SQLAlchemy keeps every statement it compiled in the engine's LRU cache (500, pruned at 750).
+# An Upload that compiles a statement of its own each time fills it: about 120 KB of daemon
+# memory per Upload, for the first 750 (docs/RELIABILITY.md, "Load").
+MANY_UPLOADS = 200
+NEW_STATEMENTS_ALLOWED = 5  # a first upload of each storage path; never one per upload
+
+
+def compiled_statements(world: World) -> int:
+    """How many compiled statements the engine's cache holds."""
+    cache = world.engine._compiled_cache
+    assert cache is not None, "the engine caches no statement at all"
+    return len(cache)
+
+
+@pytest.mark.parametrize("storage", ["LocalAtoZ", "InDatabase"])
+def test_uploads_reuse_their_compiled_statements(sqlite_clinic: Clinic, storage: str) -> None:
+    world = sqlite_clinic.world
+    with serving(api_settings(world, storage=storage), world) as api:
+        # Warm up: the first Upload compiles the statements every Upload runs.
+        assert api.post(UPLOAD, json=_body(sqlite_clinic, {})).status_code == 201
+        compiled_before = compiled_statements(world)
+        for _ in range(MANY_UPLOADS):
+            reply = api.post(UPLOAD, json=_body(sqlite_clinic, {}))
+            assert reply.status_code == 201, reply.text
+        compiled_after = compiled_statements(world)
+
+    assert compiled_after - compiled_before <= NEW_STATEMENTS_ALLOWED, (
+        f"{MANY_UPLOADS} uploads compiled {compiled_after - compiled_before} new statements"
+    )
+    assert len(world.documents(sqlite_clinic.pat)) == MANY_UPLOADS + 1
+
+
 # -- GET -----------------------------------------------------------------------------------------
 
 
