@@ -6,7 +6,7 @@ import gc
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
@@ -24,7 +24,7 @@ from atoz_watcher.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.matching import FolderMatch, PatientRow, Unmatched, match_folder, trailing_pat_num
 from atoz_watcher.memory import release_free_memory
 from atoz_watcher.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
-from atoz_watcher.scan import FolderEntry, folder_entries, list_files
+from atoz_watcher.scan import FolderEntry, list_files, walk_folders
 
 log = structlog.get_logger("atoz_watcher.rescan")
 
@@ -131,13 +131,59 @@ class _Snapshot:
         self.add_owner(name, [owned])
 
 
+# The packed form as large strings and byte strings only (see _Packed.from_rows): the keys
+# joined, their ends, the PatNums and adopt flags, the file names joined, their ends (int64s),
+# and the ambiguous folder names joined.
+_Parts = tuple[str, bytes, bytes, bytes, str, bytes, str]
+
+
+def _pack(patients: Iterable[PatientRow], files: Iterable[tuple[int, str]]) -> _Parts:
+    """The packed form of a ``_Snapshot.build`` of the same rows: see ``_Packed``."""
+    owner: dict[str, int] = {}  # ImageFolder -> its patient, or -1 where several share it
+    unfiled: list[tuple[str, int]] = []  # (the folder Open Dental would compute, PatNum)
+    for row in patients:
+        if row.image_folder:
+            owner[row.image_folder] = -1 if row.image_folder in owner else row.pat_num
+        else:
+            unfiled.append((folder_name(row.lname, row.fname, row.pat_num), row.pat_num))
+    entries: list[tuple[str, int, bool]] = [
+        (f"{letter_folder(name)}{_SEP}{name}", pat_num, False)
+        for name, pat_num in owner.items()
+        if pat_num >= 0 and _SEP not in name
+    ]
+    # match_folder adopts only there: no owner, and the name ends with its PatNum.
+    entries.extend(
+        (f"{letter_folder(name)}{_SEP}{name}", pat_num, True)
+        for name, pat_num in unfiled
+        if name not in owner and trailing_pat_num(name) == pat_num and _SEP not in name
+    )
+    del unfiled
+    entries.sort()
+    wanted = {pat_num for _, pat_num, _ in entries}
+    known: dict[int, list[str]] = defaultdict(list)
+    for pat_num, file_name in files:
+        if pat_num in wanted and _SEP not in file_name:
+            known[pat_num].append(file_name)
+    joined = [_SEP.join(known.get(pat_num, ())) for _, pat_num, _ in entries]
+    del known
+    return (
+        "".join(entry[0] for entry in entries),
+        array("q", accumulate(len(entry[0]) for entry in entries)).tobytes(),
+        array("q", (entry[1] for entry in entries)).tobytes(),
+        bytes(entry[2] for entry in entries),
+        "".join(joined),
+        array("q", accumulate(map(len, joined))).tobytes(),
+        _SEP.join(name for name, pat_num in owner.items() if pat_num < 0 and _SEP not in name),
+    )
+
+
 class _Packed:
     """A whole-tree ``_Snapshot`` packed for keeping between rescans: the same answers, exact,
     in a handful of large objects instead of about ten small ones per patient (a kept
     ``_Snapshot`` costs ~950 bytes a patient, this ~50 plus the names' characters).
 
     One entry per folder a patient can own, sorted by letter folder, NUL, folder name (the
-    order in which ``folder_entries`` walks the tree: NUL sorts before every other character):
+    order in which ``walk_folders`` walks the tree: NUL sorts before every other character):
     the folder of each ImageFolder only one patient has, and the folder Open Dental would compute
     for each patient whose ImageFolder is still empty (to be adopted). Each entry holds the
     PatNum and that patient's FileNames, joined by NUL. Everything else is unmatched, for
@@ -146,36 +192,28 @@ class _Packed:
     equal them.
     """
 
-    def __init__(self, snapshot: _Snapshot) -> None:
-        entries: list[tuple[str, int, bool]] = []  # key, PatNum, to adopt
-        for name, (letter, row) in snapshot.owners.items():
-            if _SEP not in name:
-                entries.append((f"{letter}{_SEP}{name}", row.pat_num, False))
-        for row in snapshot.by_num.values():
-            if row.image_folder:
-                continue
-            computed = folder_name(row.lname, row.fname, row.pat_num)
-            # match_folder adopts only there: no owner, and the name ends with its PatNum.
-            if computed in snapshot.by_folder or trailing_pat_num(computed) != row.pat_num:
-                continue
-            if _SEP not in computed:
-                entries.append((f"{letter_folder(computed)}{_SEP}{computed}", row.pat_num, True))
-        entries.sort()
-        known = snapshot.known
-        files = [
-            _SEP.join(n for n in known.get(pat_num, ()) if _SEP not in n)
-            for _, pat_num, _ in entries
-        ]
-        self._keys = "".join(entry[0] for entry in entries)
-        self._key_ends = array("q", accumulate(len(entry[0]) for entry in entries))
-        self._pat_nums = array("q", (entry[1] for entry in entries))
-        self._adopt = bytearray(entry[2] for entry in entries)
-        self._files = "".join(files)
-        self._file_ends = array("q", accumulate(map(len, files)))
-        self._ambiguous = frozenset(n for n, rows in snapshot.by_folder.items() if len(rows) > 1)
+    def __init__(self, parts: _Parts) -> None:
+        keys, key_ends, pat_nums, adopt, files, file_ends, ambiguous = parts
+        self._keys = keys
+        self._key_ends = array("q", key_ends)
+        self._pat_nums = array("q", pat_nums)
+        self._adopt = bytearray(adopt)
+        self._files = files
+        self._file_ends = array("q", file_ends)
+        self._ambiguous = frozenset(ambiguous.split(_SEP)) if ambiguous else frozenset()
         # Lookups come in walk order: the next entry is nearly always the one asked for.
         self._next = 0
         self._last_key = ""
+
+    @classmethod
+    def from_rows(cls, patients: Iterable[PatientRow], files: Iterable[tuple[int, str]]) -> _Packed:
+        """Packed straight from the rows (streamed: see ``queries.all_patients``).
+
+        Everything made on the way (a few small objects per patient) is gone before the packed
+        form's own objects are made: a long-lived object made among them would keep the memory
+        they took (CPython frees its small-object arenas only when they are empty).
+        """
+        return cls(_pack(patients, files))
 
     def __len__(self) -> int:
         return len(self._pat_nums)
@@ -291,6 +329,10 @@ class Rescanner:
         snapshot, fingerprint = self._snapshot(pat_num)
         summary = Summary()
         folders = self._folders(pat_num, snapshot, summary)
+        total = 0
+        if self._progress is not None:  # a count to show: the command, not the daemon
+            folders = list(folders)
+            total = len(folders)
         pending: list[Candidate] = []
         for done, folder in enumerate(folders, start=1):
             if should_stop():
@@ -299,12 +341,12 @@ class Rescanner:
             if len(pending) >= self._batch_size:
                 self._flush(pending, summary, dry_run=dry_run)
             if self._progress is not None:
-                self._progress(done, len(folders))
+                self._progress(done, total)
         self._flush(pending, summary, dry_run=dry_run)
-        if fingerprint is None or not isinstance(snapshot, _Snapshot):
+        if fingerprint is None or not isinstance(snapshot, _Packed):
             return summary, False
-        # Packed after the walk, so that it includes the folders adopted on the way.
-        self._kept = (fingerprint, _Packed(snapshot))
+        # Kept after the walk, so that it includes the folders adopted on the way.
+        self._kept = (fingerprint, snapshot)
         return summary, True
 
     def _snapshot(
@@ -323,33 +365,35 @@ class Rescanner:
                 return self._kept[1], None
             self._kept = None  # stale: not kept alive while its successor is read
             with _gc_paused():
-                snapshot = _Snapshot.build(queries.all_patients(conn), queries.all_file_names(conn))
-        return snapshot, fingerprint
+                packed = _Packed.from_rows(queries.all_patients(conn), queries.all_file_names(conn))
+        return packed, fingerprint
 
     def _folders(
         self, pat_num: int | None, snapshot: _Snapshot | _Packed, summary: Summary
-    ) -> list[FolderEntry]:
-        # Ignored folders (#recycle, @eaDir) are no one's: not even reported as unmatched.
-        unlisted: list[tuple[FolderEntry, OSError]] = []
-        every = [
-            folder
-            for folder in folder_entries(self._root, unlisted=unlisted)  # RootUnusableError
-            if not self._ignore((folder.letter, folder.name))
-        ]
-        letters = [(f, exc) for f, exc in unlisted if not self._ignore((f.letter,))]
-        if pat_num is None or not isinstance(snapshot, _Snapshot):
-            for letter, exc in letters:
+    ) -> Iterable[FolderEntry]:
+        """The folders to scan. The whole tree is walked a letter folder at a time (the
+        daemon's 40,000 folders are never all held at once). Ignored folders (#recycle,
+        @eaDir) are no one's: not even reported as unmatched."""
+
+        def skipped(letter: FolderEntry, exc: OSError) -> None:
+            if not self._ignore((letter.letter,)):
                 self._folder_skipped(letter, exc, summary)
-            return every
+
+        if pat_num is None or not isinstance(snapshot, _Snapshot):
+            walk = walk_folders(self._root, on_unlisted=skipped)  # RootUnusableError
+            return (f for f in walk if not self._ignore((f.letter, f.name)))
         row = snapshot.by_num.get(pat_num)
         if row is None:
             return []
         name = row.image_folder or folder_name(row.lname, row.fname, row.pat_num)
         path = patient_dir(self._root, name)
-        for letter, exc in letters:
+
+        def skipped_here(letter: FolderEntry, exc: OSError) -> None:
             if Path(letter.path) == path.parent:
-                self._folder_skipped(letter, exc, summary)
-        return [f for f in every if Path(f.path) == path]
+                skipped(letter, exc)
+
+        walk = walk_folders(self._root, on_unlisted=skipped_here)
+        return [f for f in walk if Path(f.path) == path and not self._ignore((f.letter, f.name))]
 
     def _folder_skipped(self, folder: FolderEntry, exc: OSError, summary: Summary) -> None:
         """A (letter or patient) folder that could not be listed: counted, named in the

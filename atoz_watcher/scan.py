@@ -7,6 +7,7 @@ type the kernel returns. Shared by the startup, periodic and command-line rescan
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -42,35 +43,40 @@ class FolderEntry(NamedTuple):
     path: str
 
 
-def folder_entries(
-    root: Path, *, unlisted: list[tuple[FolderEntry, OSError]] | None = None
-) -> list[FolderEntry]:
-    """Every ``<letter>/<patient>`` folder under ``root``, in name order.
+Unlisted = Callable[[FolderEntry, OSError], None]
 
-    Raises RootUnusableError when the root itself cannot be listed; a letter folder that
-    cannot be listed (unreadable, or renamed since the root was listed) is skipped, and added
-    with the error to ``unlisted`` when the caller passes a list.
-    """
+
+def walk_folders(root: Path, *, on_unlisted: Unlisted | None = None) -> Iterator[FolderEntry]:
+    """Every ``<letter>/<patient>`` folder under ``root``, in name order, one letter folder at
+    a time: the root is listed now (RootUnusableError when it cannot be), each letter folder
+    when the walk reaches it, and only its patient folders are held meanwhile, not the whole
+    tree's. A letter folder that cannot be listed (unreadable, or renamed since the root was
+    listed) is skipped and handed, with the error, to ``on_unlisted``."""
     try:
-        letters = _subfolders(os.fspath(root))
+        letters = sorted(e.name for e in _subfolders(os.fspath(root)))
     except FileNotFoundError:
         raise RootUnusableError(root, "it does not exist") from None
     except NotADirectoryError:
         raise RootUnusableError(root, "it is not a folder") from None
     except PermissionError:
         raise RootUnusableError(root, "permission denied") from None
-    folders: list[FolderEntry] = []
-    for letter in sorted(letters, key=lambda e: e.name):
+    return _walk_letters(os.fspath(root), letters, on_unlisted)
+
+
+def _walk_letters(
+    root: str, letters: list[str], on_unlisted: Unlisted | None
+) -> Iterator[FolderEntry]:
+    for letter in letters:
+        path = os.path.join(root, letter)  # noqa: PTH118 - strings: no Path per folder
         try:
-            patients = _subfolders(letter.path)
+            patients = _subfolders(path)
         except OSError as exc:
-            if unlisted is not None:
-                unlisted.append((FolderEntry(letter.name, "", letter.path), exc))
+            if on_unlisted is not None:
+                on_unlisted(FolderEntry(letter, "", path), exc)
             continue
-        folders.extend(
-            FolderEntry(letter.name, e.name, e.path) for e in sorted(patients, key=lambda e: e.name)
-        )
-    return folders
+        patients.sort(key=lambda e: e.name)
+        for entry in patients:
+            yield FolderEntry(letter, entry.name, entry.path)
 
 
 def list_files(folder: str | os.PathLike[str]) -> Listing:

@@ -162,7 +162,9 @@ def poll(probe: Callable[[], T | None], timeout: float) -> T | None:
 class DaemonProcess:
     """``python -m atoz_watcher run`` with its log in a file and $NOTIFY_SOCKET bound here."""
 
-    def __init__(self, tree: Tree, log_path: Path, *, tag: str = "bench") -> None:
+    def __init__(
+        self, tree: Tree, log_path: Path, *, tag: str = "bench", hide: Sequence[str] = ()
+    ) -> None:
         self.log_path = log_path
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         name = f"atoz-{tag}-{uuid.uuid4().hex}"
@@ -181,8 +183,8 @@ class DaemonProcess:
         )
         self._log = log_path.open("wb")
         self.spawned = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atoz_watcher", "run"],
+        self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed command
+            daemon_command(hide),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -301,6 +303,24 @@ class Run:
         )
 
 
+# Installed here only for the tests (schemathesis needs rich), not by `pip install atoz-watcher`;
+# structlog imports rich when it can, which costs the daemon about 4 MB.
+DEV_ONLY = ("rich",)
+
+
+def daemon_command(hide: Sequence[str] = ()) -> list[str]:
+    """``python -m atoz_watcher run``; with ``hide``, those packages cannot be imported by the
+    daemon, as in an installation without them (``sys.modules[name] = None`` makes an import
+    of that name fail, the way a missing package does)."""
+    if not hide:
+        return [sys.executable, "-m", "atoz_watcher", "run"]
+    script = (
+        f"import sys; sys.modules.update(dict.fromkeys({tuple(hide)!r})); "
+        "from atoz_watcher.cli import main; raise SystemExit(main(['run']))"
+    )
+    return [sys.executable, "-c", script]
+
+
 def run_daemon(
     tree: Tree,
     log_path: Path,
@@ -311,12 +331,13 @@ def run_daemon(
     register_deadline_s: float,
     stop_timeout_s: float,
     tag: str = "bench",
+    hide: Sequence[str] = (),
 ) -> Run:
     """Start the daemon on the tree; once caught up, measure memory and idle CPU (over
     ``idle_window_s``, if above 0), drop ``drops`` files and wait for their rows, then SIGTERM.
     ``step_deadline_s`` bounds the steps without a goal: only a hung daemon reaches it."""
     run = Run(files=tree.files)
-    daemon = DaemonProcess(tree, log_path, tag=tag)
+    daemon = DaemonProcess(tree, log_path, tag=tag, hide=hide)
     try:
         run.ready_s = daemon.wait_ready(step_deadline_s)
         run.started = daemon.wait_event("daemon.started", step_deadline_s)

@@ -27,6 +27,7 @@ raises the limit for the run when it can, and puts it back.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import shlex
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import sqlalchemy
 from harness import (
+    DEV_ONLY,
     WATCH_MARGIN,
     WATCHES,
     Run,
@@ -87,7 +89,9 @@ def bare_walk(root: Path) -> int:
 # -- the daemon ---------------------------------------------------------------------------------
 
 
-def measure(tree: Tree, log_path: Path, *, drops: int, idle_window_s: float) -> Run:
+def measure(
+    tree: Tree, log_path: Path, *, drops: int, idle_window_s: float, hide: Sequence[str]
+) -> Run:
     return run_daemon(
         tree,
         log_path,
@@ -96,6 +100,7 @@ def measure(tree: Tree, log_path: Path, *, drops: int, idle_window_s: float) -> 
         step_deadline_s=STEP_DEADLINE_S,
         register_deadline_s=REGISTER_DEADLINE_S,
         stop_timeout_s=STOP_GOAL_S,
+        hide=hide,
     )
 
 
@@ -111,6 +116,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--folders", type=int, default=40_000, help="patient folders")
     parser.add_argument("--drops", type=int, default=20, help="files dropped, one per folder")
     parser.add_argument("--idle-window", type=float, default=5.0, help="seconds of idle CPU")
+    parser.add_argument(
+        "--with-dev-packages",
+        action="store_true",
+        help=f"let the daemon import {', '.join(DEV_ONLY)} (installed for the tests only)",
+    )
     args = parser.parse_args(argv)
     if args.folders < 1 or args.drops < 0 or args.idle_window <= 0:
         parser.error("--folders must be at least 1, --drops at least 0, --idle-window above 0")
@@ -135,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "daemon: `python -m atoz_watcher run` (mode auto, default settings, metrics off), "
         "log at info level, JSON, to a file"
     )
+    present = [name for name in DEV_ONLY if importlib.util.find_spec(name) is not None]
+    hide: tuple[str, ...] = () if args.with_dev_packages else tuple(present)
+    if hide:
+        print(
+            f"hidden from the daemon, as in a `pip install atoz-watcher`: {', '.join(hide)} "
+            "(installed here for the tests; structlog would import it: about 4 MB; "
+            "--with-dev-packages measures with it)"
+        )
 
     with tempfile.TemporaryDirectory(prefix="atoz-bench-") as tmp:
         base = Path(tmp)
@@ -154,14 +172,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         empty = build_tree(base / "empty", 0)
         print("runs:")
         with step(out, "the daemon on an empty tree (baseline)"):
-            small = measure(empty, base / "empty.log", drops=0, idle_window_s=1.0)
+            small = measure(empty, base / "empty.log", drops=0, idle_window_s=1.0, hide=hide)
         try:
             with (
                 enough_watches(1 + 26 + args.folders + WATCH_MARGIN, out),
                 step(out, f"the daemon on {args.folders} folders"),
             ):
                 large = measure(
-                    tree, base / "large.log", drops=args.drops, idle_window_s=args.idle_window
+                    tree,
+                    base / "large.log",
+                    drops=args.drops,
+                    idle_window_s=args.idle_window,
+                    hide=hide,
                 )
         except WatchLimitError as exc:
             raise failure(f"{exc}: run as root, or lower --folders") from None

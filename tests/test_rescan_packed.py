@@ -52,7 +52,15 @@ FILES = [
 
 
 def snapshot() -> _Snapshot:
+    """The reference: the full snapshot a one-patient rescan still uses."""
     return _Snapshot.build(PATIENTS, {pat_num: set(names) for pat_num, names in KNOWN.items()})
+
+
+def packed_rows() -> _Packed:
+    """The same rows packed as a whole-tree rescan reads them: streamed, in any order."""
+    rows = [(pat_num, name) for pat_num, names in KNOWN.items() for name in sorted(names)]
+    random.Random(5).shuffle(rows)
+    return _Packed.from_rows(iter(PATIENTS), iter(rows))
 
 
 def answer(found: Found) -> object:
@@ -70,7 +78,7 @@ def every_folder() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("order", ["walk", "reversed", "shuffled"])
 def test_packed_answers_as_the_full_snapshot(order: str) -> None:
-    full, packed = snapshot(), _Packed(snapshot())
+    full, packed = snapshot(), packed_rows()
     folders = sorted(every_folder(), key=lambda f: (f[0], f[1]))
     if order == "reversed":
         folders.reverse()
@@ -90,7 +98,7 @@ def test_every_kind_of_folder_is_covered() -> None:
 
 
 def test_an_adoption_is_kept() -> None:
-    full, packed = snapshot(), _Packed(snapshot())
+    full, packed = snapshot(), packed_rows()
     for names in (full, packed):
         assert answer(names.lookup("O", "OBrienLeeSeán4")) == (4, True, {"x.jpg"})
         assert names.patient(4).pat_num == 4
@@ -101,7 +109,7 @@ def test_an_adoption_is_kept() -> None:
 
 
 def test_packed_from_an_empty_database() -> None:
-    packed = _Packed(_Snapshot.build([], {}))
+    packed = _Packed.from_rows(iter([]), iter([]))
     assert len(packed) == 0
     assert packed.lookup("S", "SmithJohn1") == Unmatched.NO_PATIENT
     assert packed.lookup("s", "SmithJohn1") == Unmatched.WRONG_LETTER

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,19 +40,31 @@ def image_categories(conn: Connection) -> list[ImageCategory]:
     ]
 
 
-def _fetch_all(conn: Connection, sql: str) -> Sequence[Any]:
-    """Every row of a fixed query, through the DB-API cursor in one fetchall.
+_CHUNK = 2000
+
+
+def _stream(conn: Connection, sql: str) -> Iterator[Sequence[Any]]:
+    """Every row of a fixed query, through the DB-API cursor, a chunk of rows at a time.
 
     For the whole-tree reads of a rescan: SQLAlchemy's result wraps each row, which for
-    200,000 documents doubles the time of the read. The query runs in the connection's
-    transaction, begun first as executing through SQLAlchemy would begin it.
+    200,000 documents doubles the time of the read; and rows held a chunk at a time, not all
+    at once, leave the allocator no hundreds of thousands of small objects to free afterwards
+    (their memory would stay the process's). On MySQL/MariaDB the cursor is PyMySQL's
+    unbuffered one for the same reason. The query runs in the connection's transaction, begun
+    first as executing through SQLAlchemy would begin it.
     """
     if not conn.in_transaction():
         conn.begin()  # on SQLite the engine's BEGIN IMMEDIATE, exactly as autobegin does
-    cursor = conn.connection.cursor()
+    if conn.dialect.name == "mysql":
+        from pymysql.cursors import SSCursor  # noqa: PLC0415 - only MySQL needs PyMySQL
+
+        cursor = conn.connection.cursor(SSCursor)
+    else:
+        cursor = conn.connection.cursor()
     try:
         cursor.execute(sql)
-        return cursor.fetchall()
+        while rows := cursor.fetchmany(_CHUNK):
+            yield from rows
     finally:
         cursor.close()
 
@@ -71,9 +82,10 @@ def _patient_rows(conn: Connection, where: object | None) -> list[PatientRow]:
     return [_patient_row(r) for r in conn.execute(query)]
 
 
-def all_patients(conn: Connection) -> list[PatientRow]:
-    rows = _fetch_all(conn, "SELECT PatNum, LName, FName, ImageFolder FROM patient")
-    return [_patient_row(r) for r in rows]
+def all_patients(conn: Connection) -> Iterator[PatientRow]:
+    """Every patient, streamed (see ``_stream``)."""
+    for r in _stream(conn, "SELECT PatNum, LName, FName, ImageFolder FROM patient"):
+        yield _patient_row(r)
 
 
 def patients_for_folder(conn: Connection, *, folder: str, pat_num: int | None) -> list[PatientRow]:
@@ -102,12 +114,11 @@ def adopt_folder(conn: Connection, *, pat_num: int, folder: str) -> bool:
     return result.rowcount == 1
 
 
-def all_file_names(conn: Connection) -> dict[int, set[str]]:
-    """Every document FileName, by PatNum: one query for a whole-tree rescan."""
-    known: dict[int, set[str]] = defaultdict(set)
-    for pat_num, file_name in _fetch_all(conn, "SELECT PatNum, FileName FROM document"):
-        known[pat_num].add(file_name)
-    return known
+def all_file_names(conn: Connection) -> Iterator[tuple[int, str]]:
+    """Every document's PatNum and FileName, streamed (see ``_stream``): one query for a
+    whole-tree rescan."""
+    for pat_num, file_name in _stream(conn, "SELECT PatNum, FileName FROM document"):
+        yield int(pat_num), file_name or ""
 
 
 def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[str]]:
