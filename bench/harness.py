@@ -208,15 +208,8 @@ class DaemonProcess:
         raise BenchFailure(f"no READY=1 within {timeout} s:\n{self.tail()}")
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        """The JSON log events called ``name`` written so far (whole lines only)."""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        found = []
-        for line in text.splitlines(keepends=True):
-            if line.endswith("\n") and line.startswith("{") and f'"{name}"' in line:
-                event: dict[str, Any] = json.loads(line)
-                if event.get("event") == name:
-                    found.append(event)
-        return found
+        """The JSON log events called ``name`` written so far."""
+        return log_events(self.log_path, name)
 
     def wait_event(self, name: str, timeout: float) -> dict[str, Any]:
         """The first JSON log event called ``name``, once it is written."""
@@ -301,6 +294,25 @@ class Run:
             f"{len(self.expected) - len(self.missing)}/{len(self.expected)} dropped files "
             f"registered in {self.register_s:.2f} s, rescans {self.rescans}"
         )
+
+
+def log_events(path: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The JSON log events in the file at ``path`` (those called ``name``, if given), from whole
+    lines only: a line still being written, or one that is not JSON, is left out."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    found = []
+    for line in text.splitlines(keepends=True):
+        if not (line.endswith("\n") and line.startswith("{")):
+            continue
+        if name is not None and f'"{name}"' not in line:
+            continue  # most lines: no JSON parsed
+        try:
+            event: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if name is None or event.get("event") == name:
+            found.append(event)
+    return found
 
 
 # Installed here only for the tests (schemathesis needs rich), not by `pip install atoz-watcher`;

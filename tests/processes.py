@@ -1,7 +1,7 @@
 """An `atoz-watcher` command run as a real process by the tests, its output in a log file.
 
 Shared by tests/test_api_cli.py, tests/fault/test_crash.py and tests/fault/test_load.py, which
-add what each needs (a notify socket, reading the JSON log lines) on top.
+add what each needs (a notify socket, waiting for a log line) on top.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
+
+from bench.harness import log_events
 
 
 class AtozProcess:
@@ -37,6 +39,10 @@ class AtozProcess:
             stdout=self._log,
             stderr=self._log,
         )
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log events written so far (those called ``name``, if given)."""
+        return log_events(self.log_path, name)
 
     def terminate(self) -> int:
         """SIGTERM, then its exit code; ``subprocess.TimeoutExpired`` after ``stop_s``."""

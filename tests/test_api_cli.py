@@ -34,15 +34,6 @@ class Process(AtozProcess):
             stdin=None,  # inherited, as it always was here
         )
 
-    def events(self) -> list[dict[str, object]]:
-        found = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                found.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return found
-
     def port(self) -> int:
         """The port from the ``api.listening`` line, polled for until the deadline."""
         deadline = time.monotonic() + START_S

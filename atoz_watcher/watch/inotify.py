@@ -224,6 +224,8 @@ class TreeEmitter(EventEmitter):
         self._moves: dict[int, tuple[bytes, bool]] = {}  # cookie -> (source, is a folder)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._wake_lock = threading.Lock()  # the pipe is not closed while a stop writes to it
+        self._poller = select.poll()  # the inotify descriptor and the pipe's end to read
+        self._poller.register(self._wake_r, select.POLLIN)
 
     @property
     def watched(self) -> int:
@@ -236,6 +238,7 @@ class TreeEmitter(EventEmitter):
         """Watch the tree before the thread starts; ``OSError`` when it cannot be watched
         whole (the caller may fall back to polling)."""
         self._inotify = _Inotify()
+        self._poller.register(self._inotify.fd, select.POLLIN)
         try:
             self._watch_tree(b"", new=False)
         except OSError:
@@ -288,10 +291,7 @@ class TreeEmitter(EventEmitter):
         """Wait for events; False on timeout or when woken to stop."""
         if self._wake_r < 0:
             return False
-        poller = select.poll()
-        poller.register(inotify.fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        ready = {fd for fd, _ in poller.poll(timeout * 1000)}
+        ready = {fd for fd, _ in self._poller.poll(timeout * 1000)}
         return inotify.fd in ready and self._wake_r not in ready
 
     # -- events -----------------------------------------------------------------------------
@@ -353,8 +353,11 @@ class TreeEmitter(EventEmitter):
             self._queue(DirDeletedEvent if is_dir else FileDeletedEvent, rel)
         self._moves.clear()
 
+    def _path(self, rel: bytes) -> bytes:
+        return _join(self._root, rel) if rel else self._root
+
     def _full(self, rel: bytes) -> str:
-        return os.fsdecode(_join(self._root, rel) if rel else self._root)
+        return os.fsdecode(self._path(rel))
 
     def _queue(self, kind: Callable[[str], FileSystemEvent], rel: bytes) -> None:
         self.queue_event(kind(self._full(rel)))
@@ -395,7 +398,7 @@ class TreeEmitter(EventEmitter):
     def _add(self, rel: bytes, *, new: bool) -> bool:
         """Watch one folder; False when it cannot be (logged), ``OSError`` when that must stop
         the start: the root itself, or no watches left."""
-        path = _join(self._root, rel) if rel else self._root
+        path = self._path(rel)
         try:
             wd = self._live().add(path)
         except OSError as exc:
@@ -418,7 +421,7 @@ class TreeEmitter(EventEmitter):
         return True
 
     def _subfolders(self, rel: bytes) -> list[bytes]:
-        path = _join(self._root, rel) if rel else self._root
+        path = self._path(rel)
         try:
             with os.scandir(path) as entries:
                 return [

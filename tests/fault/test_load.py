@@ -114,15 +114,6 @@ class DaemonProcess(AtozProcess):
         )
         super().__init__("run", env=env, log_path=log_path, stop_s=STOP_S, log_mode="wb")
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines(True):
-            if line.endswith("\n") and line.startswith("{") and f'"{name}"' in line:
-                event: dict[str, Any] = json.loads(line)
-                if event.get("event") == name:
-                    found.append(event)
-        return found
-
     def wait_event(self, name: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while not (found := self.events(name)):
