@@ -35,6 +35,25 @@ def configure_logging(*, level: str = "info", stream: TextIO | None = None) -> N
     # Libraries' warnings (Pillow on a damaged EXIF block, say) become one log line each
     # instead of two lines of free text on stderr among the JSON.
     warnings.showwarning = _log_warning
+    ignore_known_warnings()
+
+
+def ignore_known_warnings() -> None:
+    """Third parties' deprecations of things we never call, each by exact category and module.
+
+    asyncssh (the SFTP endpoints) names cryptography's DSA key classes in a type alias as it is
+    imported, and cryptography 51 deprecated DSA. We never use DSA: a transfer logs in with a
+    password and compares the host key with known_hosts; so a warning at every first transfer
+    would tell an operator nothing.
+    """
+    from cryptography.utils import CryptographyDeprecationWarning  # noqa: PLC0415
+
+    warnings.filterwarnings(
+        "ignore",
+        message="DSA is deprecated",
+        category=CryptographyDeprecationWarning,
+        module=r"asyncssh\.",
+    )
 
 
 def _log_warning(  # noqa: PLR0917 - the signature of warnings.showwarning

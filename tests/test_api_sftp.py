@@ -28,7 +28,7 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from atoz_watcher.config import Settings, SftpSettings
-from atoz_watcher.sftp import Failure, SftpError, host_allowed, parse_address
+from atoz_watcher.sftp_address import Failure, SftpError, host_allowed, parse_address
 from tests.conftest import SECRETS, World, _make_world
 from tests.test_api import (
     DOCUMENTS,

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
-from atoz_watcher.sftp import SftpError, parse_address
+from atoz_watcher.sftp_address import SftpError, parse_address
 from atoz_watcher.teeth import ToothNumberError, normalise
 
 BIGINT_MAX = 2**63 - 1

@@ -40,7 +40,8 @@ from atoz_watcher.composite import MountComposer, MountNotFoundError, MountTooLa
 from atoz_watcher.db import queries
 from atoz_watcher.documents import CategoryError, NewDocument, PatientNotFoundError
 from atoz_watcher.layout import folder_name
-from atoz_watcher.sftp import Credentials, SftpClient, SftpError
+from atoz_watcher.sftp import SftpClient
+from atoz_watcher.sftp_address import Credentials, SftpError
 from atoz_watcher.storage import Storage
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, adjust_of, carry_out, job_for_document
 from atoz_watcher.thumbs import Renderer, extension, thumbnailable
