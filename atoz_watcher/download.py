@@ -5,8 +5,10 @@ about 18 MB, and most practices never get a SetByUrl row.
 
 Downloads go through ``netguard``: http(s) only, no internal address unless allow-listed,
 checked on every redirect hop (at most 5) and again where the connection is opened. Each
-download has a total time limit and a size limit (Content-Length first, then while streaming).
-Every failure leaves here as a MaterializeError (or StoppedError), never as an httpx exception.
+download has a size limit (Content-Length first, then while streaming) and a total time limit,
+redirects and body included, enforced from outside by ``guarded_http.Cutoff``: when it passes,
+the connection is dropped, whatever the server is doing (a byte a second included). Every failure
+leaves here as a MaterializeError (or StoppedError), never as an httpx exception.
 
 The extension of a downloaded file is, in order:
 1. the suffix of the URL's path (the final URL after redirects, then the original), when it is
@@ -28,13 +30,8 @@ import httpx
 
 from atoz_watcher import __version__
 from atoz_watcher.config import MaterializerSettings
-from atoz_watcher.netguard import (
-    GuardedTransport,
-    NetGuard,
-    RefusedError,
-    Resolver,
-    system_resolver,
-)
+from atoz_watcher.guarded_http import Cutoff, GuardedTransport
+from atoz_watcher.netguard import NetGuard, RefusedError, Resolver, system_resolver
 from atoz_watcher.placeholders import (
     Failure,
     MaterializeError,
@@ -44,11 +41,10 @@ from atoz_watcher.placeholders import (
 )
 
 MAX_REDIRECTS: Final = 5
-# Per-step network limits, within the total ``timeout``: a dead host fails fast, a stalled
-# transfer is cut; the total is also checked between chunks.
+# Per-step network limits, within the total ``timeout``: a dead host fails fast, a silent one
+# sooner than the total. The total itself is the Cutoff's.
 CONNECT_S: Final = 5.0
 READ_S: Final = 10.0
-CHUNK: Final = 64 * 1024
 
 # Path suffixes that name the program serving the file, not the file.
 _PROGRAM_SUFFIXES: Final = frozenset(
@@ -147,19 +143,22 @@ class Downloader:
         first = self._checked(url)
         current = first
         # A client per download: nothing (connections, cookies) is shared between documents.
-        with httpx.Client(
-            transport=GuardedTransport(self._guard),
-            trust_env=False,  # no proxy from the environment: it would resolve names itself
-            follow_redirects=False,  # each hop is checked here, before it is requested
-            headers={
-                # The file as stored: no compressed transfer to inflate (no gzip bomb).
-                "Accept-Encoding": "identity",
-                "User-Agent": f"atoz-watcher/{__version__}",
-            },
-        ) as client:
+        with (
+            Cutoff(self._timeout) as cutoff,
+            httpx.Client(
+                transport=GuardedTransport(self._guard, cutoff),
+                trust_env=False,  # no proxy from the environment: it would resolve names itself
+                follow_redirects=False,  # each hop is checked here, before it is requested
+                headers={
+                    # The file as stored: no compressed transfer to inflate (no gzip bomb).
+                    "Accept-Encoding": "identity",
+                    "User-Agent": f"atoz-watcher/{__version__}",
+                },
+            ) as client,
+        ):
             for _ in range(MAX_REDIRECTS + 1):
                 response_url, location, download = self._get(
-                    client, current, deadline=deadline, should_stop=should_stop
+                    client, current, deadline=deadline, cutoff=cutoff, should_stop=should_stop
                 )
                 if download is not None:
                     data, content_type = download
@@ -197,10 +196,15 @@ class Downloader:
         url: httpx.URL,
         *,
         deadline: float,
+        cutoff: Cutoff,
         should_stop: Callable[[], bool],
     ) -> tuple[httpx.URL, str, tuple[bytes, str] | None]:
         """One hop: (its URL, the redirect's Location or "", (data, Content-Type) or None)."""
         shown = redact_url(str(url))
+        cut = MaterializeError(
+            Failure.TIMEOUT,
+            f"took longer than {self._timeout:g} s fetching {shown} (connection dropped)",
+        )
         try:
             with client.stream("GET", url, timeout=self._timeouts(deadline)) as response:
                 if response.is_redirect:
@@ -210,16 +214,25 @@ class Downloader:
                         Failure.HTTP_ERROR, f"HTTP {response.status_code} from {shown}"
                     )
                 data = self._read(response, deadline=deadline, should_stop=should_stop)
+                # A body without Content-Length ends when the connection does: a dropped one
+                # would look complete.
+                if cutoff.fired:
+                    raise cut
                 return response.url, "", (data, response.headers.get("content-type", ""))
         except RefusedError as exc:  # the connect-time check (a name that changed its answer)
             raise MaterializeError(Failure.REFUSED, exc.reason) from None
         except httpx.TimeoutException:
-            raise MaterializeError(Failure.TIMEOUT, f"timed out fetching {shown}") from None
+            raise (cut if cutoff.fired else self._timed_out(shown)) from None
         except httpx.HTTPError as exc:
+            if cutoff.fired:  # the dropped connection, as httpx saw it
+                raise cut from None
             # httpx's messages name the failure ("[Errno 111] Connection refused"), not the URL.
             raise MaterializeError(
                 Failure.NETWORK, f"{type(exc).__name__} fetching {shown}: {exc}"
             ) from None
+
+    def _timed_out(self, shown: str) -> MaterializeError:
+        return MaterializeError(Failure.TIMEOUT, f"timed out fetching {shown}")
 
     def _read(
         self, response: httpx.Response, *, deadline: float, should_stop: Callable[[], bool]
@@ -230,7 +243,8 @@ class Downloader:
                 Failure.TOO_LARGE, f"Content-Length {declared} is more than {self._max_bytes}"
             )
         data = bytearray()
-        for chunk in response.iter_bytes(CHUNK):
+        # Whatever each read brings (not 64 KiB pieces): the limits are checked as it arrives.
+        for chunk in response.iter_bytes():
             data += chunk
             if len(data) > self._max_bytes:
                 raise MaterializeError(
