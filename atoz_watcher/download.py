@@ -21,7 +21,7 @@ The extension of a downloaded file is, in order:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -30,6 +30,7 @@ import httpx
 
 from atoz_watcher import __version__
 from atoz_watcher.config import MaterializerSettings
+from atoz_watcher.deadline import DeadlineExceededError, call_within
 from atoz_watcher.guarded_http import Cutoff, GuardedTransport
 from atoz_watcher.netguard import NetGuard, RefusedError, Resolver, system_resolver
 from atoz_watcher.placeholders import (
@@ -121,18 +122,37 @@ def _never() -> bool:
     return False
 
 
+def _within(resolver: Resolver, cutoff: Cutoff) -> Resolver:
+    """``resolver`` answering within what is left of the download's deadline (TimeoutError,
+    an OSError, otherwise: a lookup that overran is left to end by itself)."""
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        try:
+            return call_within(
+                lambda: list(resolver(host, port)), cutoff.remaining(), name="atoz-resolve"
+            )
+        except DeadlineExceededError:
+            raise TimeoutError(
+                f"no answer looking up {host} within the download's {cutoff.seconds:g} s"
+            ) from None
+
+    return resolve
+
+
 class Downloader:
     """GETs a URL under netguard, following at most MAX_REDIRECTS redirects itself."""
 
     def __init__(
         self,
-        guard: NetGuard,
+        allow_hosts: Sequence[str],
         *,
+        resolver: Resolver = system_resolver,
         timeout: float,
         max_bytes: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._guard = guard
+        self._allow_hosts = tuple(allow_hosts)
+        self._resolver = resolver
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._clock = clock
@@ -140,22 +160,33 @@ class Downloader:
     def fetch(self, url: str, *, should_stop: Callable[[], bool] = _never) -> Download:
         """The file at ``url``; raises MaterializeError (or StoppedError)."""
         deadline = self._clock() + self._timeout
-        first = self._checked(url)
+        with Cutoff(self._timeout) as cutoff:
+            # Name lookups within the deadline too: the C library's own limits are its own.
+            guard = NetGuard(self._allow_hosts, resolver=_within(self._resolver, cutoff))
+            return self._fetch(url, guard, cutoff, deadline=deadline, should_stop=should_stop)
+
+    def _fetch(
+        self,
+        url: str,
+        guard: NetGuard,
+        cutoff: Cutoff,
+        *,
+        deadline: float,
+        should_stop: Callable[[], bool],
+    ) -> Download:
+        first = self._checked(guard, url)
         current = first
         # A client per download: nothing (connections, cookies) is shared between documents.
-        with (
-            Cutoff(self._timeout) as cutoff,
-            httpx.Client(
-                transport=GuardedTransport(self._guard, cutoff),
-                trust_env=False,  # no proxy from the environment: it would resolve names itself
-                follow_redirects=False,  # each hop is checked here, before it is requested
-                headers={
-                    # The file as stored: no compressed transfer to inflate (no gzip bomb).
-                    "Accept-Encoding": "identity",
-                    "User-Agent": f"atoz-watcher/{__version__}",
-                },
-            ) as client,
-        ):
+        with httpx.Client(
+            transport=GuardedTransport(guard, cutoff),
+            trust_env=False,  # no proxy from the environment: it would resolve names itself
+            follow_redirects=False,  # each hop is checked here, before it is requested
+            headers={
+                # The file as stored: no compressed transfer to inflate (no gzip bomb).
+                "Accept-Encoding": "identity",
+                "User-Agent": f"atoz-watcher/{__version__}",
+            },
+        ) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 response_url, location, download = self._get(
                     client, current, deadline=deadline, cutoff=cutoff, should_stop=should_stop
@@ -165,7 +196,7 @@ class Downloader:
                     extension = extension_for((response_url, first), content_type, data)
                     return Download(data=data, extension=extension, url=response_url)
                 try:
-                    current = self._checked(response_url.join(location))
+                    current = self._checked(guard, response_url.join(location))
                 except httpx.InvalidURL:
                     raise MaterializeError(
                         Failure.HTTP_ERROR,
@@ -175,11 +206,13 @@ class Downloader:
             Failure.HTTP_ERROR, f"more than {MAX_REDIRECTS} redirects from {redact_url(str(first))}"
         )
 
-    def _checked(self, url: str | httpx.URL) -> httpx.URL:
+    def _checked(self, guard: NetGuard, url: str | httpx.URL) -> httpx.URL:
         try:
-            return self._guard.check_url(url)
+            return guard.check_url(url)
         except RefusedError as exc:
             raise MaterializeError(Failure.REFUSED, exc.reason) from None
+        except TimeoutError as exc:  # the lookup outlasted the deadline
+            raise MaterializeError(Failure.TIMEOUT, str(exc)) from None
         except OSError as exc:
             raise MaterializeError(Failure.NETWORK, f"cannot resolve: {exc}") from None
 
@@ -262,7 +295,8 @@ def downloader_for(
 ) -> Downloader:
     """The Downloader ``settings`` ask for (allow_hosts, timeout, size limit)."""
     return Downloader(
-        NetGuard(settings.allow_hosts, resolver=system_resolver if resolver is None else resolver),
+        settings.allow_hosts,
+        resolver=system_resolver if resolver is None else resolver,
         timeout=settings.timeout,
         max_bytes=settings.max_download_bytes,
     )

@@ -37,7 +37,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from atoz_watcher.config import MaterializerSettings, SftpSettings
+from atoz_watcher.download import downloader_for
 from atoz_watcher.materialize import Materializer
+from atoz_watcher.placeholders import Failure as MaterializeFailure
+from atoz_watcher.placeholders import MaterializeError
 from atoz_watcher.sftp import SftpClient
 from atoz_watcher.sftp_address import Failure, SftpError
 from atoz_watcher.storage import LocalAtoZ
@@ -515,3 +518,79 @@ def test_the_sftp_settings_defaults() -> None:
     assert settings.allow_ports == (22,)
     assert settings.allow_hosts == ()
     assert 1 <= settings.max_in_flight < 40  # well below the API's worker threads
+
+
+# -- the facade's own deadline ---------------------------------------------------------------
+
+
+def test_a_session_that_never_unwinds_is_abandoned_and_keeps_its_slot(
+    monkeypatch: pytest.MonkeyPatch, connects: list[tuple[str, int]]
+) -> None:
+    """The backstop: a session that ignores every deadline of its own (here it blocks its
+    event loop) still frees the caller at connect + transfer timeout + 2 s; its slot stays
+    taken until its thread really ends, so abandoned transfers count against max_in_flight."""
+    from atoz_watcher import sftp_session  # noqa: PLC0415 - the module the facade runs
+
+    stuck = threading.Event()
+    release = threading.Event()
+
+    async def blocked(*args: object) -> bytes:
+        del args
+        stuck.set()
+        release.wait(30)  # blocks the loop itself: no timeout or cancellation reaches it
+        return b""
+
+    monkeypatch.setattr(sftp_session, "run", blocked)
+    settings = SftpSettings(
+        allow_hosts=("127.0.0.1",), connect_timeout=0.2, transfer_timeout=0.3, max_in_flight=1
+    )
+    client = SftpClient(settings)
+    credentials = client.credentials("127.0.0.1/x.png", 22, "u", "p")
+    limit = settings.connect_timeout + settings.transfer_timeout + 2.0
+    try:
+        with capture_logs() as logs:
+            started = time.monotonic()
+            with pytest.raises(SftpError) as caught:
+                client.fetch(credentials)
+            took = time.monotonic() - started
+        assert stuck.is_set()
+        assert caught.value.kind is Failure.TIMEOUT
+        assert caught.value.message == (
+            f"Timed out with the SFTP site 127.0.0.1:22 (after {limit:g} s)"
+        )
+        assert limit <= took < limit + 1.0
+        assert [e["event"] for e in logs] == ["sftp.abandoned"]
+        with pytest.raises(SftpError) as busy:
+            client.require_room()
+        assert busy.value.kind is Failure.BUSY
+    finally:
+        release.set()
+    # Its thread ends, and gives the slot back.
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "atoz-sftp"], timeout=10)
+    client.require_room()
+    assert connects == []
+
+
+def test_a_name_lookup_that_never_answers_is_cut_at_the_timeout() -> None:
+    """The deadline covers the lookup too (the C library's resolver has limits of its own)."""
+    release = threading.Event()
+
+    def silent(host: str, port: int) -> list[str]:
+        del host, port
+        release.wait(30)
+        return ["127.0.0.1"]
+
+    downloader = downloader_for(
+        MaterializerSettings(timeout=0.5, allow_hosts=("127.0.0.1",)), resolver=silent
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(MaterializeError) as caught:
+            downloader.fetch("http://files.test/pano.png")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    assert caught.value.kind is MaterializeFailure.TIMEOUT
+    assert caught.value.reason == "no answer looking up files.test within the download's 0.5 s"
+    assert took < 1.5
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "atoz-resolve"], timeout=10)
