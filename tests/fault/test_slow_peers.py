@@ -237,7 +237,9 @@ def test_stalled_sftp_sites_cannot_take_every_worker(
     assert get_s < 1.0
     assert statuses == {503: STALLED_REQUESTS - MAX_IN_FLIGHT, 400: MAX_IN_FLIGHT}
     assert all(retry == "5" for _, retry, _ in refused)
-    assert slowest_503 < transfer_s / 2  # at once, not after waiting for a slot
+    # At once: all 42 came back while the 8 still held their slots (the wait above); one that
+    # waited for a slot would have taken transfer_s at least.
+    assert slowest_503 < transfer_s
     assert not any(t.is_alive() for t in threads)
     assert stalled.reads == MAX_IN_FLIGHT  # the refused ones never reached the site
     assert clinic.world.documents(clinic.pat) == []
