@@ -34,6 +34,7 @@ from typing import Any
 
 import asyncssh
 import pytest
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from atoz_watcher.config import MaterializerSettings, SftpSettings
@@ -243,6 +244,45 @@ def test_stalled_sftp_sites_cannot_take_every_worker(
     assert not any(t.is_alive() for t in threads)
     assert stalled.reads == MAX_IN_FLIGHT  # the refused ones never reached the site
     assert clinic.world.documents(clinic.pat) == []
+
+
+def test_every_sftp_endpoint_is_refused_at_once_while_the_slots_are_taken(
+    clinic: Clinic, stalled_site: SftpSite, stalled: Stall, tmp_path: Path
+) -> None:
+    """Before any other work: a DocNum, MountNum or PatNum that does not exist is not even
+    looked up (a 503, not the 404 it would get otherwise)."""
+    transfer_s = 3.0
+    with sftp_api(
+        clinic, stalled_site, tmp_path, transfer_timeout=transfer_s, max_in_flight=1
+    ) as api:
+        replies: list[int] = []
+        holder = threading.Thread(
+            target=lambda: replies.append(
+                api.post(
+                    UPLOAD_SFTP, json=creds("scan.png", stalled_site, PatNum=clinic.pat)
+                ).status_code
+            )
+        )
+        holder.start()
+        wait_for(lambda: stalled.reads == 1, timeout=transfer_s)
+        others = {
+            path: api.post(path, json=creds("out/", stalled_site, **fields))
+            for path, fields in (
+                (UPLOAD_SFTP, {"PatNum": clinic.pat + 99}),
+                ("/api/v1/documents/DownloadSftp", {"DocNum": 999}),
+                ("/api/v1/documents/Thumbnails", {"PatNum": clinic.pat + 99}),
+                ("/api/v1/documents/DownloadMount", {"MountNum": 999}),
+            )
+        }
+        holder.join(transfer_s + 10)
+
+    assert replies == [400]  # the one that held the slot: its deadline
+    for path, reply in others.items():
+        assert (reply.status_code, reply.headers.get("Retry-After")) == (503, "5"), path
+        assert reply.json() == (
+            "1 SFTP transfers are already in progress (the most allowed at once); try again later"
+        )
+    assert stalled.reads == 1
 
 
 # -- an HTTP server that trickles ------------------------------------------------------------
@@ -515,11 +555,16 @@ def test_the_guard_makes_no_http_client_load() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_the_sftp_settings_defaults() -> None:
+def test_the_sftp_settings_defaults_and_limits() -> None:
     settings = SftpSettings()
     assert settings.allow_ports == (22,)
     assert settings.allow_hosts == ()
     assert 1 <= settings.max_in_flight < 40  # well below the API's worker threads
+    for bad in ({"allow_ports": ()}, {"allow_ports": (0,)}, {"allow_ports": (65536,)}):
+        with pytest.raises(ValidationError):
+            SftpSettings(**bad)
+    with pytest.raises(ValidationError):
+        SftpSettings(max_in_flight=0)
 
 
 # -- the facade's own deadline ---------------------------------------------------------------
