@@ -47,7 +47,15 @@ from atoz_watcher.sftp_address import Failure, SftpError
 from atoz_watcher.storage import LocalAtoZ
 from tests.conftest import World
 from tests.test_api import DOCUMENTS, PAYLOAD, Clinic, make_clinic
-from tests.test_api_sftp import UPLOAD_SFTP, SftpSite, creds, known_hosts, sftp_api
+from tests.test_api_sftp import (
+    PASSWORD,
+    UPLOAD_SFTP,
+    USER,
+    SftpSite,
+    creds,
+    known_hosts,
+    sftp_api,
+)
 from tests.test_daemon import wait_for
 from tests.test_materialize import set_by_url
 from tests.test_netguard import Route, Site, serving, table_resolver
@@ -146,9 +154,7 @@ def stalled_site(tmp_path: Path, stalled: Stall) -> Iterator[SftpSite]:
     root = tmp_path / "sftp-root"
     root.mkdir()
     (root / "scan.png").write_bytes(PAYLOAD)
-    server = SftpSite(
-        root=root, users={"myUsername": "s3cret-Pa55-word"}, sftp_server=stalling(stalled)
-    )
+    server = SftpSite(root=root, users={USER: PASSWORD}, sftp_server=stalling(stalled))
     # asyncssh builds each connection's options on the loop's executor: one thread, made at
     # start, so 50 connections at once add none while the API is up (its threads are counted).
     server._loop.set_default_executor(ThreadPoolExecutor(1, thread_name_prefix="sftp-site-io"))
@@ -415,7 +421,7 @@ def guarded_site(tmp_path: Path) -> Iterator[SftpSite]:
     root = tmp_path / "sftp-root"
     root.mkdir()
     (root / "scan.png").write_bytes(PAYLOAD)
-    server = SftpSite(root=root, users={"myUsername": "s3cret-Pa55-word"})
+    server = SftpSite(root=root, users={USER: PASSWORD})
     server.start()
     try:
         yield server
@@ -515,9 +521,7 @@ def test_a_name_is_resolved_once_and_judged_before_connecting(
     client = SftpClient(settings, resolver=resolver)
 
     def fetch(host: str) -> bytes:
-        credentials = client.credentials(
-            f"{host}/scan.png", guarded_site.port, "myUsername", "s3cret-Pa55-word"
-        )
+        credentials = client.credentials(f"{host}/scan.png", guarded_site.port, USER, PASSWORD)
         return client.fetch(credentials)
 
     with capture_logs():
@@ -531,9 +535,7 @@ def test_a_name_is_resolved_once_and_judged_before_connecting(
         allowed = SftpClient(
             settings.model_copy(update={"allow_hosts": ("sftp.test",)}), resolver=resolver
         )
-        credentials = allowed.credentials(
-            "sftp.test/scan.png", guarded_site.port, "myUsername", "s3cret-Pa55-word"
-        )
+        credentials = allowed.credentials("sftp.test/scan.png", guarded_site.port, USER, PASSWORD)
         assert allowed.fetch(credentials) == PAYLOAD
     assert lookups[2:] == ["sftp.test"]
     # Connected to the address judged, never to the name.
