@@ -399,7 +399,9 @@ def test_atoz_watcher_materialize_cuts_a_trickling_download(
     )
     assert result.returncode == 1, result.stderr
     assert f"DocNum {doc_num}: timeout: took longer than {CUT_S:g} s" in result.stdout
-    assert held < CUT_S + 1.5
+    # The cut is at CUT_S; the rest is the command finishing (summary, database, exit).
+    assert held < CUT_S + 3.0
+    assert trickle.sent <= CUT_S + 2  # a byte a second, then nothing
     # The server finds the connection gone (a write fails), not left open.
     wait_for(lambda: trickle.dropped > 0, timeout=5)
 
