@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -134,7 +134,8 @@ class MaterializerSettings(BaseModel):
 
     # The daemon looks for placeholder rows this often (seconds); 0 turns it off.
     interval: float = Field(default=30.0, ge=0)
-    # Downloads: total time allowed, and the largest file accepted (bytes).
+    # Downloads: total time allowed (connect, redirects and the whole body: a server that
+    # trickles is cut off at it), and the largest file accepted (bytes).
     timeout: float = Field(default=30.0, gt=0, le=3600)
     max_download_bytes: PositiveInt = 100 * 1024 * 1024
     # Hosts (names or IP addresses) a download may reach even though they resolve to a
@@ -155,11 +156,23 @@ class SftpSettings(BaseModel):
     known_hosts: Path | None = None
     # Accept a server whose host key is not in known_hosts (trust on first use, not saved).
     trust_unknown_hosts: bool = False
+    # Seconds to resolve the host, connect, check the host key and log in.
     connect_timeout: float = Field(default=10.0, gt=0, le=300)
-    # Whole transfer of one file, in seconds.
+    # Seconds for everything after the login: the transfer(s) of one request and the close.
+    # A total deadline: when it passes the connection is dropped and the request gets a 400.
     transfer_timeout: float = Field(default=120.0, gt=0, le=3600)
-    # Hosts (as written in SftpAddress, or their IP addresses) clients may name; empty: any.
+    # Empty: any public host (loopback, private, link-local, cloud metadata and other internal
+    # addresses refused, judged on the address connected to). Set: the only hosts clients may
+    # name (names as written, IP addresses, networks such as "10.1.2.0/24"), and these may be
+    # internal.
     allow_hosts: tuple[str, ...] = ()
+    # The only ports SftpPort may name.
+    allow_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = Field(
+        default=(22,), min_length=1
+    )
+    # SFTP requests served at once; more are answered at once with a 503 and Retry-After, so
+    # slow or stalled SFTP sites cannot take every one of the API's worker threads (40).
+    max_in_flight: int = Field(default=8, ge=1, le=32)
     # Largest file UploadSftp pulls (bytes).
     max_bytes: PositiveInt = 100 * 1024 * 1024
 

@@ -5,8 +5,10 @@ about 18 MB, and most practices never get a SetByUrl row.
 
 Downloads go through ``netguard``: http(s) only, no internal address unless allow-listed,
 checked on every redirect hop (at most 5) and again where the connection is opened. Each
-download has a total time limit and a size limit (Content-Length first, then while streaming).
-Every failure leaves here as a MaterializeError (or StoppedError), never as an httpx exception.
+download has a size limit (Content-Length first, then while streaming) and a total time limit,
+redirects and body included, enforced from outside by ``guarded_http.Cutoff``: when it passes,
+the connection is dropped, whatever the server is doing (a byte a second included). Every failure
+leaves here as a MaterializeError (or StoppedError), never as an httpx exception.
 
 The extension of a downloaded file is, in order:
 1. the suffix of the URL's path (the final URL after redirects, then the original), when it is
@@ -19,7 +21,7 @@ The extension of a downloaded file is, in order:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -28,13 +30,9 @@ import httpx
 
 from atoz_watcher import __version__
 from atoz_watcher.config import MaterializerSettings
-from atoz_watcher.netguard import (
-    GuardedTransport,
-    NetGuard,
-    RefusedError,
-    Resolver,
-    system_resolver,
-)
+from atoz_watcher.deadline import DeadlineExceededError, call_within
+from atoz_watcher.guarded_http import Cutoff, GuardedTransport
+from atoz_watcher.netguard import NetGuard, RefusedError, Resolver, system_resolver
 from atoz_watcher.placeholders import (
     Failure,
     MaterializeError,
@@ -44,11 +42,10 @@ from atoz_watcher.placeholders import (
 )
 
 MAX_REDIRECTS: Final = 5
-# Per-step network limits, within the total ``timeout``: a dead host fails fast, a stalled
-# transfer is cut; the total is also checked between chunks.
+# Per-step network limits, within the total ``timeout``: a dead host fails fast, a silent one
+# sooner than the total. The total itself is the Cutoff's.
 CONNECT_S: Final = 5.0
 READ_S: Final = 10.0
-CHUNK: Final = 64 * 1024
 
 # Path suffixes that name the program serving the file, not the file.
 _PROGRAM_SUFFIXES: Final = frozenset(
@@ -125,18 +122,37 @@ def _never() -> bool:
     return False
 
 
+def _within(resolver: Resolver, cutoff: Cutoff) -> Resolver:
+    """``resolver`` answering within what is left of the download's deadline (TimeoutError,
+    an OSError, otherwise: a lookup that overran is left to end by itself)."""
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        try:
+            return call_within(
+                lambda: list(resolver(host, port)), cutoff.remaining(), name="atoz-resolve"
+            )
+        except DeadlineExceededError:
+            raise TimeoutError(
+                f"no answer looking up {host} within the download's {cutoff.seconds:g} s"
+            ) from None
+
+    return resolve
+
+
 class Downloader:
     """GETs a URL under netguard, following at most MAX_REDIRECTS redirects itself."""
 
     def __init__(
         self,
-        guard: NetGuard,
+        allow_hosts: Sequence[str],
         *,
+        resolver: Resolver = system_resolver,
         timeout: float,
         max_bytes: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._guard = guard
+        self._allow_hosts = tuple(allow_hosts)
+        self._resolver = resolver
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._clock = clock
@@ -144,11 +160,25 @@ class Downloader:
     def fetch(self, url: str, *, should_stop: Callable[[], bool] = _never) -> Download:
         """The file at ``url``; raises MaterializeError (or StoppedError)."""
         deadline = self._clock() + self._timeout
-        first = self._checked(url)
+        with Cutoff(self._timeout) as cutoff:
+            # Name lookups within the deadline too: the C library's own limits are its own.
+            guard = NetGuard(self._allow_hosts, resolver=_within(self._resolver, cutoff))
+            return self._fetch(url, guard, cutoff, deadline=deadline, should_stop=should_stop)
+
+    def _fetch(
+        self,
+        url: str,
+        guard: NetGuard,
+        cutoff: Cutoff,
+        *,
+        deadline: float,
+        should_stop: Callable[[], bool],
+    ) -> Download:
+        first = self._checked(guard, url)
         current = first
         # A client per download: nothing (connections, cookies) is shared between documents.
         with httpx.Client(
-            transport=GuardedTransport(self._guard),
+            transport=GuardedTransport(guard, cutoff),
             trust_env=False,  # no proxy from the environment: it would resolve names itself
             follow_redirects=False,  # each hop is checked here, before it is requested
             headers={
@@ -159,14 +189,14 @@ class Downloader:
         ) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 response_url, location, download = self._get(
-                    client, current, deadline=deadline, should_stop=should_stop
+                    client, current, deadline=deadline, cutoff=cutoff, should_stop=should_stop
                 )
                 if download is not None:
                     data, content_type = download
                     extension = extension_for((response_url, first), content_type, data)
                     return Download(data=data, extension=extension, url=response_url)
                 try:
-                    current = self._checked(response_url.join(location))
+                    current = self._checked(guard, response_url.join(location))
                 except httpx.InvalidURL:
                     raise MaterializeError(
                         Failure.HTTP_ERROR,
@@ -176,11 +206,13 @@ class Downloader:
             Failure.HTTP_ERROR, f"more than {MAX_REDIRECTS} redirects from {redact_url(str(first))}"
         )
 
-    def _checked(self, url: str | httpx.URL) -> httpx.URL:
+    def _checked(self, guard: NetGuard, url: str | httpx.URL) -> httpx.URL:
         try:
-            return self._guard.check_url(url)
+            return guard.check_url(url)
         except RefusedError as exc:
             raise MaterializeError(Failure.REFUSED, exc.reason) from None
+        except TimeoutError as exc:  # the lookup outlasted the deadline
+            raise MaterializeError(Failure.TIMEOUT, str(exc)) from None
         except OSError as exc:
             raise MaterializeError(Failure.NETWORK, f"cannot resolve: {exc}") from None
 
@@ -197,10 +229,15 @@ class Downloader:
         url: httpx.URL,
         *,
         deadline: float,
+        cutoff: Cutoff,
         should_stop: Callable[[], bool],
     ) -> tuple[httpx.URL, str, tuple[bytes, str] | None]:
         """One hop: (its URL, the redirect's Location or "", (data, Content-Type) or None)."""
         shown = redact_url(str(url))
+        cut = MaterializeError(
+            Failure.TIMEOUT,
+            f"took longer than {self._timeout:g} s fetching {shown} (connection dropped)",
+        )
         try:
             with client.stream("GET", url, timeout=self._timeouts(deadline)) as response:
                 if response.is_redirect:
@@ -210,16 +247,25 @@ class Downloader:
                         Failure.HTTP_ERROR, f"HTTP {response.status_code} from {shown}"
                     )
                 data = self._read(response, deadline=deadline, should_stop=should_stop)
+                # A body without Content-Length ends when the connection does: a dropped one
+                # would look complete.
+                if cutoff.fired:
+                    raise cut
                 return response.url, "", (data, response.headers.get("content-type", ""))
         except RefusedError as exc:  # the connect-time check (a name that changed its answer)
             raise MaterializeError(Failure.REFUSED, exc.reason) from None
         except httpx.TimeoutException:
-            raise MaterializeError(Failure.TIMEOUT, f"timed out fetching {shown}") from None
+            raise (cut if cutoff.fired else self._timed_out(shown)) from None
         except httpx.HTTPError as exc:
+            if cutoff.fired:  # the dropped connection, as httpx saw it
+                raise cut from None
             # httpx's messages name the failure ("[Errno 111] Connection refused"), not the URL.
             raise MaterializeError(
                 Failure.NETWORK, f"{type(exc).__name__} fetching {shown}: {exc}"
             ) from None
+
+    def _timed_out(self, shown: str) -> MaterializeError:
+        return MaterializeError(Failure.TIMEOUT, f"timed out fetching {shown}")
 
     def _read(
         self, response: httpx.Response, *, deadline: float, should_stop: Callable[[], bool]
@@ -230,7 +276,8 @@ class Downloader:
                 Failure.TOO_LARGE, f"Content-Length {declared} is more than {self._max_bytes}"
             )
         data = bytearray()
-        for chunk in response.iter_bytes(CHUNK):
+        # Whatever each read brings (not 64 KiB pieces): the limits are checked as it arrives.
+        for chunk in response.iter_bytes():
             data += chunk
             if len(data) > self._max_bytes:
                 raise MaterializeError(
@@ -248,7 +295,8 @@ def downloader_for(
 ) -> Downloader:
     """The Downloader ``settings`` ask for (allow_hosts, timeout, size limit)."""
     return Downloader(
-        NetGuard(settings.allow_hosts, resolver=system_resolver if resolver is None else resolver),
+        settings.allow_hosts,
+        resolver=system_resolver if resolver is None else resolver,
         timeout=settings.timeout,
         max_bytes=settings.max_download_bytes,
     )

@@ -406,8 +406,8 @@ class MaterializerWorker:
         self._wake.set()
 
     def close(self, timeout: float = JOIN_S) -> None:
-        """Stop and join; a download in hand is abandoned at its next chunk (or its read
-        timeout), and the row is tried again next time."""
+        """Stop and join; a download in hand is abandoned when its next bytes arrive (or at
+        its read timeout, or its deadline), and the row is tried again next time."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -12,10 +12,14 @@ of them. IPv4 addresses embedded in IPv6 (mapped, 6to4, NAT64) are judged as tha
 
 Checking a URL and then connecting to its name would leave a gap: the name may resolve to a
 public address for the check and to ``127.0.0.1`` a moment later (DNS rebinding). So the check
-is made a second time where the connection is opened: ``GuardedTransport`` gives httpx a network
-backend that resolves the host once, judges every address, and connects to those very
-addresses. TLS still verifies the certificate against the host name (httpcore passes the name
-as SNI, not the address), and no proxy is ever used (a proxy would do its own resolving).
+is made a second time where the connection is opened: ``guarded_http.GuardedTransport`` gives
+httpx a network backend that resolves the host once, judges every address, and connects to those
+very addresses. TLS still verifies the certificate against the host name (httpcore passes the
+name as SNI, not the address), and no proxy is ever used (a proxy would do its own resolving).
+The SFTP endpoints use the same guard (``NetGuard.addresses``) and connect to the addresses it
+returned.
+
+This module imports neither httpx nor asyncssh: checking an address costs nothing to load.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from typing import Final, Protocol
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING, Final, Protocol
 
 from atoz_watcher.errors import AtozError
+
+if TYPE_CHECKING:  # httpx is imported by check_url: the SFTP endpoints use the guard without it
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -168,6 +172,8 @@ class NetGuard:
         Parsed by httpx, the parser that will make the request: a second parser could read a
         different host out of a crafted URL.
         """
+        import httpx  # noqa: PLC0415 - only URLs need it; see TYPE_CHECKING above
+
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError):
@@ -206,61 +212,3 @@ def _parse_address(text: str) -> IPAddress:
 
 def _default_port(url: httpx.URL) -> int:
     return 443 if url.scheme == "https" else 80
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """httpcore's socket backend, connecting only to addresses the guard accepted.
-
-    The address judged is the address connected to: the resolution happens once, here, at
-    connect time, so a name cannot change its answer between the check and the connection.
-    """
-
-    def __init__(self, guard: NetGuard) -> None:
-        self._guard = guard
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = self._guard.addresses(host, port)
-        except RefusedError:
-            raise
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        last: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        # Each address in the resolver's order, as socket.create_connection tries them.
-        for address in addresses:
-            try:
-                return super().connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None  # noqa: S101 - addresses() never returns an empty list
-        raise last
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's own transport (request mapping, exception mapping, TLS), over GuardedBackend.
-
-    ``HTTPTransport`` takes no network backend, so its connection pool is replaced by one that
-    uses ours; everything else is httpx's code. No proxy: one would resolve names itself.
-    """
-
-    def __init__(self, guard: NetGuard) -> None:
-        ssl_context = httpx.create_ssl_context(trust_env=False)
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=1,
-            network_backend=GuardedBackend(guard),
-        )

@@ -31,7 +31,9 @@ _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 class Failure(enum.StrEnum):
     ADDRESS = "address"  # SftpAddress is not host/path
-    REFUSED_HOST = "refused-host"  # not in [sftp] allow_hosts: never connected
+    REFUSED_HOST = "refused-host"  # not in allow_hosts, or internal: never connected
+    REFUSED_PORT = "refused-port"  # not in [sftp] allow_ports: never connected
+    BUSY = "busy"  # [sftp] max_in_flight transfers already running: a 503, never connected
     CONNECT = "connect"  # no TCP connection, or the SSH handshake failed
     HOST_KEY = "host-key"  # the server's host key is not in known_hosts, or differs
     AUTH = "auth"  # user name or password refused
@@ -92,22 +94,36 @@ def parse_address(address: str) -> SftpAddress:
 
 
 def host_allowed(host: str, allow_hosts: Sequence[str]) -> bool:
-    """Is ``host`` (as written) allowed? Empty list: every host. Names compare without case;
-    IP addresses by value (``::1`` is ``0::1``). Names are never resolved here."""
+    """Is ``host`` (as written) allowed? Empty list: every host. Names compare without case
+    (and without a final dot); IP addresses by value (``::1`` is ``0::1``), and within a listed
+    network (``10.1.2.0/24``). Names are never resolved here."""
     if not allow_hosts:
         return True
     wanted = _ip(host)
     for allowed in allow_hosts:
-        if allowed.lower() == host.lower():
+        entry = allowed.strip().strip("[]")
+        if entry.rstrip(".").lower() == host.rstrip(".").lower():
             return True
-        if wanted is not None and _ip(allowed.strip("[]")) == wanted:
+        network = _network(entry)
+        if wanted is not None and network is not None and wanted in network:
             return True
     return False
+
+
+def is_ip_literal(host: str) -> bool:
+    return _ip(host) is not None
 
 
 def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(value, strict=False)
     except ValueError:
         return None
 

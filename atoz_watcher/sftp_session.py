@@ -1,7 +1,9 @@
 """The asyncssh side of the SFTP endpoints: connect, run one piece of work, map its errors.
 
 Imported by ``sftp.SftpClient`` on the first transfer only, so that the API, the CLI and the
-daemon never load asyncssh (nor cryptography) unless an SFTP endpoint is used.
+daemon never load asyncssh (nor cryptography) unless an SFTP endpoint is used. The host is
+resolved and judged by the facade; this module connects to the addresses it was given, never
+to a name.
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ from typing import Final, TypeVar, cast
 import asyncssh
 
 from atoz_watcher.config import SftpSettings
+from atoz_watcher.netguard import IPAddress
 from atoz_watcher.sftp_address import (
     DEFAULT_PORT,
     Credentials,
     Failure,
     SftpAddress,
     SftpError,
+    is_ip_literal,
     target,
 )
 
 T = TypeVar("T")
 CHUNK: Final = 256 * 1024
+# After the deadline, the aborted session gets this long to unwind before it is left behind.
+UNWIND_S: Final = 1.0
 
 Session = asyncssh.SFTPClient
 
@@ -56,39 +62,76 @@ class _Client(asyncssh.SSHClient):
 async def run(
     settings: SftpSettings,
     credentials: Credentials,
+    addresses: Sequence[IPAddress],
     work: Callable[[Session], Awaitable[T]],
 ) -> T:
-    """Connect, start an SFTP session, run ``work`` within ``transfer_timeout``, close."""
-    conn = await _connect(settings, credentials)
+    """Connect to the first of ``addresses`` that answers (within ``connect_timeout``), then
+    start an SFTP session, run ``work`` and close, all within ``transfer_timeout``.
+
+    The deadline is kept from outside the session: when it passes, the connection is aborted
+    (the TCP connection dropped: every request still waiting on the site fails at once). A
+    cancellation would not do: the session's clean-ups (closing a remote file, the SFTP
+    channel, the connection) each wait for the site's answer, and a stalled site never gives
+    one.
+    """
+    conn = await _connect(settings, credentials, addresses)
+    session = asyncio.ensure_future(_session(conn, work))
     try:
-        async with (
-            asyncio.timeout(settings.transfer_timeout),
-            conn.start_sftp_client() as sftp,
-        ):
-            return await work(sftp)
-    except TimeoutError:
-        raise SftpError(
-            Failure.TIMEOUT,
-            f"Timed out transferring with the SFTP site {credentials.where} "
-            f"(after {settings.transfer_timeout:g} s)",
-        ) from None
+        done, _ = await asyncio.wait({session}, timeout=settings.transfer_timeout)
+        if done:
+            return _result(session, credentials.where)
+        # Every request still waiting on the site now fails, so the session unwinds by
+        # itself (its clean-ups fail fast too); cancelled only if it has not within UNWIND_S.
+        conn.abort()
+        await asyncio.wait({session}, timeout=UNWIND_S)
+        if not session.done():
+            session.cancel()
+            await asyncio.wait({session}, timeout=UNWIND_S)
+    finally:
+        if session.done() and not session.cancelled():
+            session.exception()  # retrieved: no "exception never retrieved" at loop close
+        conn.abort()  # nothing left to close politely: drop it (a no-op once closed)
+    raise SftpError(
+        Failure.TIMEOUT,
+        f"Timed out transferring with the SFTP site {credentials.where} "
+        f"(after {settings.transfer_timeout:g} s)",
+    )
+
+
+def _result(session: asyncio.Future[T], where: str) -> T:
+    try:
+        return session.result()
     except SftpError:
         raise
-    except asyncssh.SFTPNoSuchFile as exc:
-        raise SftpError(Failure.NOT_FOUND, _sftp_message(exc, "no such file")) from None
-    except asyncssh.SFTPPermissionDenied as exc:
-        raise SftpError(Failure.PERMISSION, _sftp_message(exc, "permission denied")) from None
-    except asyncssh.SFTPError as exc:
-        raise SftpError(Failure.TRANSFER, _sftp_message(exc, "the server failed")) from None
-    except (asyncssh.Error, OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - mapped to what failed, or re-raised
+        raise _failure(exc, where) from None
+
+
+async def _session(
+    conn: asyncssh.SSHClientConnection, work: Callable[[Session], Awaitable[T]]
+) -> T:
+    async with conn.start_sftp_client() as sftp:
+        result = await work(sftp)
+    conn.close()
+    await conn.wait_closed()
+    return result
+
+
+def _failure(exc: Exception, where: str) -> Exception:
+    """An asyncssh or socket failure as the SftpError that says what failed; anything else
+    as it is (the facade turns it into a 400 naming its type)."""
+    if isinstance(exc, asyncssh.SFTPNoSuchFile):
+        return SftpError(Failure.NOT_FOUND, _sftp_message(exc, "no such file"))
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return SftpError(Failure.PERMISSION, _sftp_message(exc, "permission denied"))
+    if isinstance(exc, asyncssh.SFTPError):
+        return SftpError(Failure.TRANSFER, _sftp_message(exc, "the server failed"))
+    if isinstance(exc, asyncssh.Error | OSError | EOFError):
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise SftpError(
-            Failure.TRANSFER,
-            f"The connection to the SFTP site {credentials.where} failed: {reason}",
-        ) from None
-    finally:
-        conn.close()
-        await conn.wait_closed()
+        return SftpError(
+            Failure.TRANSFER, f"The connection to the SFTP site {where} failed: {reason}"
+        )
+    return exc
 
 
 async def read_file(sftp: Session, address: SftpAddress, limit: int) -> bytes:
@@ -139,31 +182,20 @@ def _known_hosts(settings: SftpSettings) -> str | bytes:
 
 
 async def _connect(
-    settings: SftpSettings, credentials: Credentials
+    settings: SftpSettings, credentials: Credentials, addresses: Sequence[IPAddress]
 ) -> asyncssh.SSHClientConnection:
-    known_hosts = _known_hosts(settings)
+    """A logged-in connection to the first of ``addresses`` that accepts one, all within
+    ``connect_timeout``. An address that refuses the TCP connection passes to the next; a
+    host key or login failure ends it."""
     where = credentials.where
     try:
         async with asyncio.timeout(settings.connect_timeout):
-            return await asyncssh.connect(
-                credentials.address.host,
-                credentials.port,
-                username=credentials.username,
-                password=credentials.password,
-                known_hosts=known_hosts,
-                client_factory=lambda: _Client(
-                    known_hosts, trust_unknown=settings.trust_unknown_hosts
-                ),
-                # Only the password the client sent: never the service's own keys, agent
-                # or ~/.ssh/config.
-                client_keys=None,
-                agent_path=None,
-                config=[],
-                x509_trusted_certs=None,
-                preferred_auth=("password", "keyboard-interactive"),
-                connect_timeout=settings.connect_timeout,
-                login_timeout=settings.connect_timeout,
-            )
+            for address in addresses[:-1]:
+                try:
+                    return await _connect_to(settings, credentials, address)
+                except OSError:
+                    continue
+            return await _connect_to(settings, credentials, addresses[-1])
     except TimeoutError:
         raise SftpError(
             Failure.TIMEOUT,
@@ -187,6 +219,33 @@ async def _connect(
         raise SftpError(
             Failure.CONNECT, f"Could not connect to the SFTP site {where}: {_os_reason(exc)}"
         ) from None
+
+
+async def _connect_to(
+    settings: SftpSettings, credentials: Credentials, address: IPAddress
+) -> asyncssh.SSHClientConnection:
+    """Connect to ``address`` (no name lookup), with the host key checked under the host's
+    name as the client wrote it (``host_key_alias``) as well as under the address."""
+    known_hosts = _known_hosts(settings)
+    host = credentials.address.host
+    return await asyncssh.connect(
+        str(address),
+        credentials.port,
+        host_key_alias=None if is_ip_literal(host) else host,
+        username=credentials.username,
+        password=credentials.password,
+        known_hosts=known_hosts,
+        client_factory=lambda: _Client(known_hosts, trust_unknown=settings.trust_unknown_hosts),
+        # Only the password the client sent: never the service's own keys, agent or
+        # ~/.ssh/config.
+        client_keys=None,
+        agent_path=None,
+        config=[],
+        x509_trusted_certs=None,
+        preferred_auth=("password", "keyboard-interactive"),
+        connect_timeout=settings.connect_timeout,
+        login_timeout=settings.connect_timeout,
+    )
 
 
 def _os_reason(exc: OSError) -> str:

@@ -55,7 +55,7 @@ STOP_S = 30.0
 @dataclass
 class SftpSite:
     """A real SFTP server on 127.0.0.1, chrooted to ``root``; ``connections`` counts the TCP
-    connections it accepted."""
+    connections it accepted, ``disconnections`` those that ended."""
 
     root: Path
     users: dict[str, str]
@@ -64,6 +64,9 @@ class SftpSite:
     )
     port: int = 0
     connections: int = 0
+    disconnections: int = 0
+    # The SFTP server each session gets (a subclass that misbehaves, for the fault tests).
+    sftp_server: type[asyncssh.SFTPServer] = asyncssh.SFTPServer
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _acceptor: asyncssh.SSHAcceptor | None = None
@@ -86,6 +89,10 @@ class SftpSite:
                 del conn
                 site.connections += 1
 
+            def connection_lost(self, exc: Exception | None) -> None:
+                del exc
+                site.disconnections += 1
+
             def begin_auth(self, username: str) -> bool:
                 del username
                 return True
@@ -102,7 +109,7 @@ class SftpSite:
             0,
             server_factory=Server,
             server_host_keys=[self.host_key],
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=chroot),
+            sftp_factory=lambda chan: self.sftp_server(chan, chroot=chroot),
             allow_scp=False,
         )
 
@@ -157,6 +164,9 @@ def sftp_api(
     options: dict[str, Any] = {
         "known_hosts": known_hosts(tmp_path, site.known_hosts_line()),
         "connect_timeout": 10,
+        # The site is on loopback and a free port: both refused unless allowed.
+        "allow_hosts": ("127.0.0.1",),
+        "allow_ports": (site.port,),
         **sftp,
     }
     settings = with_sftp(api_settings(clinic.world, storage=storage), **options)
@@ -373,7 +383,7 @@ def test_a_missing_remote_file_is_a_400(
 def test_a_refused_port_is_a_400(sqlite_clinic: Clinic, site: SftpSite, tmp_path: Path) -> None:
     port = closed_port()
     status, message = _upload_failure(
-        sqlite_clinic, site, tmp_path, creds("there.png", site, SftpPort=port)
+        sqlite_clinic, site, tmp_path, creds("there.png", site, SftpPort=port), allow_ports=(port,)
     )
     assert status == 400
     assert message.startswith(f"Could not connect to the SFTP site 127.0.0.1:{port}")
@@ -391,6 +401,7 @@ def test_a_silent_server_times_out(sqlite_clinic: Clinic, site: SftpSite, tmp_pa
             tmp_path,
             creds("there.png", site, SftpPort=port),
             connect_timeout=0.5,
+            allow_ports=(port,),
         )
     assert status == 400
     assert message == f"Timed out connecting to the SFTP site 127.0.0.1:{port} (after 0.5 s)"

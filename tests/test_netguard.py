@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from atoz_watcher.guarded_http import GuardedTransport
 from atoz_watcher.netguard import (
     AllowList,
-    GuardedTransport,
     NetGuard,
     RefusedError,
     Resolver,

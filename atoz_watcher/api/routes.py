@@ -49,7 +49,11 @@ POSTED: dict[int | str, dict[str, Any]] = {
 SFTP_FAILED = (
     "A field is missing or malformed (the body names it), or the SFTP site failed: the body "
     "says what failed (connect, host key, user name or password, not found, permission, "
-    "timeout, host not allowed)."
+    "timeout, host or port not allowed)."
+)
+SFTP_BUSY = (
+    "The database or the A-to-Z folder is unavailable, or [sftp] max_in_flight SFTP transfers "
+    "are already running (with Retry-After); try again later."
 )
 
 
@@ -120,7 +124,7 @@ def _add_sftp_routes(
         status_code=201,
         response_model=DocumentOut,
         summary="Pull a file from an SFTP site and make its document",
-        responses={**POSTED, 400: _error(SFTP_FAILED)},
+        responses={**POSTED, 400: _error(SFTP_FAILED), 503: _error(SFTP_BUSY)},
     )
     def upload_sftp(body: UploadSftpRequest, background: BackgroundTasks) -> JSONResponse:
         uploaded = sftp.upload_sftp(body)
@@ -136,6 +140,7 @@ def _add_sftp_routes(
         responses={
             **COMMON,
             400: _error(SFTP_FAILED),
+            503: _error(SFTP_BUSY),
             404: _error('"Document not found" or "Mount not found"'),
         },
     )
@@ -151,6 +156,7 @@ def _add_sftp_routes(
             **COMMON,
             200: _error(f'"{NO_THUMBNAILS}"'),
             400: _error(SFTP_FAILED),
+            503: _error(SFTP_BUSY),
             404: _error('"Patient not found" or "No documents exist for this patient"'),
         },
     )
@@ -166,6 +172,7 @@ def _add_sftp_routes(
             **COMMON,
             200: _error(f'"{NO_MOUNT_IMAGES}"'),
             400: _error(SFTP_FAILED),
+            503: _error(SFTP_BUSY),
             404: _error('"Mount not found."'),
         },
     )

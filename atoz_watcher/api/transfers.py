@@ -1,8 +1,10 @@
 """The SFTP endpoints without HTTP: UploadSftp, DownloadSftp, Thumbnails, DownloadMount.
 
-Every check that needs no connection (the address, the allow-list, the patient, the document or
+Every check that needs no connection (the address, the allow-lists, the patient, the document or
 mount) comes first; the SFTP site is contacted last, once per request. Every failure leaves as
-an ``ApiError``: an SFTP failure is a 400 whose message says what failed.
+an ``ApiError``: an SFTP failure is a 400 whose message says what failed; when
+``[sftp] max_in_flight`` transfers are already running, a 503 with ``Retry-After``, at once (also
+before any other work, when they are running as the request comes in).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from atoz_watcher.db import queries
 from atoz_watcher.documents import CategoryError, NewDocument, PatientNotFoundError
 from atoz_watcher.layout import folder_name
 from atoz_watcher.sftp import SftpClient
-from atoz_watcher.sftp_address import Credentials, SftpError
+from atoz_watcher.sftp_address import Credentials, Failure, SftpError
 from atoz_watcher.storage import Storage
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, adjust_of, carry_out, job_for_document
 from atoz_watcher.thumbs import Renderer, extension, thumbnailable
@@ -58,14 +60,18 @@ DOC_OR_MOUNT = "DocNum or MountNum is required"
 NOT_THUMBNAILED = frozenset({"pdf", "dcm"})
 COMPOSITE_EXTENSIONS = frozenset({".jpg", ".jpeg"})
 _PAGE = 500
+# Seconds a client is asked to wait when every SFTP transfer slot is taken.
+RETRY_AFTER_S = 5
 
 
 @contextmanager
 def sftp_answered() -> Iterator[None]:
-    """An SFTP failure as a 400 saying what failed."""
+    """An SFTP failure as a 400 saying what failed; too many transfers at once as a 503."""
     try:
         yield
     except SftpError as exc:
+        if exc.kind is Failure.BUSY:
+            raise ApiError(503, exc.message, {"Retry-After": str(RETRY_AFTER_S)}) from None
         raise ApiError(400, exc.message) from None
 
 
@@ -99,7 +105,9 @@ class SftpService:
         self._in_database = in_database
 
     def _credentials(self, request: SftpRequest) -> Credentials:
+        """The checked address; a 503 at once when no transfer could start now anyway."""
         with sftp_answered():
+            self._sftp.require_room()
             return self._sftp.credentials(
                 request.sftp_address,
                 request.sftp_port,
