@@ -74,7 +74,8 @@ CONFIG = "/etc/atoz-watcher/config.toml"
 # A subcommand's description is wrapped to this (its example is printed as written).
 HELP_WIDTH = 78
 # Commands that print one line per file and a summary: their own log events stay at warnings
-# unless --log-level asks for more, and --log-level warning or error leaves only the summary.
+# unless --log-level asks for more; for rescan and thumbnails, --log-level warning or error
+# leaves only the summary (materialize lists its few rows in its summary).
 PER_FILE_COMMANDS = frozenset({"rescan", "thumbnails", "materialize"})
 QUIET_LEVELS = frozenset({"warning", "error"})
 
@@ -162,8 +163,8 @@ def _common_options(*, in_command: bool) -> argparse.ArgumentParser:
         choices=LEVELS,
         default=default,
         help="level of the log events on stderr (default: info for run, api and demo "
-        "--watch, warning otherwise); for rescan, thumbnails and materialize, warning or "
-        "error also leaves out the per-file lines on stdout",
+        "--watch, warning otherwise); for rescan and thumbnails, warning or error also "
+        "leaves out the per-file lines on stdout",
     )
     return options
 
@@ -172,8 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atoz-watcher",
         description="Registers files in Open Dental's A-to-Z folder as document rows.",
-        epilog=f"Start with: atoz-watcher demo. On a server: atoz-watcher --config {CONFIG} "
-        "check. Each command has --help.",
+        epilog="examples:\n  atoz-watcher demo\n"
+        f"  atoz-watcher --config {CONFIG} check\n"
+        "  atoz-watcher rescan --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common_options(in_command=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -235,7 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             or (args.command == "rescan" and not args.dry_run)
         ):
             require_state_dir(settings.state_path)  # the journal, the embedded database
-        engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
+        try:
+            engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
+        except OSError as exc:  # the folder of a SQLite file could not be made
+            key = "state_dir" if embedded else "database_url"
+            raise ConfigError(
+                f"{key}: cannot create the folder of the SQLite file: {exc.strerror}: "
+                f"{exc.filename}"
+            ) from None
         try:
             return dispatch(args, settings, engine, per_file=per_file)
         finally:

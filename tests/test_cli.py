@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from atoz_watcher.cli import COMMANDS
-from atoz_watcher.db.engine import DEFAULT_CATEGORIES, make_engine
+from atoz_watcher.db.engine import DEFAULT_CATEGORIES, create_missing_tables, make_engine
 from atoz_watcher.demo import png_bytes
 from tests.conftest import MARIADB, World, mariadb_database
 
@@ -32,6 +32,24 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    """A root and an embedded database with the tables: for what depends on no database."""
+    root = tmp_path / "OpenDentImages"
+    root.mkdir()
+    url = f"sqlite:///{tmp_path / 'state' / 'atoz.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        create_missing_tables(engine)
+    finally:
+        engine.dispose()
+    return {
+        "PATH": "/usr/bin:/bin",
+        "ATOZ_PATH": str(root),
+        "ATOZ_DATABASE_URL": url,
+        "ATOZ_STATE_DIR": str(tmp_path / "state"),
+    }
 
 
 def fill_tree(world: World, *, patients: int, files: int, category: int) -> int:
@@ -349,7 +367,8 @@ def test_rescan_prints_a_line_per_file_unless_told_to_be_quiet(world: World) -> 
     assert "later.jpg" not in silent.stdout
 
 
-def test_rescan_of_an_unknown_patient_is_an_error(world: World) -> None:
+def test_rescan_of_an_unknown_patient_is_an_error(bare_world: World) -> None:
+    world = bare_world
     world.add_category("Misc", order=0)
     world.add_patient("Smith", "John", "SmithJohn1")
 
@@ -364,7 +383,8 @@ def test_rescan_of_an_unknown_patient_is_an_error(world: World) -> None:
         assert answer.stdout == ""
 
 
-def test_rescan_of_a_patient_without_a_folder_says_so(world: World) -> None:
+def test_rescan_of_a_patient_without_a_folder_says_so(bare_world: World) -> None:
+    world = bare_world
     world.add_category("Misc", order=0)
     pat = world.add_patient("Jones", "Amy")
 
@@ -392,14 +412,14 @@ def test_thumbnails_prints_a_line_per_thumbnail(world: World) -> None:
     assert f"failed DocNum {broken}: {folder / 'broken.png'}" in lines
 
 
-def test_config_is_taken_after_the_subcommand_too(bare_world: World, tmp_path: Path) -> None:
+def test_config_is_taken_after_the_subcommand_too(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    del env["ATOZ_PATH"]
     config = tmp_path / "atoz.toml"
-    config.write_text(
-        f'atoz_path = "{bare_world.root}"\n[scan]\nbatch_size = 0\n', encoding="utf-8"
-    )
-    env = {k: v for k, v in bare_world.cli_env().items() if k != "ATOZ_PATH"}
+    config.write_text(f'atoz_path = "{elsewhere}"\n[scan]\nbatch_size = 0\n', encoding="utf-8")
     bad = run(env, "rescan", "--config", str(config))
-    config.write_text(f'atoz_path = "{bare_world.root / "elsewhere"}"\n', encoding="utf-8")
+    config.write_text(f'atoz_path = "{elsewhere}"\n', encoding="utf-8")
     used = run(env, "rescan", "--config", str(config))
     before = run(env, "--config", str(config), "rescan")
 
@@ -407,16 +427,15 @@ def test_config_is_taken_after_the_subcommand_too(bare_world: World, tmp_path: P
     assert bad.returncode == 2
     assert f"configuration error in {config}:\n  scan.batch_size: " in bad.stderr
     assert used.returncode == 4
-    assert f"A-to-Z root {bare_world.root / 'elsewhere'} is unusable" in used.stderr
+    assert f"A-to-Z root {elsewhere} is unusable" in used.stderr
     assert before.stderr == used.stderr
 
 
-def test_a_bad_environment_variable_is_named(bare_world: World) -> None:
-    env = bare_world.cli_env() | {"ATOZ_SCAN__BATCH_SIZE": "many"}
-    json_env = bare_world.cli_env() | {"ATOZ_WATCHER__IGNORE": "*.tmp"}
+def test_a_bad_environment_variable_is_named(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
 
-    result = run(env, "rescan")
-    json_result = run(json_env, "rescan")
+    result = run(env | {"ATOZ_SCAN__BATCH_SIZE": "many"}, "rescan")
+    json_result = run(env | {"ATOZ_WATCHER__IGNORE": "*.tmp"}, "rescan")
 
     assert result.returncode == 2
     assert "  ATOZ_SCAN__BATCH_SIZE (scan.batch_size): " in result.stderr
@@ -429,14 +448,14 @@ def test_a_bad_environment_variable_is_named(bare_world: World) -> None:
         assert "Traceback" not in answer.stderr
 
 
-def test_a_metrics_port_in_use_is_one_line(bare_world: World) -> None:
+def test_a_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = bare_world.cli_env() | {"ATOZ_METRICS__PORT": str(port)}
 
-        result = run(env, "run")
+        result = run(env | {"ATOZ_METRICS__PORT": str(port)}, "run")
 
     assert result.returncode == 2
     assert result.stderr == (
@@ -446,10 +465,10 @@ def test_a_metrics_port_in_use_is_one_line(bare_world: World) -> None:
     )
 
 
-def test_a_state_directory_that_cannot_be_made_is_one_line(bare_world: World) -> None:
-    in_the_way = bare_world.root.parent / "a-file"
+def test_a_state_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
     in_the_way.write_text("x", encoding="utf-8")
-    env = bare_world.cli_env() | {"ATOZ_STATE_DIR": str(in_the_way / "state")}
+    env = sqlite_env(tmp_path) | {"ATOZ_STATE_DIR": str(in_the_way / "state")}
 
     results = [run(env, command) for command in ("run", "rescan")]
 
