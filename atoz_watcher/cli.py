@@ -232,12 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.dir, sys.stdout, watch=args.watch)
         settings = load_settings(args.config, os.environ)
         embedded = settings.database_url.get_secret_value() == ""
-        if (
-            (embedded and args.command != "check")
-            or args.command == "run"
-            or (args.command == "rescan" and not args.dry_run)
-        ):
-            require_state_dir(settings.state_path)  # the journal, the embedded database
+        if needs_state_dir(args, embedded=embedded):
+            require_state_dir(settings.state_path)
         try:
             engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
         except OSError as exc:  # the folder of a SQLite file could not be made
@@ -258,6 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Anything the file system refused that no check above foresaw: still one line.
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(EXIT_FAILED, f"{exc.strerror or exc}{where}")
+
+
+def needs_state_dir(args: argparse.Namespace, *, embedded: bool) -> bool:
+    """Commands that write the journal, or open the embedded database; `check` reports on the
+    state directory instead of stopping at it."""
+    if args.command == "check":
+        return False
+    return embedded or args.command == "run" or (args.command == "rescan" and not args.dry_run)
 
 
 def require_state_dir(state: Path) -> None:

@@ -256,9 +256,15 @@ def load_settings(
     environment for the ``ATOZ_`` values themselves, so an error is traced back to the variable
     that caused it by looking there too.
     """
-    if config_file is None and environ.get("ATOZ_CONFIG"):
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values = read_toml(config_file)
+    elif environ.get("ATOZ_CONFIG"):
         config_file = Path(environ["ATOZ_CONFIG"])
-    values: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
+        try:
+            values = read_toml(config_file)
+        except ConfigError as exc:
+            raise ConfigError(f"ATOZ_CONFIG: {exc}") from None
     values.update(overrides)
     variables = atoz_variables(os.environ)
     try:
