@@ -508,3 +508,18 @@ def test_every_command_says_what_it_does_with_an_example(command: str) -> None:
     assert COMMANDS[command].description.split()[0] in result.stdout
     assert f"example:\n  {COMMANDS[command].example}\n" in result.stdout
     assert "--config FILE" in result.stdout
+
+
+def test_check_flags_a_root_its_group_cannot_write(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    root = Path(env["ATOZ_PATH"])
+    root.chmod(0o755)
+
+    closed = run(env, "check")
+    root.chmod(0o2775)
+    opened = run(env, "check")
+
+    assert closed.returncode == 1, closed.stderr
+    assert f"FAIL A-to-Z root group: {root} is drwxr-xr-x: its group " in closed.stdout
+    assert f"`chmod g+rwxs {root}`" in closed.stdout
+    assert f"ok   A-to-Z root group: {root} is drwxrwsr-x, group " in opened.stdout
