@@ -15,7 +15,7 @@ import pymysql
 import pytest
 from sqlalchemy import inspect, text
 
-from atoz_watcher.cli import COMMANDS
+from atoz_watcher.cli_args import COMMANDS
 from atoz_watcher.db.engine import DEFAULT_CATEGORIES, create_missing_tables, make_engine
 from atoz_watcher.demo import png_bytes
 from tests.conftest import MARIADB, World, mariadb_database
