@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Engine
 
-from atoz_watcher.db.queries import count_document_files, document_files
+from atoz_watcher.db.queries import DocumentFile, count_document_files, document_files
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out, job_for_document
 from atoz_watcher.thumbs import Renderer
 
@@ -74,6 +74,7 @@ class Backfill:
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        report: Callable[[ThumbJob, Outcome], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> BackfillSummary:
         summary = BackfillSummary()
@@ -96,21 +97,7 @@ class Backfill:
                 if not documents:
                     break
                 after = documents[-1].doc_num
-                jobs: list[ThumbJob] = []
-                for document in documents:
-                    job = job_for_document(self._root, document)
-                    if job is None:
-                        summary.not_images += 1
-                    elif isinstance(job, str):
-                        log.warning(
-                            "thumbnail.unsafe",
-                            patnum=document.pat_num,
-                            docnum=document.doc_num,
-                            reason=job,
-                        )
-                        summary.unsafe.append(job)
-                    else:
-                        jobs.append(job)
+                jobs = self._jobs(documents, summary)
                 outcomes = pool.map(lambda job: carry_out(job, self._renderer, force=force), jobs)
                 for job, outcome in zip(jobs, outcomes, strict=True):
                     summary.outcomes[outcome] += 1
@@ -118,7 +105,28 @@ class Backfill:
                         summary.failed.append(job.source)
                     if on_outcome is not None:
                         on_outcome(outcome)
+                    if report is not None:
+                        report(job, outcome)
                 summary.documents += len(documents)
                 if progress is not None:
                     progress(min(summary.documents, total), total)
         return summary
+
+    def _jobs(self, documents: Sequence[DocumentFile], summary: BackfillSummary) -> list[ThumbJob]:
+        """The thumbnails to build for a page of documents; the others counted or reported."""
+        jobs: list[ThumbJob] = []
+        for document in documents:
+            job = job_for_document(self._root, document)
+            if job is None:
+                summary.not_images += 1
+            elif isinstance(job, str):
+                log.warning(
+                    "thumbnail.unsafe",
+                    patnum=document.pat_num,
+                    docnum=document.doc_num,
+                    reason=job,
+                )
+                summary.unsafe.append(job)
+            else:
+                jobs.append(job)
+        return jobs

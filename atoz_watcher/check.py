@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from atoz_watcher.config import Settings
 from atoz_watcher.db.queries import image_categories
 from atoz_watcher.watch.handler import PATIENT
+from atoz_watcher.wording import plural
 
 REQUIRED_TABLES = ("patient", "definition", "document")
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
@@ -44,6 +47,7 @@ def run_checks(
     return [
         *check_database(engine),
         check_root(root),
+        check_root_group(root),
         *check_inotify(root, mode=settings.watcher.mode, proc=proc),
         check_state_dir(settings.state_path),
     ]
@@ -181,12 +185,51 @@ def check_root(root: Path) -> CheckResult:
             name,
             ok=False,
             detail=f"{root}: user {current_user()} cannot list {len(unlistable)} of "
-            f"{len(letters)} letter folders ({', '.join(sorted(unlistable)[:SHOWN])}): "
+            f"{plural(len(letters), 'letter folder')} ({', '.join(sorted(unlistable)[:SHOWN])}): "
             "give the folder's group read access throughout (chmod -R g+rwX)",
         )
     return CheckResult(
-        name, ok=True, detail=f"{root}: readable and writable, {len(letters)} letter folders"
+        name,
+        ok=True,
+        detail=f"{root}: readable and writable, {plural(len(letters), 'letter folder')}",
     )
+
+
+def check_root_group(root: Path) -> CheckResult:
+    """The root's group can write it: Open Dental's workstations reach the tree through that
+    group (the share account), so the folders and files we make must be theirs to change too.
+    The setgid bit makes new folders take the root's group instead of ours."""
+    name = "A-to-Z root group"
+    try:
+        info = root.stat()
+    except OSError as exc:
+        return _not_checked(name, f"{root} cannot be examined: {exc.strerror}")
+    if not stat.S_ISDIR(info.st_mode):
+        return _not_checked(name, "the A-to-Z root is not a directory")
+    group = group_name(info.st_gid)
+    mode = stat.filemode(info.st_mode)
+    if info.st_mode & (stat.S_IWGRP | stat.S_IXGRP) != stat.S_IWGRP | stat.S_IXGRP:
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"{root} is {mode}: its group {group} cannot write in it, so Open Dental's "
+            "workstations (through that group) could not change what we create there: run "
+            f"`chmod g+rwxs {root}` (and `chmod -R g+rwX {root}` for what is in it; on a CIFS "
+            "mount set dir_mode= and file_mode= instead)",
+        )
+    setgid = (
+        "setgid, so new folders keep the group"
+        if info.st_mode & stat.S_ISGID
+        else f"not setgid: `chmod g+s {root}` makes new folders keep the group"
+    )
+    return CheckResult(name, ok=True, detail=f"{root} is {mode}, group {group} can write; {setgid}")
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def check_state_dir(state: Path) -> CheckResult:
@@ -306,7 +349,9 @@ def _check_watches(root: Path, mode: str, proc: Path) -> CheckResult:
     folders, unlistable = count_folders(root)
     needed = watches_needed(folders)
     unlisted = f" ({unlistable} could not be listed)" if unlistable else ""
-    found = f"{folders} folders to watch{unlisted}, fs.inotify.max_user_watches is {limit}"
+    found = (
+        f"{plural(folders, 'folder')} to watch{unlisted}, fs.inotify.max_user_watches is {limit}"
+    )
     if limit < needed:
         value = suggested_max_watches(needed)
         setting = f"fs.inotify.max_user_watches={value}"

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher import __version__
 from atoz_watcher.backfill import Backfill, BackfillSummary
-from atoz_watcher.check import REQUIRED_TABLES, format_results, run_checks
+from atoz_watcher.check import REQUIRED_TABLES, current_user, format_results, run_checks
+from atoz_watcher.cli_args import build_parser
 from atoz_watcher.config import (
     SQLITE_FILE_NAME,
     MetricsSettings,
@@ -30,125 +30,136 @@ from atoz_watcher.config import (
     load_settings,
 )
 from atoz_watcher.daemon import Daemon
+from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.db.models import IMG_TYPE_NAMES
-from atoz_watcher.demo import build_demo, registered_rows
+from atoz_watcher.demo import DemoTree, build_demo, existing_demo, registered_rows
 from atoz_watcher.errors import (
     AtozError,
     ConfigError,
     DatabaseUnavailableError,
     NoImageCategoryError,
+    NoSuchPatientError,
     RootUnusableError,
 )
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.journal import Journal
-from atoz_watcher.logging import LEVELS, configure_logging
+from atoz_watcher.layout import folder_name, patient_dir
+from atoz_watcher.logging import configure_logging
 from atoz_watcher.materialize import run_materialize
-from atoz_watcher.metrics import Metrics
-from atoz_watcher.registrar import Plan, Registered, Registrar, Skipped
+from atoz_watcher.metrics import Metrics, MetricsServer
+from atoz_watcher.registrar import Registrar
+from atoz_watcher.reports import RescanReport, ThumbnailReport
 from atoz_watcher.rescan import Rescanner, Summary
 from atoz_watcher.sdnotify import Notifier, watchdog_interval
 from atoz_watcher.thumb_worker import default_workers
 from atoz_watcher.thumbnailing import Outcome
 from atoz_watcher.thumbs import Renderer
+from atoz_watcher.wording import plural
 
 if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_ROOT = 4
 EXIT_NO_CATEGORY = 5
 # How often `atoz-watcher api` checks that its server thread is still serving.
 API_CHECK_S = 1.0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="atoz-watcher",
-        description="Registers files in Open Dental's A-to-Z folder as document rows.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config", type=Path, help="TOML settings file (default: $ATOZ_CONFIG, if set)"
-    )
-    parser.add_argument("--log-level", choices=LEVELS, default=None)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    commands.add_parser("run", help="watch the A-to-Z folder and register files as they land")
-    commands.add_parser(
-        "api", help="serve Open Dental's Documents API ([api] settings) until SIGTERM or Ctrl-C"
-    )
-    commands.add_parser(
-        "check",
-        help="check the config, database, A-to-Z root and inotify limits; say what is wrong",
-    )
-    commands.add_parser(
-        "init-db", help="create missing tables; add image categories when there are none"
-    )
-    rescan = commands.add_parser("rescan", help="register every unknown file in the tree")
-    rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
-    rescan.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    commands.add_parser(
-        "materialize",
-        help="turn placeholder rows (SetByUrl, Upload by other clients) into files, once",
-    )
-    thumbnails = commands.add_parser(
-        "thumbnails",
-        help="build missing or stale thumbnails of registered documents",
-    )
-    thumbnails.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
-    thumbnails.add_argument(
-        "--force", action="store_true", help="rebuild every thumbnail, fresh ones too"
-    )
-    demo = commands.add_parser(
-        "demo", help="import a throw-away sample tree into a throw-away SQLite database"
-    )
-    demo.add_argument("--dir", type=Path, help="build the demo here and keep it (default: temp)")
-    demo.add_argument(
-        "--watch",
-        action="store_true",
-        help="then keep running the daemon on it: drop files into its folders (Ctrl-C stops)",
-    )
-    return parser
+# Commands that print one line per file and a summary: their own log events stay at warnings
+# unless --log-level asks for more; for rescan and thumbnails, --log-level warning or error
+# leaves only the summary (materialize lists its few rows in its summary).
+PER_FILE_COMMANDS = frozenset({"rescan", "thumbnails", "materialize"})
+QUIET_LEVELS = frozenset({"warning", "error"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command in {"rescan", "thumbnails", "materialize"} or (
+    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db"} or (
         args.command == "demo" and not args.watch
     )
-    default_level = "warning" if quiet else "info"
-    configure_logging(level=args.log_level or default_level)
+    configure_logging(level=args.log_level or ("warning" if quiet else "info"))
+    per_file = args.log_level not in QUIET_LEVELS
     try:
         if args.command == "demo":
             return run_demo(args.dir, sys.stdout, watch=args.watch)
         settings = load_settings(args.config, os.environ)
-        engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
+        embedded = settings.database_url.get_secret_value() == ""
+        if needs_state_dir(args, embedded=embedded):
+            require_state_dir(settings.state_path)
         try:
-            return dispatch(args, settings, engine)
+            engine = make_engine(settings.db_url, busy_timeout_s=settings.scan.lock_timeout)
+        except OSError as exc:  # the folder of a SQLite file could not be made
+            key = "state_dir" if embedded else "database_url"
+            raise ConfigError(
+                f"{key}: cannot create the folder of the SQLite file: {exc.strerror}: "
+                f"{exc.filename}"
+            ) from None
+        try:
+            return dispatch(args, settings, engine, per_file=per_file)
         finally:
             engine.dispose()
     except DBAPIError as exc:
         return _fail(EXIT_DATABASE, f"database unreachable or refused: {exc.orig}")
     except AtozError as exc:
         return _fail(exit_code(exc), str(exc))
+    except OSError as exc:
+        # Anything the file system refused that no check above foresaw: still one line.
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(EXIT_FAILED, f"{exc.strerror or exc}{where}")
 
 
-def dispatch(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+def needs_state_dir(args: argparse.Namespace, *, embedded: bool) -> bool:
+    """Commands that write the journal, or open the embedded database; `check` reports on the
+    state directory instead of stopping at it."""
+    if args.command == "check":
+        return False
+    return embedded or args.command == "run" or (args.command == "rescan" and not args.dry_run)
+
+
+def require_state_dir(state: Path) -> None:
+    """The state directory exists (made if need be) and this user can write in it."""
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"state_dir: cannot create {state}: {exc.strerror}; create it for user "
+            f"{current_user()}, or set state_dir (ATOZ_STATE_DIR)"
+        ) from None
+    if not os.access(state, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"state_dir: {state} is not writable by user {current_user()}: chown it to that "
+            "user, or set state_dir (ATOZ_STATE_DIR)"
+        )
+
+
+def dispatch(
+    args: argparse.Namespace, settings: Settings, engine: Engine, *, per_file: bool = True
+) -> int:
     commands: dict[str, Callable[[], int]] = {
         "init-db": lambda: run_init_db(engine, sys.stdout),
         "run": lambda: run_daemon(settings, engine),
         "api": lambda: run_api(settings, engine),
         "check": lambda: run_check(settings, engine, sys.stdout),
         "rescan": lambda: run_rescan(
-            settings, engine, pat_num=args.patient, dry_run=args.dry_run, out=sys.stdout
+            settings,
+            engine,
+            pat_num=args.patient,
+            dry_run=args.dry_run,
+            out=sys.stdout,
+            per_file=per_file,
         ),
         "materialize": lambda: run_materialize_once(settings, engine, sys.stdout),
         "thumbnails": lambda: run_thumbnails(
-            settings, engine, pat_num=args.patient, force=args.force, out=sys.stdout
+            settings,
+            engine,
+            pat_num=args.patient,
+            force=args.force,
+            out=sys.stdout,
+            per_file=per_file,
         ),
     }
     return commands[args.command]()
@@ -164,11 +175,12 @@ def exit_code(exc: AtozError) -> int:
     """The exit code a script or systemd can tell apart, by what went wrong."""
     codes: tuple[tuple[type[AtozError], int], ...] = (
         (ConfigError, EXIT_CONFIG),
+        (NoSuchPatientError, EXIT_CONFIG),
         (RootUnusableError, EXIT_ROOT),
         (NoImageCategoryError, EXIT_NO_CATEGORY),
         (DatabaseUnavailableError, EXIT_DATABASE),
     )
-    return next((code for kind, code in codes if isinstance(exc, kind)), 1)
+    return next((code for kind, code in codes if isinstance(exc, kind)), EXIT_FAILED)
 
 
 def _fail(code: int, message: str) -> int:
@@ -217,8 +229,7 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
     with ExitStack() as stack:
         stack.callback(notifier.close)
         if settings.metrics.enabled:
-            server = metrics.serve(settings.metrics.host, settings.metrics.port)
-            stack.callback(server.close)
+            stack.callback(serve_metrics(metrics, settings.metrics).close)
         stack.enter_context(exit_on_signals(daemon.handle_exit))
         if settings.api.enabled:
             api = _api_server(settings, engine, on_placeholder=daemon.materializer.wake)
@@ -227,6 +238,18 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
             stack.callback(api.stop)
         daemon.run()
     return EXIT_OK
+
+
+def serve_metrics(metrics: Metrics, settings: MetricsSettings) -> MetricsServer:
+    """The /metrics endpoint; a port in use is a configuration error naming the keys."""
+    try:
+        return metrics.serve(settings.host, settings.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.host/metrics.port: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}; stop what uses it, set another metrics.port, or set "
+            "metrics.enabled = false"
+        ) from None
 
 
 def run_api(settings: Settings, engine: Engine) -> int:
@@ -287,7 +310,13 @@ def _require_tables(engine: Engine) -> None:
 
 
 def run_rescan(
-    settings: Settings, engine: Engine, *, pat_num: int | None, dry_run: bool, out: TextIO
+    settings: Settings,
+    engine: Engine,
+    *,
+    pat_num: int | None,
+    dry_run: bool,
+    out: TextIO,
+    per_file: bool = True,
 ) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError(
@@ -296,16 +325,21 @@ def run_rescan(
         )
     _require_tables(engine)
     root = settings.atoz_path
+    folder = None if pat_num is None else _patient_folder(engine, root, pat_num)
+    with engine.connect() as conn:
+        categories = {c.def_num: c.name for c in queries.image_categories(conn)}
     registrar = Registrar(
         engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
     )
+    min_age_s = settings.watcher.open_settle_seconds
+    report = RescanReport(out, categories, per_file=per_file, min_age_s=min_age_s)
     with ExitStack() as stack:
         progress = None
         if sys.stderr.isatty():
             bar = ProgressBar(sys.stderr)
             stack.callback(bar.close)
             progress = bar.update
-        report = _plan_printer(root, out) if dry_run else None
+            report.before_line = bar.clear
         scanner = Rescanner(
             engine,
             registrar,
@@ -315,24 +349,26 @@ def run_rescan(
             report=report,
             ignore=IgnoreRules(settings.watcher.ignore),
             # A file a scanner is still writing is left for the next rescan (or the daemon).
-            min_age_s=settings.watcher.open_settle_seconds,
+            min_age_s=min_age_s,
         )
         summary = scanner.run(pat_num=pat_num, dry_run=dry_run)
     print_summary(summary, out, dry_run=dry_run)
+    lines = report.deferred_lines()
+    if folder is not None and summary.folders == 0:
+        lines.append(f"patient {pat_num} has no folder yet: {folder} does not exist")
+    if lines:
+        print("\n".join(lines), file=out)
     return EXIT_OK
 
 
-def _plan_printer(root: Path, out: TextIO) -> Callable[[Plan | Registered | Skipped], None]:
-    def report(result: Plan | Registered | Skipped) -> None:
-        if isinstance(result, Plan):
-            source = result.candidate.path.relative_to(root)
-            print(
-                f"{source} -> patient {result.candidate.pat_num}, "
-                f"category {result.category}, {result.final_name}",
-                file=out,
-            )
-
-    return report
+def _patient_folder(engine: Engine, root: Path, pat_num: int) -> Path:
+    """The folder of patient ``pat_num`` (its ImageFolder, or the one Open Dental would make);
+    NoSuchPatientError when there is no such patient."""
+    with engine.connect() as conn:
+        row = queries.patient(conn, pat_num=pat_num)
+    if row is None:
+        raise NoSuchPatientError(pat_num)
+    return patient_dir(root, row.image_folder or folder_name(row.lname, row.fname, pat_num))
 
 
 def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
@@ -362,7 +398,13 @@ def run_materialize_once(settings: Settings, engine: Engine, out: TextIO) -> int
 
 
 def run_thumbnails(
-    settings: Settings, engine: Engine, *, pat_num: int | None, force: bool, out: TextIO
+    settings: Settings,
+    engine: Engine,
+    *,
+    pat_num: int | None,
+    force: bool,
+    out: TextIO,
+    per_file: bool = True,
 ) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError(
@@ -370,6 +412,8 @@ def run_thumbnails(
             "the A-to-Z folder's Thumbnails/ subfolders, made for LocalAtoZ only"
         )
     _require_tables(engine)
+    if pat_num is not None:
+        _patient_folder(engine, settings.atoz_path, pat_num)
     renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
     backfill = Backfill(
         engine,
@@ -378,15 +422,22 @@ def run_thumbnails(
         workers=default_workers(settings.thumbnails.workers),
     )
     stop = threading.Event()
+    report = ThumbnailReport(out) if per_file else None
     with ExitStack() as stack:
         progress = None
         if sys.stderr.isatty():
             bar = ProgressBar(sys.stderr, label="documents")
             stack.callback(bar.close)
             progress = bar.update
+            if report is not None:
+                report.before_line = bar.clear
         stack.enter_context(exit_on_signals(stop.set))
         summary = backfill.run(
-            pat_num=pat_num, force=force, progress=progress, should_stop=stop.is_set
+            pat_num=pat_num,
+            force=force,
+            progress=progress,
+            report=report,
+            should_stop=stop.is_set,
         )
     print_thumbnail_summary(summary, out, stopped=stop.is_set())
     return EXIT_OK
@@ -417,6 +468,7 @@ class ProgressBar:
         self._label = label
         self._width = width
         self._last = 0.0
+        self._shown = False
 
     def update(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -427,16 +479,37 @@ class ProgressBar:
         bar = "#" * filled + "." * (self._width - filled)
         self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
         self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Blank the bar's line so that a line printed now starts clean; the next update
+        draws the bar again."""
+        if self._shown:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+            self._shown = False
+            self._last = 0.0
 
     def close(self) -> None:
-        self._stream.write("\n")
-        self._stream.flush()
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def print_demo_tree(tree: DemoTree, url: str, out: TextIO) -> None:
+    """Where the demo is: the folder, the database, and each patient's folder in full."""
+    print(f"A-to-Z folder: {tree.root}", file=out)
+    print(f"database: {url}", file=out)
+    print(f"{plural(len(tree.patients), 'patient')}, and their folders:", file=out)
+    for name, pat_num in tree.patients.items():
+        print(f"  #{pat_num:<3} {patient_dir(tree.root, name)}", file=out)
 
 
 def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int:
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atoz-demo-")))
+        directory = directory.resolve()  # full paths, to paste into a file manager
         # Never from Settings: an ATOZ_DATABASE_URL in the environment must not send sample
         # patients into a real database.
         root = directory / "OpenDentImages"
@@ -444,10 +517,12 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
         url = f"sqlite:///{state / SQLITE_FILE_NAME}"
         engine = make_engine(url)
         stack.callback(engine.dispose)
-        tree = build_demo(engine, root)
-        print(f"A-to-Z folder: {root}", file=out)
-        print(f"database: {url}", file=out)
-        print(f"patients: {', '.join(f'{n} (#{p})' for n, p in tree.patients.items())}", file=out)
+        tree = existing_demo(engine, root)
+        if tree is not None:
+            print(f"reusing the sample data in {directory} (delete it for a fresh start)", file=out)
+        else:
+            tree = build_demo(engine, root)
+        print_demo_tree(tree, url, out)
         registrar = Registrar(engine, Journal(state / "journal"))
         scanner = Rescanner(engine, registrar, root, batch_size=ScanSettings().batch_size)
         summary = scanner.run()

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables
@@ -79,6 +79,23 @@ def build_demo(engine: Engine, root: Path) -> DemoTree:
     stray = root / "Z" / "Zed99999"
     stray.mkdir(parents=True, exist_ok=True)
     (stray / "orphan.png").write_bytes(png_bytes(8, 8, (0, 255, 0)))
+    return DemoTree(root=root, patients=patients)
+
+
+def existing_demo(engine: Engine, root: Path) -> DemoTree | None:
+    """The demo an earlier run left in this database, or None when there is none yet."""
+    if "patient" not in inspect(engine).get_table_names():
+        return None
+    pat = Patient.__table__  # type: ignore[attr-defined]
+    query = select(pat.c.PatNum, pat.c.LName, pat.c.FName, pat.c.ImageFolder).order_by(pat.c.PatNum)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return None
+    patients = {
+        (image_folder or folder_name(lname, fname, pat_num)): pat_num
+        for pat_num, lname, fname, image_folder in rows
+    }
     return DemoTree(root=root, patients=patients)
 
 

@@ -47,3 +47,11 @@ class ThumbnailError(AtozError):
         self.path = path
         self.reason = reason
         super().__init__(f"no thumbnail for {path}: {reason}")
+
+
+class NoSuchPatientError(AtozError):
+    """A command was given a PatNum that no patient row has."""
+
+    def __init__(self, pat_num: int) -> None:
+        self.pat_num = pat_num
+        super().__init__(f"--patient {pat_num}: there is no patient with PatNum {pat_num}")

@@ -29,6 +29,7 @@ NAMES = [
     "tables",
     "image categories",
     "A-to-Z root",
+    "A-to-Z root group",
     "inotify watches",
     "inotify instances",
     "state directory",
@@ -57,6 +58,8 @@ def proc(tmp_path: Path) -> Path:
 
 
 def settings_for(world: World, *, mode: str = "auto", root: Path | None = None) -> Settings:
+    # As a practice's A-to-Z root is: its group (the share's) may write, new folders keep it.
+    world.root.chmod(0o2775)
     return Settings(
         atoz_path=root if root is not None else world.root,
         database_url=world.url,
@@ -210,7 +213,7 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=missing), bare_world.engine, proc=proc)
 
         checks = by_name(results)
-        assert failed(results) == {"A-to-Z root", "inotify watches"}
+        assert failed(results) == {"A-to-Z root", "A-to-Z root group", "inotify watches"}
         assert "does not exist" in checks["A-to-Z root"].detail
         assert checks["inotify watches"].detail.startswith("not checked")
 
@@ -222,7 +225,34 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=a_file), bare_world.engine, proc=proc)
 
         assert "not a directory" in by_name(results)["A-to-Z root"].detail
-        assert failed(results) == {"A-to-Z root", "inotify watches"}
+        assert failed(results) == {"A-to-Z root", "A-to-Z root group", "inotify watches"}
+
+    def test_a_root_its_group_cannot_write_is_reported(self, bare_world: World, proc: Path) -> None:
+        bare_world.add_category("X-Rays", order=0)
+        settings = settings_for(bare_world)
+        bare_world.root.chmod(0o755)  # what mkdir under a umask of 022 gives
+
+        results = run_checks(settings, bare_world.engine, proc=proc)
+
+        detail = by_name(results)["A-to-Z root group"].detail
+        assert failed(results) == {"A-to-Z root group"}
+        assert "drwxr-xr-x" in detail
+        assert "cannot write" in detail
+        assert f"chmod g+rwxs {bare_world.root}" in detail
+
+    def test_a_group_writable_root_without_setgid_passes_with_advice(
+        self, bare_world: World, proc: Path
+    ) -> None:
+        bare_world.add_category("X-Rays", order=0)
+        settings = settings_for(bare_world)
+        bare_world.root.chmod(0o775)
+
+        results = run_checks(settings, bare_world.engine, proc=proc)
+
+        detail = by_name(results)["A-to-Z root group"].detail
+        assert not failed(results), format_results(results)
+        assert "can write" in detail
+        assert f"chmod g+s {bare_world.root}" in detail
 
 
 class TestInotify:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ import pymysql
 import pytest
 from sqlalchemy import inspect, text
 
-from atoz_watcher.db.engine import DEFAULT_CATEGORIES, make_engine
+from atoz_watcher.cli_args import COMMANDS
+from atoz_watcher.db.engine import DEFAULT_CATEGORIES, create_missing_tables, make_engine
+from atoz_watcher.demo import png_bytes
 from tests.conftest import MARIADB, World, mariadb_database
 
 TIMEOUT = 120
@@ -29,6 +32,24 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    """A root and an embedded database with the tables: for what depends on no database."""
+    root = tmp_path / "OpenDentImages"
+    root.mkdir()
+    url = f"sqlite:///{tmp_path / 'state' / 'atoz.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        create_missing_tables(engine)
+    finally:
+        engine.dispose()
+    return {
+        "PATH": "/usr/bin:/bin",
+        "ATOZ_PATH": str(root),
+        "ATOZ_DATABASE_URL": url,
+        "ATOZ_STATE_DIR": str(tmp_path / "state"),
+    }
 
 
 def fill_tree(world: World, *, patients: int, files: int, category: int) -> int:
@@ -110,9 +131,12 @@ def test_dry_run_prints_the_plan_and_changes_nothing(world: World) -> None:
     result = run(world.cli_env(), "rescan", "--dry-run")
 
     assert result.returncode == 0, result.stderr
-    letter = f"A/AdamsAnn{pat}"
-    assert f"{letter}/_{xrays}_pa.jpg -> patient {pat}, category {xrays}, xpa.jpg" in result.stdout
-    assert f"{letter}/pa.jpg -> patient {pat}, category {misc}, pa.jpg" in result.stdout
+    assert (
+        f"would register {folder / 'xpa.jpg'} (was _{xrays}_pa.jpg): patient {pat}, "
+        "category X-Rays\n" in result.stdout
+    )
+    assert f"would register {folder / 'pa.jpg'}: patient {pat}, category Misc\n" in result.stdout
+    assert misc != xrays
     assert "would register: 2" in result.stdout
     assert "folders would adopt: 1" in result.stdout
     assert world.documents() == []
@@ -308,4 +332,194 @@ def test_rescan_leaves_a_file_written_a_moment_ago_for_later(world: World) -> No
 
     assert result.returncode == 0, result.stderr
     assert "still-being-written 1" in result.stdout
+    assert "left for later, perhaps still being written: 1 file\n" in result.stdout
+    named = [line for line in result.stdout.splitlines() if "scanning.jpg" in line]
+    assert len(named) == 1
+    assert named[0].startswith(f"  {world.folder('SmithJohn1') / 'scanning.jpg'}: a rescan from ")
     assert world.documents() == []
+
+
+def test_rescan_prints_a_line_per_file_unless_told_to_be_quiet(world: World) -> None:
+    world.add_category("Misc", order=0)
+    xrays = world.add_category("X-Rays", order=1)
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    (folder / f"_{xrays}_bw.jpg").write_bytes(b"a")
+    (folder / "Thumbs.db").write_bytes(b"t")
+    (folder / "elsewhere.jpg").symlink_to(world.root.parent / "outside.jpg")
+    later = folder / "later.jpg"
+
+    result = run(world.cli_env(), "rescan")
+    later.write_bytes(b"q")
+    silent = run(world.cli_env(), "rescan", "--log-level", "warning")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    doc = world.documents()[0]["DocNum"]
+    assert (
+        f"registered {folder / 'bw.jpg'} (was _{xrays}_bw.jpg): patient {pat}, "
+        f"category X-Rays, DocNum {doc}"
+    ) in lines
+    assert f"skipped {folder / 'elsewhere.jpg'}: symlink" in lines
+    assert not [line for line in lines if "Thumbs.db" in line]  # litter: counted, not listed
+    assert silent.returncode == 0, silent.stderr
+    assert "registered: 1" in silent.stdout
+    assert "later.jpg" not in silent.stdout
+
+
+def test_rescan_of_an_unknown_patient_is_an_error(bare_world: World) -> None:
+    world = bare_world
+    world.add_category("Misc", order=0)
+    world.add_patient("Smith", "John", "SmithJohn1")
+
+    result = run(world.cli_env(), "rescan", "--patient", "999")
+    thumbnails = run(world.cli_env(), "thumbnails", "--patient", "999")
+
+    for answer in (result, thumbnails):
+        assert answer.returncode == 2
+        assert answer.stderr == (
+            "atoz-watcher: --patient 999: there is no patient with PatNum 999\n"
+        )
+        assert answer.stdout == ""
+
+
+def test_rescan_of_a_patient_without_a_folder_says_so(bare_world: World) -> None:
+    world = bare_world
+    world.add_category("Misc", order=0)
+    pat = world.add_patient("Jones", "Amy")
+
+    result = run(world.cli_env(), "rescan", "--patient", str(pat))
+
+    assert result.returncode == 0, result.stderr
+    expected = world.root / "J" / f"JonesAmy{pat}"
+    assert f"patient {pat} has no folder yet: {expected} does not exist" in result.stdout
+
+
+def test_thumbnails_prints_a_line_per_thumbnail(world: World) -> None:
+    misc = world.add_category("Misc", order=0)
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    (folder / "photo.png").write_bytes(png_bytes(40, 30, (10, 200, 10)))
+    (folder / "broken.png").write_bytes(b"not a png")
+    world.add_document(pat, "photo.png", misc)
+    broken = world.add_document(pat, "broken.png", misc)
+
+    result = run(world.cli_env(), "thumbnails")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"made {folder / 'Thumbnails' / 'photo.png'}" in lines
+    assert f"failed DocNum {broken}: {folder / 'broken.png'}" in lines
+
+
+def test_config_is_taken_after_the_subcommand_too(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    del env["ATOZ_PATH"]
+    config = tmp_path / "atoz.toml"
+    config.write_text(f'atoz_path = "{elsewhere}"\n[scan]\nbatch_size = 0\n', encoding="utf-8")
+    bad = run(env, "rescan", "--config", str(config))
+    config.write_text(f'atoz_path = "{elsewhere}"\n', encoding="utf-8")
+    used = run(env, "rescan", "--config", str(config))
+    before = run(env, "--config", str(config), "rescan")
+
+    # The file was read: its bad value is reported, then its root is the one used.
+    assert bad.returncode == 2
+    assert f"configuration error in {config}:\n  scan.batch_size: " in bad.stderr
+    assert used.returncode == 4
+    assert f"A-to-Z root {elsewhere} is unusable" in used.stderr
+    assert before.stderr == used.stderr
+
+
+def test_a_bad_environment_variable_is_named(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+
+    result = run(env | {"ATOZ_SCAN__BATCH_SIZE": "many"}, "rescan")
+    json_result = run(env | {"ATOZ_WATCHER__IGNORE": "*.tmp"}, "rescan")
+
+    assert result.returncode == 2
+    assert "  ATOZ_SCAN__BATCH_SIZE (scan.batch_size): " in result.stderr
+    assert "configuration error:\n" in result.stderr  # no file to blame
+    assert json_result.returncode == 2
+    assert json_result.stderr.startswith(
+        "atoz-watcher: configuration error: ATOZ_WATCHER__IGNORE: not valid JSON"
+    )
+    for answer in (result, json_result):
+        assert "Traceback" not in answer.stderr
+
+
+def test_a_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run(env | {"ATOZ_METRICS__PORT": str(port)}, "run")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"atoz-watcher: metrics.host/metrics.port: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use; stop what uses it, set another metrics.port, or set "
+        "metrics.enabled = false\n"
+    )
+
+
+def test_a_state_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("x", encoding="utf-8")
+    env = sqlite_env(tmp_path) | {"ATOZ_STATE_DIR": str(in_the_way / "state")}
+
+    results = [run(env, command) for command in ("run", "rescan")]
+
+    for result in results:
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"atoz-watcher: state_dir: cannot create {in_the_way}")
+        assert result.stderr.count("\n") == 1
+
+
+def test_a_demo_run_again_reuses_its_data(tmp_path: Path) -> None:
+    first = run({"PATH": "/usr/bin:/bin"}, "demo", "--dir", str(tmp_path))
+    files = sorted((tmp_path / "OpenDentImages").rglob("*"))
+    second = run({"PATH": "/usr/bin:/bin"}, "demo", "--dir", str(tmp_path))
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert f"reusing the sample data in {tmp_path}" in second.stdout
+    assert "registered: 0\nalready registered: 8" in second.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'state' / 'atoz-watcher.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            patients = conn.execute(text("SELECT COUNT(*) FROM patient")).scalar_one()
+            documents = conn.execute(text("SELECT COUNT(*) FROM document")).scalar_one()
+    finally:
+        engine.dispose()
+    assert (patients, documents) == (3, 8)
+    assert sorted((tmp_path / "OpenDentImages").rglob("*")) == files
+    smith = tmp_path / "OpenDentImages" / "S" / "SmithJohn1"
+    assert f"  #1   {smith}\n" in first.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_says_what_it_does_with_an_example(command: str) -> None:
+    result = run({"PATH": "/usr/bin:/bin"}, command, "--help")
+
+    assert result.returncode == 0, result.stderr
+    assert COMMANDS[command].description.split()[0] in result.stdout
+    assert f"example:\n  {COMMANDS[command].example}\n" in result.stdout
+    assert "--config FILE" in result.stdout
+
+
+def test_check_flags_a_root_its_group_cannot_write(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    root = Path(env["ATOZ_PATH"])
+    root.chmod(0o755)
+
+    closed = run(env, "check")
+    root.chmod(0o2775)
+    opened = run(env, "check")
+
+    assert closed.returncode == 1, closed.stderr
+    assert f"FAIL A-to-Z root group: {root} is drwxr-xr-x: its group " in closed.stdout
+    assert f"`chmod g+rwxs {root}`" in closed.stdout
+    assert f"ok   A-to-Z root group: {root} is drwxrwsr-x, group " in opened.stdout

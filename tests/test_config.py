@@ -265,7 +265,7 @@ class TestErrors:
 
     def test_missing_file_named_by_atoz_config(self, tmp_path: Path) -> None:
         missing = tmp_path / "nope.toml"
-        with pytest.raises(ConfigError, match="does not exist"):
+        with pytest.raises(ConfigError, match=f"^ATOZ_CONFIG: config file {missing} does not"):
             load_settings(None, {"ATOZ_CONFIG": str(missing)})
 
     def test_file_is_a_directory(self, tmp_path: Path) -> None:
@@ -286,3 +286,74 @@ class TestErrors:
         message = config_error(config)
         assert "not valid TOML" in message
         assert str(config) in message
+
+
+class TestHelpfulErrors:
+    @pytest.mark.parametrize(
+        ("text", "line"),
+        [
+            pytest.param(
+                'atoz_path = "/od"\n[watcher]\nsettle_second = 1\n',
+                "  watcher.settle_second: unknown key; did you mean `watcher.settle_seconds`?",
+                id="typo",
+            ),
+            pytest.param(
+                'atoz_path = "/od"\nsettle_seconds = 1\n',
+                "  settle_seconds: unknown key; did you mean `watcher.settle_seconds`?",
+                id="outside-its-section",
+            ),
+            pytest.param(
+                'atoz_path = "/od"\n[scan]\npoll_interval = 1\n',
+                "  scan.poll_interval: unknown key; did you mean `watcher.poll_interval`?",
+                id="wrong-section",
+            ),
+            pytest.param(
+                'atoz_path = "/od"\nflavour = "mint"\n',
+                "  flavour: unknown key",
+                id="nothing-close",
+            ),
+        ],
+    )
+    def test_an_unknown_key_gets_the_closest_known_one(
+        self, tmp_path: Path, text: str, line: str
+    ) -> None:
+        message = config_error(write_config(tmp_path, text))
+        assert line in message.splitlines()
+
+    def test_a_bad_variable_is_named_not_the_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        config = write_config(tmp_path, 'atoz_path = "/od"\n[scan]\nbatch_size = 10\n')
+        monkeypatch.setenv("ATOZ_SCAN__BATCH_SIZE", "0")
+        message = config_error(config)
+        assert message.splitlines() == [
+            "configuration error:",
+            "  ATOZ_SCAN__BATCH_SIZE (scan.batch_size): Input should be greater than 0",
+        ]
+
+    def test_an_unknown_variable_gets_the_closest_variable(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ATOZ_WATCHER__SETTLE_SECOND", "1")
+        message = config_error(None, atoz_path="/od")
+        assert (
+            "  ATOZ_WATCHER__SETTLE_SECOND (watcher.settle_second): unknown key; "
+            "did you mean `ATOZ_WATCHER__SETTLE_SECONDS`?"
+        ) in message.splitlines()
+
+    def test_a_variable_that_is_not_json_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ATOZ_API__KEYS", "dev/cust")
+        monkeypatch.setenv("ATOZ_API__PORT", "8080")
+        message = config_error(None, atoz_path="/od")
+        assert message.startswith("configuration error: ATOZ_API__KEYS: not valid JSON")
+        assert "8080" not in message
+
+    def test_a_file_error_and_a_variable_error_each_name_their_source(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        config = write_config(tmp_path, 'atoz_path = "/od"\nstorage = "Dropbox"\n')
+        monkeypatch.setenv("ATOZ_METRICS__PORT", "99999")
+        lines = config_error(config).splitlines()
+        assert lines[0] == f"configuration error in {config}:"
+        assert any(line.startswith("  storage: ") for line in lines)
+        assert any(line.startswith("  ATOZ_METRICS__PORT (metrics.port): ") for line in lines)
