@@ -16,10 +16,12 @@ from atoz_watcher import __version__
 from atoz_watcher.api.auth import KeyChecker
 from atoz_watcher.api.errors import install_handlers
 from atoz_watcher.api.middleware import Authenticator, BodyLimiter, RequestLogger
+from atoz_watcher.api.models import UploadRequest
 from atoz_watcher.api.present import FilePaths
 from atoz_watcher.api.routes import PREFIX, build_router
-from atoz_watcher.api.service import DocumentService, encoded_limit
+from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
+from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.documents import DocumentWriter
@@ -70,6 +72,7 @@ def create_app(
     service = DocumentService(
         engine,
         writer,
+        storage,
         paths=file_paths(settings),
         max_upload_bytes=settings.api.max_upload_bytes,
         thumbnails=thumbnails,
@@ -126,8 +129,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in path.values():
             operation.get("responses", {}).pop("422", None)
     components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
-        components.get("schemas", {}).pop(name, None)
+        schemas.pop(name, None)
+    # Upload reads its own body (upload_stream): its model is not a route parameter.
+    upload = UploadRequest.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    for field in upload.get("properties", {}).values():
+        if "default" in field and field["default"] is None:
+            del field["default"]  # as FastAPI writes an optional field's schema
+    schemas["UploadRequest"] = upload
     components["securitySchemes"] = {
         "ODFHIR": {
             "type": "apiKey",
