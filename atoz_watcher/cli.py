@@ -50,7 +50,7 @@ from atoz_watcher.rescan import Rescanner, Summary
 from atoz_watcher.sdnotify import Notifier, watchdog_interval
 from atoz_watcher.thumb_worker import default_workers
 from atoz_watcher.thumbnailing import Outcome
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import thumbnail_renderer
 
 if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
@@ -370,7 +370,7 @@ def run_thumbnails(
             "the A-to-Z folder's Thumbnails/ subfolders, made for LocalAtoZ only"
         )
     _require_tables(engine)
-    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    renderer = thumbnail_renderer(settings.thumbnails)
     backfill = Backfill(
         engine,
         renderer,

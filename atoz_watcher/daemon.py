@@ -37,7 +37,7 @@ from atoz_watcher.scan import list_files
 from atoz_watcher.sdnotify import Notifier
 from atoz_watcher.storage import storage_for
 from atoz_watcher.thumb_worker import ThumbnailWorker, default_workers
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import Renderer, thumbnail_renderer
 from atoz_watcher.watch.handler import (
     FILE,
     PATIENT,
@@ -67,7 +67,7 @@ def _error_kind(exc: Exception) -> str:
 def _renderer(settings: Settings) -> Renderer | None:
     if not settings.thumbnails.enabled or settings.storage != "LocalAtoZ":
         return None
-    return Renderer(max_pixels=settings.thumbnails.max_pixels)
+    return thumbnail_renderer(settings.thumbnails)
 
 
 def _thumbnail_worker(

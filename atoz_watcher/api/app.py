@@ -26,9 +26,9 @@ from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.documents import DocumentWriter
 from atoz_watcher.sftp import SftpClient
-from atoz_watcher.storage import storage_for
+from atoz_watcher.storage import spool, storage_for
 from atoz_watcher.thumbnailing import ThumbJob, carry_out
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import Renderer, thumbnail_renderer
 
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
@@ -67,6 +67,9 @@ def create_app(
     wakes the materialiser, so the file is fetched now rather than at its next pass.
     """
     storage = storage_for(settings)
+    if settings.storage == "LocalAtoZ":
+        # Upload spools a killed process left in the root (see storage.spool).
+        spool.sweep(settings.atoz_path)
     writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
     thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
     service = DocumentService(
@@ -79,7 +82,7 @@ def create_app(
         in_database=settings.storage == "InDatabase",
         on_placeholder=on_placeholder,
     )
-    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    renderer = thumbnail_renderer(settings.thumbnails)
     render = Thumbnailer(renderer)
     transfers = SftpService(
         engine,
