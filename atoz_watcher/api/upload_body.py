@@ -55,7 +55,7 @@ _BOM = b"\xef\xbb\xbf"
 _ENCODING_BYTES = 4  # json.detect_encoding looks at the first four
 _HIGH = range(0xD800, 0xDC00)
 _LOW = range(0xDC00, 0xE000)
-_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_QUOTE, _BACKSLASH, _PAD = ord('"'), ord("\\"), ord("=")
 _OPEN, _CLOSE = frozenset(b"[{"), frozenset(b"]}")
 _SCALAR_END = frozenset(b", \t\n\r]}")
 
@@ -84,26 +84,36 @@ class RawValue:
         self._high = False  # a high surrogate escape waits for its low half
         self._utf8: codecs.IncrementalDecoder | None = None  # checks the text once it is bad
 
-    def text(self, chunk: bytes) -> None:
-        """Characters of the string as they are in the body (no quote, no backslash)."""
+    def text(self, chunk: memoryview) -> None:
+        """Characters of the string as they are in the body (no quote, no backslash); a view,
+        so that a batch is decoded where it lies, never copied."""
         if not chunk:
             return
         self._unpaired()
         self._count(len(chunk))
         if self.bad:
-            self._check_json(chunk)
+            self._check_json(bytes(chunk))
             return
-        data = self._carry + chunk if self._carry else chunk
-        cut = len(data) - len(data) % 4
-        self._carry = data[cut:]
-        if cut:
-            self._decode(data if cut == len(data) else data[:cut], unchecked=data)
+        if self._carry:  # complete the quantum the last text left open
+            head = self._carry + bytes(chunk[: 4 - len(self._carry)])
+            chunk = chunk[4 - len(self._carry) :]
+            self._carry = b""
+            if len(head) < 4:  # noqa: PLR2004 - a quantum
+                self._carry = head
+                return
+            if not self._decode(head):
+                self._fail(head + bytes(chunk))
+                return
+        cut = len(chunk) - len(chunk) % 4
+        self._carry = bytes(chunk[cut:])
+        if cut and not self._decode(chunk[:cut]):
+            self._fail(bytes(chunk))
 
     def escaped(self, char: str) -> None:
         """A character written as a two-character escape (``\\/``)."""
         self._unpaired()
         if ord(char) in _BASE64_ALPHABET:
-            self.text(char.encode("ascii"))
+            self.text(memoryview(char.encode("ascii")))
             return
         self._count(1)
         self._fail(self._carry)
@@ -147,19 +157,19 @@ class RawValue:
         if self.chars > self._max_chars:
             raise too_large(self._max_bytes)
 
-    def _decode(self, quanta: bytes, *, unchecked: bytes) -> None:
+    def _decode(self, quanta: bytes | memoryview) -> bool:
+        """Whole quanta into the spool; False when they are not strict base64."""
         if self._padded:
-            self._fail(unchecked)  # data after the padding: "QQ==QQ=="
-            return
+            return False  # data after the padding: "QQ==QQ=="
         try:
             data = binascii.a2b_base64(quanta, strict_mode=True)
         except binascii.Error:
-            self._fail(unchecked)
-            return
-        self._padded = quanta.endswith(b"=")
+            return False
+        self._padded = quanta[-1] == _PAD
         if self.spool.size + len(data) > self._max_bytes:
             raise too_large(self._max_bytes)
         self.spool.write(data)
+        return True
 
     def _fail(self, unchecked: bytes) -> None:
         """Not base64 after all: drop the spool; the rest of the string is still checked as
@@ -382,6 +392,7 @@ class UploadBody:
     def _raw_string(self, data: bytes, pos: int) -> int:
         raw = self._current
         assert raw is not None  # noqa: S101 - set with the RAW state
+        view = memoryview(data)
         end = len(data)
         quote = data.find(b'"', pos)
         while pos < end:
@@ -391,7 +402,7 @@ class UploadBody:
             backslash = data.find(b"\\", pos, stop)
             if backslash != -1:
                 stop = backslash
-            raw.text(data[pos:stop])
+            raw.text(view[pos:stop])
             pos = stop
             if pos == end:
                 break

@@ -1,6 +1,6 @@
 """POST /documents/Upload read as it arrives: the body goes through ``UploadBody`` in batches
 on a worker thread (decoding and writing never block the event loop), then the document is
-made from the spool. One batch per request is in memory at a time.
+made from the spool. Three batches of 1 MB per request are in memory at most.
 """
 
 from __future__ import annotations
@@ -55,14 +55,32 @@ async def receive_upload(request: Request, service: DocumentService) -> Uploaded
 
 
 async def _read(request: Request, body: UploadBody) -> None:
-    batch: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        batch.append(chunk)
-        size += len(chunk)
-        if size >= BATCH_BYTES:
-            await run_in_threadpool(body.feed, b"".join(batch))
-            batch.clear()
-            size = 0
-    if batch:
-        await run_in_threadpool(body.feed, b"".join(batch))
+    """The body in batches to the parser's thread; the next batch is received while the last
+    is decoded and written (three batches in memory at most). A refusal by the parser (the
+    limit passed) stops the reading at once, whether or not more of the body comes."""
+    batches, pending = anyio.create_memory_object_stream[bytes](1)
+
+    async def feed() -> None:
+        async with pending:
+            async for batch in pending:
+                await run_in_threadpool(body.feed, batch)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(feed)
+            async with batches:
+                collected: list[bytes] = []
+                size = 0
+                async for chunk in request.stream():
+                    collected.append(chunk)
+                    size += len(chunk)
+                    if size >= BATCH_BYTES:
+                        await batches.send(b"".join(collected))
+                        collected.clear()
+                        size = 0
+                if collected:
+                    await batches.send(b"".join(collected))
+    except BaseExceptionGroup as group:
+        # One failure (the parser's 400, the body limiter's 413, a client gone) is what the
+        # handlers answer; the task group only wraps it.
+        raise group.exceptions[0] from None
