@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 
 from atoz_watcher.api.errors import ApiError, describe
 from atoz_watcher.api.upload_body import UploadBody
-from atoz_watcher.storage import Spool
+from atoz_watcher.storage import Spool, spool
 
 DATA = os.urandom(300)
 B64 = base64.b64encode(DATA).decode("ascii")
@@ -95,3 +96,27 @@ def test_verdicts_are_those_of_a_whole_body_decode(tmp_path: Path) -> None:
         "error",
         "400 rawBase64 is larger than the limit of 1000 bytes",
     )
+
+
+def test_fields_around_raw_base64_are_bounded(tmp_path: Path) -> None:
+    body = b'{"PatNum": 1, "rawBase64": "QUJD", "Description": "' + b"x" * (1024 * 1024) + b'"}'
+
+    assert _outcome(iter([body]), tmp_path) == (
+        "error",
+        "413 The request body is too large: the fields other than rawBase64 exceed 1048576 bytes",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spools_of_a_killed_process_are_swept_after_an_hour(tmp_path: Path) -> None:
+    stale, fresh = Spool(tmp_path), Spool(tmp_path)
+    stale.finish()
+    fresh.finish()
+    other = tmp_path / "SmithJohn1.jpg"
+    other.write_bytes(b"a patient's file")
+    an_hour_and_more = time.time() - spool.STALE_SECONDS - 60
+    os.utime(stale.path, (an_hour_and_more, an_hour_and_more))
+    os.utime(other, (an_hour_and_more, an_hour_and_more))
+
+    assert spool.sweep(tmp_path) == 1
+    assert sorted(tmp_path.iterdir()) == sorted([fresh.path, other])
