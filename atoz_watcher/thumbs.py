@@ -492,6 +492,8 @@ def _decoding_bytes(image: Image.Image) -> int:
     per_pixel = _PIXEL_BYTES.get(mode, 4) + _CONVERTED_BYTES.get(mode, 0)
     if _has_alpha(image):
         per_pixel += 4  # Image.reduce works on a premultiplied full-size copy of RGBA
+    if image.format == "TIFF":
+        per_pixel += _PIXEL_BYTES.get(mode, 4)  # the upright copy of an EXIF-oriented TIFF
     return width * height * per_pixel
 
 
