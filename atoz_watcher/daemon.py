@@ -136,6 +136,8 @@ class Daemon:
         self._notifier = notifier
         self._metrics = metrics
         renderer = _renderer(settings)
+        # Shared with the API served by the same process: one budget for all its rendering.
+        self.thumbnail_budget = renderer.budget if renderer is not None else None
         self._thumbnails = _thumbnail_worker(settings, engine, metrics, renderer)
         self.materializer = _materializer_worker(settings, engine, metrics, renderer)
         self._clock = clock

@@ -125,10 +125,14 @@ class Adjust:
 NO_ADJUST: Final = Adjust()
 
 
-def thumbnail_renderer(settings: ThumbnailSettings) -> Renderer:
-    """The renderer ``[thumbnails]`` describes: its pixel limit and its memory budget."""
+def thumbnail_renderer(
+    settings: ThumbnailSettings, *, budget: MemoryBudget | None = None
+) -> Renderer:
+    """The renderer ``[thumbnails]`` describes: its pixel limit and its memory budget (a new
+    one, or ``budget`` to share another renderer's)."""
     return Renderer(
-        max_pixels=settings.max_pixels, budget=MemoryBudget(settings.memory_budget_mb * MB)
+        max_pixels=settings.max_pixels,
+        budget=budget or MemoryBudget(settings.memory_budget_mb * MB),
     )
 
 

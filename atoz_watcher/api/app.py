@@ -25,6 +25,7 @@ from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.documents import DocumentWriter
+from atoz_watcher.membudget import MemoryBudget
 from atoz_watcher.sftp import SftpClient
 from atoz_watcher.storage import spool, storage_for
 from atoz_watcher.thumbnailing import ThumbJob, carry_out
@@ -59,12 +60,17 @@ class Thumbnailer:
 
 
 def create_app(
-    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+    settings: Settings,
+    engine: Engine,
+    *,
+    on_placeholder: Callable[[], None] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> FastAPI:
     """The API for ``settings`` over ``engine``: routes, error shapes, auth, limits.
 
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
-    wakes the materialiser, so the file is fetched now rather than at its next pass.
+    wakes the materialiser, so the file is fetched now rather than at its next pass, and
+    ``budget`` is its thumbnail memory budget, which the API's rendering then shares.
     """
     storage = storage_for(settings)
     if settings.storage == "LocalAtoZ":
@@ -82,7 +88,7 @@ def create_app(
         in_database=settings.storage == "InDatabase",
         on_placeholder=on_placeholder,
     )
-    renderer = thumbnail_renderer(settings.thumbnails)
+    renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
     render = Thumbnailer(renderer)
     transfers = SftpService(
         engine,
