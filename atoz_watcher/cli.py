@@ -54,11 +54,12 @@ from atoz_watcher.rescan import Rescanner, Summary
 from atoz_watcher.sdnotify import Notifier, watchdog_interval
 from atoz_watcher.thumb_worker import default_workers
 from atoz_watcher.thumbnailing import Outcome
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import thumbnail_renderer
 from atoz_watcher.wording import plural
 
 if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
+    from atoz_watcher.membudget import MemoryBudget
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -232,7 +233,12 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
             stack.callback(serve_metrics(metrics, settings.metrics).close)
         stack.enter_context(exit_on_signals(daemon.handle_exit))
         if settings.api.enabled:
-            api = _api_server(settings, engine, on_placeholder=daemon.materializer.wake)
+            api = _api_server(
+                settings,
+                engine,
+                on_placeholder=daemon.materializer.wake,
+                budget=daemon.thumbnail_budget,
+            )
             api.start()
             # Stopped after the daemon: requests in flight finish against a live database.
             stack.callback(api.stop)
@@ -272,13 +278,17 @@ def run_api(settings: Settings, engine: Engine) -> int:
 
 
 def _api_server(
-    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+    settings: Settings,
+    engine: Engine,
+    *,
+    on_placeholder: Callable[[], None] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> ApiServer:
     # FastAPI and uvicorn are imported only where the API runs: they cost every other command
     # (and a daemon without the API) about 15 MB and a third of a second.
     from atoz_watcher.api import ApiServer, create_app  # noqa: PLC0415
 
-    app = create_app(settings, engine, on_placeholder=on_placeholder)
+    app = create_app(settings, engine, on_placeholder=on_placeholder, budget=budget)
     return ApiServer(app, host=settings.api.host, port=settings.api.port)
 
 
@@ -414,7 +424,7 @@ def run_thumbnails(
     _require_tables(engine)
     if pat_num is not None:
         _patient_folder(engine, settings.atoz_path, pat_num)
-    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    renderer = thumbnail_renderer(settings.thumbnails)
     backfill = Backfill(
         engine,
         renderer,

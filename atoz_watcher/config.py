@@ -103,6 +103,11 @@ class ThumbnailSettings(BaseModel):
     # Images with more pixels get no thumbnail (decompression bombs); 80 MP is twice a 40 MP
     # camera and stays under Pillow's own warning threshold.
     max_pixels: PositiveInt = Field(default=80_000_000, le=89_000_000)
+    # Memory all rendering threads together may hold in decoded pixels (MB). Each image's need
+    # is estimated from its header before decoding (size, bit depth, channels, frames decoded);
+    # a job waits while others hold the budget, and one that needs more than all of it gets
+    # no thumbnail (logged with the reason). 1024 fits the largest image max_pixels allows.
+    memory_budget_mb: PositiveInt = Field(default=1024, le=1024 * 1024)
     # At start, build the missing or stale thumbnails of documents added or changed in the last
     # this many days (those of files registered just before a stop, or of images Open Dental
     # just rotated), at low priority; 0: none. `atoz-watcher thumbnails` does all documents.

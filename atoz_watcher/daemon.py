@@ -37,7 +37,7 @@ from atoz_watcher.scan import list_files
 from atoz_watcher.sdnotify import Notifier
 from atoz_watcher.storage import storage_for
 from atoz_watcher.thumb_worker import ThumbnailWorker, default_workers
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import Renderer, thumbnail_renderer
 from atoz_watcher.watch.handler import (
     FILE,
     PATIENT,
@@ -67,7 +67,7 @@ def _error_kind(exc: Exception) -> str:
 def _renderer(settings: Settings) -> Renderer | None:
     if not settings.thumbnails.enabled or settings.storage != "LocalAtoZ":
         return None
-    return Renderer(max_pixels=settings.thumbnails.max_pixels)
+    return thumbnail_renderer(settings.thumbnails)
 
 
 def _thumbnail_worker(
@@ -136,6 +136,8 @@ class Daemon:
         self._notifier = notifier
         self._metrics = metrics
         renderer = _renderer(settings)
+        # Shared with the API served by the same process: one budget for all its rendering.
+        self.thumbnail_budget = renderer.budget if renderer is not None else None
         self._thumbnails = _thumbnail_worker(settings, engine, metrics, renderer)
         self.materializer = _materializer_worker(settings, engine, metrics, renderer)
         self._clock = clock

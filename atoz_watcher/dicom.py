@@ -90,40 +90,87 @@ def _windowing_of(dataset: pydicom.Dataset) -> Windowing:
     return NO_WINDOWING
 
 
-def read_pixels(path: Path, *, max_pixels: int) -> np.ndarray[Any, Any]:
-    """The first frame as 8-bit pixels (grey: rows x columns; colour: rows x columns x 3).
+# A frame is sampled down to at most this many pixels on its long side before it is turned
+# into floating point for windowing: far more than a thumbnail or a mount cell needs, and the
+# float copies of an 8000x10000 frame (640 MB each) are never made.
+MAX_SIDE = 2048
+# Besides the decoded frame: the frame's bytes as read from the file (native data), and the
+# float64 working copies (values, scaled, clipped) of the sampled frame.
+_FLOAT_COPIES = 3
+_DEFER_BYTES = 4096
 
-    Grey images are shown through the file's window (centre/width, after the rescale slope and
+
+def _header(path: Path) -> pydicom.Dataset:
+    import pydicom  # noqa: PLC0415 - see the note at the top
+
+    try:
+        # Large values (the pixel data) are left in the file, not read: only their tags.
+        return pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=False)
+    except _damaged() as exc:
+        raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None
+
+
+def _frame_shape(dataset: pydicom.Dataset, path: Path, max_pixels: int) -> tuple[int, int, int]:
+    """Rows, columns and samples per pixel of one frame; ThumbnailError over ``max_pixels``."""
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    if rows * columns > max_pixels:
+        raise ThumbnailError(
+            path, f"decompression bomb: {columns}x{rows} is over {max_pixels:,} pixels"
+        )
+    return rows, columns, int(dataset.get("SamplesPerPixel", 1) or 1)
+
+
+def decoding_bytes(path: Path, *, max_pixels: int) -> int:
+    """What ``read_pixels`` holds at most for this file, from its header alone (no pixel is
+    read): one frame of Rows x Columns x SamplesPerPixel x BitsAllocated (the first frame is
+    the only one decoded, whatever NumberOfFrames says), twice, plus the float copies of the
+    sampled frame. ThumbnailError over ``max_pixels``; ValueError for a file that is not DICOM.
+    """
+    dataset = _header(path)
+    rows, columns, samples = _frame_shape(dataset, path, max_pixels)
+    sample_bytes = max(1, -(-int(dataset.get("BitsAllocated", 8) or 8) // 8))
+    frame = rows * columns * samples * sample_bytes
+    step = _step(rows, columns)
+    sampled = -(-rows // step) * -(-columns // step) * samples
+    return 2 * frame + sampled * 8 * _FLOAT_COPIES
+
+
+def _step(rows: int, columns: int) -> int:
+    return max(1, -(-max(rows, columns) // MAX_SIDE))
+
+
+def read_pixels(path: Path, *, max_pixels: int) -> np.ndarray[Any, Any]:
+    """The first frame as 8-bit pixels (grey: rows x columns; colour: rows x columns x 3),
+    sampled down to at most MAX_SIDE pixels on its long side.
+
+    Only the first frame is read and decoded (a 20-frame series costs one frame). Grey images
+    are shown through the file's window (centre/width, after the rescale slope and
     intercept), else stretched from their darkest to their lightest value; MONOCHROME1 is
     inverted so that bone stays white. Raises ThumbnailError for a frame over ``max_pixels``
     and ValueError for a file that is not DICOM, is damaged, or holds no pixels we can decode.
     """
     import numpy as np  # noqa: PLC0415 - see the note at the top
-    import pydicom  # noqa: PLC0415
+    from pydicom.pixels.utils import pixel_array  # noqa: PLC0415
 
+    dataset = _header(path)
+    rows, columns, samples = _frame_shape(dataset, path, max_pixels)
+    if "PixelData" not in dataset:
+        raise ValueError(f"{path.name} holds no image (no PixelData)")
     try:
-        dataset = pydicom.dcmread(path, force=False)
-        rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-        if rows * columns > max_pixels:
-            raise ThumbnailError(
-                path, f"decompression bomb: {columns}x{rows} is over {max_pixels:,} pixels"
-            )
-        if "PixelData" not in dataset:
-            raise ValueError(f"{path.name} holds no image (no PixelData)")
-        pixels = dataset.pixel_array
+        frame = pixel_array(path, index=0)
     except _damaged() as exc:
         raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None
-    except (RuntimeError, AttributeError) as exc:
-        # pydicom's word for compressed pixel data with no decoder installed, or a header
-        # that does not describe the pixel data.
+    except (RuntimeError, AttributeError, ValueError, KeyError) as exc:
+        # pydicom's word for a file without PixelData, compressed pixel data with no decoder
+        # installed, or a header that does not describe the pixel data.
         raise ValueError(f"{path.name}: cannot decode its pixel data: {exc}") from None
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    if frames > 1:
-        pixels = pixels[0]
+    step = _step(rows, columns)
+    if step > 1:
+        frame = frame[::step, ::step]
     if samples > 1:
-        return _eight_bits(np.asarray(pixels, dtype=np.float64), None)
-    values = np.asarray(pixels, dtype=np.float64)
+        return _eight_bits(np.asarray(frame, dtype=np.float64), None)
+    values = np.asarray(frame, dtype=np.float64)
+    del frame
     values = values * float(dataset.get("RescaleSlope", 1) or 1) + float(
         dataset.get("RescaleIntercept", 0) or 0
     )

@@ -23,7 +23,7 @@ from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCate
 from atoz_watcher.layout import folder_name
 from atoz_watcher.matching import PatientRow
 from atoz_watcher.naming import first_visible
-from atoz_watcher.storage import Storage, Stored
+from atoz_watcher.storage import Content, Storage, Stored
 
 log = structlog.get_logger("atoz_watcher.documents")
 
@@ -86,8 +86,9 @@ class DocumentWriter:
         # engine's compiled-statement cache kept about 750 of them, ~120 KB each.
         self._shape: TableShape | None = None
 
-    def create(self, new: NewDocument, data: bytes, *, now: datetime | None = None) -> Created:
-        """A row and its stored file; on any failure neither is left behind."""
+    def create(self, new: NewDocument, data: Content, *, now: datetime | None = None) -> Created:
+        """A row and its stored file (bytes, or a finished spool that is moved into place); on
+        any failure neither is left behind."""
         now = now or datetime.now().replace(microsecond=0)
         with self._locked() as conn:
             patient, category = self._check(conn, new)
@@ -262,7 +263,7 @@ class DocumentWriter:
         folder: str,
         *,
         name: str,
-        data: bytes,
+        data: Content,
     ) -> Stored:
         """``data`` under ``name``, x-prefixed while a file or a row of the patient has it."""
         taken = queries.file_names(conn, pat_nums=[patient.pat_num])[patient.pat_num]

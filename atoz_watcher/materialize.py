@@ -51,7 +51,7 @@ from atoz_watcher.placeholders import (
 )
 from atoz_watcher.storage import Storage, storage_for
 from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out, thumbnail_of
-from atoz_watcher.thumbs import Renderer, thumbnailable
+from atoz_watcher.thumbs import Renderer, thumbnail_renderer, thumbnailable
 
 if TYPE_CHECKING:  # at run time both are imported with the first download (httpx)
     from atoz_watcher.download import Downloader
@@ -344,7 +344,7 @@ def run_materialize(
     """
     renderer = None
     if settings.thumbnails.enabled and settings.storage == "LocalAtoZ":
-        renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+        renderer = thumbnail_renderer(settings.thumbnails)
     materializer = Materializer(
         engine,
         storage_for(settings),

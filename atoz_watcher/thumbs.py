@@ -17,14 +17,20 @@ import os
 import struct
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from PIL import Image, UnidentifiedImageError
 
+from atoz_watcher.config import ThumbnailSettings
+from atoz_watcher.dicom import decoding_bytes as dicom_decoding_bytes
 from atoz_watcher.dicom import read_pixels
 from atoz_watcher.errors import ThumbnailError
+from atoz_watcher.membudget import MB, MemoryBudget, OverBudgetError
+from atoz_watcher.memory import release_free_memory
 
 SIZE: Final = 100
 # Larger images are refused as decompression bombs. Kept under Pillow's own warning threshold
@@ -32,6 +38,14 @@ SIZE: Final = 100
 MAX_PIXELS: Final = 80_000_000
 # Decode at least this many times the thumbnail's size before the last (Lanczos) resampling.
 _OVERSAMPLE: Final = 2
+# What all rendering threads of a renderer may hold in decoded pixels at once.
+MEMORY_BUDGET: Final = 1024 * MB
+# After a decode this large, freed memory is handed back to the system at once.
+_TRIM_BYTES: Final = 16 * MB
+# Bytes per pixel as Pillow holds an image of each mode (every mode not listed: 4).
+_PIXEL_BYTES: Final = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Modes _scaled_region converts at full size before reducing, and the bytes per pixel added.
+_CONVERTED_BYTES: Final = {"1": 4, "P": 4, "PA": 4, "I;16": 4, "I;16L": 4, "I;16B": 4, "I;16N": 4}
 
 # Open Dental's thumbnailed extensions (emf, wmf, exif and tig are Windows or legacy formats
 # Pillow cannot read; they get no thumbnail), plus webp.
@@ -111,6 +125,17 @@ class Adjust:
 NO_ADJUST: Final = Adjust()
 
 
+def thumbnail_renderer(
+    settings: ThumbnailSettings, *, budget: MemoryBudget | None = None
+) -> Renderer:
+    """The renderer ``[thumbnails]`` describes: its pixel limit and its memory budget (a new
+    one, or ``budget`` to share another renderer's)."""
+    return Renderer(
+        max_pixels=settings.max_pixels,
+        budget=budget or MemoryBudget(settings.memory_budget_mb * MB),
+    )
+
+
 def extension(name: str) -> str:
     return name.rpartition(".")[2].lower() if "." in name else ""
 
@@ -129,9 +154,17 @@ def output_format(name: str) -> str:
 class Renderer:
     """Renders thumbnails; one instance may serve many threads at once."""
 
-    def __init__(self, *, size: int = SIZE, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        *,
+        size: int = SIZE,
+        max_pixels: int = MAX_PIXELS,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         self._size = size
         self._max_pixels = max_pixels
+        # Shared by every thread this renderer serves: their decoded pixels, together.
+        self.budget = budget or MemoryBudget(MEMORY_BUDGET)
 
     def render(self, source: Path, *, adjust: Adjust = NO_ADJUST) -> Image.Image:
         """The thumbnail of ``source`` as an RGBA image of size x size, padding transparent."""
@@ -173,6 +206,8 @@ class Renderer:
             return _finish(picture, adjust, box)
         except ThumbnailError:
             raise
+        except OverBudgetError as exc:
+            raise ThumbnailError(label, str(exc)) from None
         except MemoryError:
             raise ThumbnailError(label, "not enough memory to decode it") from None
         except _UNREADABLE as exc:
@@ -208,46 +243,75 @@ class Renderer:
         self, source: Path | bytes, label: Path, adjust: Adjust, box: tuple[int, int]
     ) -> Image.Image:
         opened = source if isinstance(source, Path) else io.BytesIO(source)
-        with Image.open(opened) as image:
-            width, height = image.size
-            if width * height > self._max_pixels:
-                raise ThumbnailError(
-                    label,
-                    f"decompression bomb: {width}x{height} is over {self._max_pixels:,} pixels",
-                )
-            orientation = _orientation(image)
-            # Pillow (10 and later) turns a TIFF upright itself while loading it, and reports
-            # the upright size from the start; the crop is still in the file's own pixels.
-            upright_on_load = image.format == "TIFF" and orientation in _TRANSPOSE
-            stored = (
-                (height, width) if upright_on_load and orientation in _SIDEWAYS else (width, height)
-            )
-            crop = _crop_box(adjust.crop, stored)
-            region = (crop[2] - crop[0], crop[3] - crop[1]) if crop else stored
-            # The size the region ends up as, then that size in the file's own orientation.
-            fit = _fit(_turned(region, orientation, adjust.degrees), box)
-            wanted = _unturned(fit, orientation, adjust.degrees)
-            scale = min(1.0, max(wanted[0] / region[0], wanted[1] / region[1]) * _OVERSAMPLE)
-            if image.format == "JPEG":
-                _draft(image, scale)
-            image.load()
-            if upright_on_load:
-                crop = _oriented_box(crop, stored, orientation) if crop else None
-                stored, orientation = image.size, 1
-            shrunk = _scaled_region(image, crop, stored, scale)
-        picture = _to_display_mode(shrunk)
+        with ExitStack() as held:  # the budget, given back once the decoded pixels are freed
+            with Image.open(opened) as image:
+                width, height = image.size
+                if width * height > self._max_pixels:
+                    raise ThumbnailError(
+                        label,
+                        f"decompression bomb: {width}x{height} is over {self._max_pixels:,} pixels",
+                    )
+                if image.format != "JPEG":  # reading the EXIF of a PNG may decode it
+                    held.enter_context(self._reserve(_decoding_bytes(image)))
+                shrunk, orientation = self._decode(image, adjust, box, held)
+            del image
+            picture = _to_display_mode(shrunk)
+            del shrunk
         if orientation in _TRANSPOSE:
             picture = picture.transpose(_TRANSPOSE[orientation])
         return picture
 
+    def _decode(
+        self, image: Image.Image, adjust: Adjust, box: tuple[int, int], held: ExitStack
+    ) -> tuple[Image.Image, int]:
+        """The region ``adjust`` crops, decoded and box-reduced near the size ``box`` needs,
+        and the EXIF orientation still to apply."""
+        width, height = image.size
+        orientation = _orientation(image)
+        # Pillow (10 and later) turns a TIFF upright itself while loading it, and reports
+        # the upright size from the start; the crop is still in the file's own pixels.
+        upright_on_load = image.format == "TIFF" and orientation in _TRANSPOSE
+        stored = (
+            (height, width) if upright_on_load and orientation in _SIDEWAYS else (width, height)
+        )
+        crop = _crop_box(adjust.crop, stored)
+        region = (crop[2] - crop[0], crop[3] - crop[1]) if crop else stored
+        # The size the region ends up as, then that size in the file's own orientation.
+        fit = _fit(_turned(region, orientation, adjust.degrees), box)
+        wanted = _unturned(fit, orientation, adjust.degrees)
+        scale = min(1.0, max(wanted[0] / region[0], wanted[1] / region[1]) * _OVERSAMPLE)
+        if image.format == "JPEG":
+            _draft(image, scale)  # the decoder's own reduction: reserve what it decodes
+            held.enter_context(self._reserve(_decoding_bytes(image)))
+        image.load()
+        if upright_on_load:
+            crop = _oriented_box(crop, stored, orientation) if crop else None
+            stored, orientation = image.size, 1
+        return _scaled_region(image, crop, stored, scale), orientation
+
+    @contextmanager
+    def _reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget; after a large decode, hand the freed pages back to
+        the system before the next job may take the budget (glibc keeps them otherwise: four
+        threads rendering one after the other peaked at 2.4x one render's memory)."""
+        with self.budget.reserve(nbytes):
+            yield
+            if nbytes >= _TRIM_BYTES:
+                release_free_memory()
+
     def _dicom(self, source: Path | bytes, label: Path) -> Image.Image:
         if isinstance(source, Path):
-            return Image.fromarray(read_pixels(source, max_pixels=self._max_pixels))
+            return self._dicom_file(source)
         # The DICOM reader takes a file (it names it in its errors): bytes get a temporary one
         # under the document's own name.
         with tempfile.TemporaryDirectory(prefix="atoz-dicom-") as directory:
             path = Path(directory) / (label.name if _plain_name(label.name) else "document.dcm")
             path.write_bytes(source)
+            return self._dicom_file(path)
+
+    def _dicom_file(self, path: Path) -> Image.Image:
+        # The header alone says what decoding one frame takes; the budget is held meanwhile.
+        with self._reserve(dicom_decoding_bytes(path, max_pixels=self._max_pixels)):
             return Image.fromarray(read_pixels(path, max_pixels=self._max_pixels))
 
     def _pdf(self, source: Path | bytes, label: Path, box: tuple[int, int]) -> Image.Image:
@@ -420,6 +484,21 @@ def _scaled_region(
     if factor > 1:
         image = image.reduce(min(factor, *image.size))
     return image
+
+
+def _decoding_bytes(image: Image.Image) -> int:
+    """What decoding ``image`` (its current size: a JPEG's after ``draft``) and reducing it
+    hold at most: the decoded pixels, the full-size copy in a wider mode that _scaled_region
+    makes of some modes, and the one reduce makes of an image with alpha (measured: an RGBA
+    PNG peaks at twice its decoded size). Pillow decodes one frame (a TIFF's first page)."""
+    width, height = image.size
+    mode = image.mode
+    per_pixel = _PIXEL_BYTES.get(mode, 4) + _CONVERTED_BYTES.get(mode, 0)
+    if _has_alpha(image):
+        per_pixel += 4  # Image.reduce works on a premultiplied full-size copy of RGBA
+    if image.format == "TIFF":
+        per_pixel += _PIXEL_BYTES.get(mode, 4)  # the upright copy of an EXIF-oriented TIFF
+    return width * height * per_pixel
 
 
 def _has_alpha(image: Image.Image) -> bool:

@@ -17,6 +17,11 @@ Every 100 requests it prints the process's RSS (after ``gc.collect()``) and the 
 engine's compiled-statement cache, and at the end each phase's RSS growth per 100 requests and
 the ratio Upload/GET. Before the fix of issue 7 an Upload compiled an INSERT of its own: the
 cache grew by one entry per Upload up to ~750, and RSS by ~120 KB per Upload.
+
+Then, against real servers in processes of their own (bench/api.py's, ours and the floor that
+only reads the body): the peak memory of one Upload of ``--file-mb`` MB above the server's
+idle resident set (goal <= 2x the file's size; before issue 13 a 140 MB Upload took 5x), and
+Upload of 10 MB in MB/s against the floor in the same run (goal >= 0.8x).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import base64
 import gc
 import io
+import os
 import sys
 import tempfile
 import warnings
@@ -203,10 +209,47 @@ def report(gets: Phase, uploads: Phase) -> None:
     print(f"ratio Upload/GET growth per 100 requests: {ratio:.1f} (GET floored at 4 KB/100)")
 
 
+def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
+    """One ``file_mb`` MB Upload's peak, then 10 MB Uploads' rate, for ours and the floor."""
+    from bench.api import (  # noqa: PLC0415 - only this part serves in processes
+        UPLOAD_BYTES,
+        Served,
+        UploadFigures,
+        fill,
+        measure_upload,
+        print_upload,
+        upload_peak,
+    )
+
+    root, state = base / "served", base / "served-state"
+    root.mkdir()
+    url = f"sqlite:///{state / 'bench.sqlite3'}"
+    pat_num = fill(url)
+    large = os.urandom(file_mb * MB)
+    ten = os.urandom(UPLOAD_BYTES)
+    figures: dict[str, tuple[float, UploadFigures]] = {}
+    for kind in ("ours", "floor"):
+        served = Served(kind, root, url, state, b"", max_upload=max(len(large), UPLOAD_BYTES))
+        try:
+            peak = upload_peak(served, pat_num, large)
+            figures[kind] = (peak, measure_upload(served, pat_num, ten, rounds=rounds))
+        finally:
+            served.close()
+    print()
+    for kind, (peak, _) in figures.items():
+        print(
+            f"{kind:6s}: one Upload of {file_mb} MB peaked {peak:.1f} MB above idle "
+            f"({peak / file_mb:.2f}x the file's size; goal <= 2x for ours)"
+        )
+    print_upload(figures["ours"][1], figures["floor"][1], UPLOAD_BYTES)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1500, help="GETs, then as many Uploads")
     parser.add_argument("--warmup", type=int, default=50, help="GETs and Uploads not measured")
+    parser.add_argument("--file-mb", type=int, default=100, help="the large Upload, in MB")
+    parser.add_argument("--rounds", type=int, default=3, help="10 MB Uploads timed (best of)")
     return parser.parse_args(argv)
 
 
@@ -215,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level="warning")
     with tempfile.TemporaryDirectory(prefix="atoz-bench-upload-memory-") as tmp:
         gets, uploads = run(Path(tmp), args.requests, args.warmup)
-    report(gets, uploads)
+        report(gets, uploads)
+        served_uploads(Path(tmp), args.file_mb, args.rounds)
     return 0
 
 

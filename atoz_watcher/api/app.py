@@ -16,17 +16,20 @@ from atoz_watcher import __version__
 from atoz_watcher.api.auth import KeyChecker
 from atoz_watcher.api.errors import install_handlers
 from atoz_watcher.api.middleware import Authenticator, BodyLimiter, RequestLogger
+from atoz_watcher.api.models import UploadRequest
 from atoz_watcher.api.present import FilePaths
 from atoz_watcher.api.routes import PREFIX, build_router
-from atoz_watcher.api.service import DocumentService, encoded_limit
+from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
+from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.documents import DocumentWriter
+from atoz_watcher.membudget import MemoryBudget
 from atoz_watcher.sftp import SftpClient
-from atoz_watcher.storage import storage_for
+from atoz_watcher.storage import spool, storage_for
 from atoz_watcher.thumbnailing import ThumbJob, carry_out
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.thumbs import Renderer, thumbnail_renderer
 
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
@@ -57,26 +60,35 @@ class Thumbnailer:
 
 
 def create_app(
-    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+    settings: Settings,
+    engine: Engine,
+    *,
+    on_placeholder: Callable[[], None] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> FastAPI:
     """The API for ``settings`` over ``engine``: routes, error shapes, auth, limits.
 
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
-    wakes the materialiser, so the file is fetched now rather than at its next pass.
+    wakes the materialiser, so the file is fetched now rather than at its next pass, and
+    ``budget`` is its thumbnail memory budget, which the API's rendering then shares.
     """
     storage = storage_for(settings)
+    if settings.storage == "LocalAtoZ":
+        # Upload spools a killed process left in the root (see storage.spool).
+        spool.sweep(settings.atoz_path)
     writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
     thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
     service = DocumentService(
         engine,
         writer,
+        storage,
         paths=file_paths(settings),
         max_upload_bytes=settings.api.max_upload_bytes,
         thumbnails=thumbnails,
         in_database=settings.storage == "InDatabase",
         on_placeholder=on_placeholder,
     )
-    renderer = Renderer(max_pixels=settings.thumbnails.max_pixels)
+    renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
     render = Thumbnailer(renderer)
     transfers = SftpService(
         engine,
@@ -126,8 +138,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in path.values():
             operation.get("responses", {}).pop("422", None)
     components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
-        components.get("schemas", {}).pop(name, None)
+        schemas.pop(name, None)
+    # Upload reads its own body (upload_stream): its model is not a route parameter.
+    upload = UploadRequest.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    for field in upload.get("properties", {}).values():
+        if "default" in field and field["default"] is None:
+            del field["default"]  # as FastAPI writes an optional field's schema
+    schemas["UploadRequest"] = upload
     components["securitySchemes"] = {
         "ODFHIR": {
             "type": "apiKey",

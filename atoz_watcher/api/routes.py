@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from atoz_watcher.api.models import (
@@ -17,11 +17,11 @@ from atoz_watcher.api.models import (
     LocationOut,
     SetByUrlRequest,
     ThumbnailsRequest,
-    UploadRequest,
     UploadSftpRequest,
 )
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
+from atoz_watcher.api.upload_stream import UPLOAD_BODY_SCHEMA, receive_upload
 from atoz_watcher.thumbnailing import ThumbJob
 
 PREFIX = "/api/v1"
@@ -80,9 +80,11 @@ def build_router(
         response_model=DocumentOut,
         summary="Store a file sent as base64 and make its document",
         responses=POSTED,
+        # The body is read as it arrives (upload_stream), not by FastAPI: its schema is given.
+        openapi_extra=UPLOAD_BODY_SCHEMA,
     )
-    def upload(body: UploadRequest, background: BackgroundTasks) -> JSONResponse:
-        uploaded = service.upload(body)
+    async def upload(request: Request, background: BackgroundTasks) -> JSONResponse:
+        uploaded = await receive_upload(request, service)
         if uploaded.thumbnail is not None:
             # After the reply: the client does not wait for the thumbnail.
             background.add_task(render, uploaded.thumbnail)

@@ -5,7 +5,6 @@ Every failure leaves as an ``ApiError`` with the status and message the client r
 
 from __future__ import annotations
 
-import binascii
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from atoz_watcher.api.present import (
     document_json,
     patient_list,
 )
+from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
 from atoz_watcher.db import queries
 from atoz_watcher.documents import (
     DOWNLOAD_NOTE,
@@ -43,7 +43,7 @@ from atoz_watcher.errors import (
     LockTimeoutError,
     NoImageCategoryError,
 )
-from atoz_watcher.storage import UnsafeNameError
+from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.thumbnailing import ThumbJob, thumbnail_of
 from atoz_watcher.thumbs import thumbnailable
 
@@ -60,26 +60,6 @@ MYSQL_DATA_TOO_LONG = 1406
 MEDIUMTEXT_BYTES = 16 * 1024 * 1024 - 1
 PACKET_SLACK = 64 * 1024
 _URL_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
-
-
-def encoded_limit(max_bytes: int) -> int:
-    """The longest base64 text whose content can be at most ``max_bytes``."""
-    return 4 * -(-max_bytes // 3)
-
-
-def decode_base64(text: str, *, max_bytes: int) -> bytes:
-    """Strict RFC 4648 base64 (no line breaks, padding only at the end), refused by its length
-    before any decoding."""
-    too_large = f"rawBase64 is larger than the limit of {max_bytes} bytes"
-    if len(text) > encoded_limit(max_bytes):
-        raise ApiError(400, too_large)
-    try:
-        data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-    except (UnicodeEncodeError, binascii.Error):
-        raise ApiError(400, NOT_BASE64) from None
-    if len(data) > max_bytes:
-        raise ApiError(400, too_large)
-    return data
 
 
 def url_extension(url: str) -> str:
@@ -144,6 +124,7 @@ class DocumentService:
         self,
         engine: Engine,
         writer: DocumentWriter,
+        storage: Storage,
         *,
         paths: FilePaths,
         max_upload_bytes: int,
@@ -155,6 +136,7 @@ class DocumentService:
         self._on_placeholder = on_placeholder
         self._engine = engine
         self._writer = writer
+        self._storage = storage
         self._paths = paths
         self._max_upload = max_upload_bytes
         self._thumbnails = thumbnails
@@ -236,22 +218,32 @@ class DocumentService:
             server_time=self._server_time(),
         )
 
-    def upload(self, request: UploadRequest) -> Uploaded:
-        """POST /documents/Upload: the file stored at once, its row, then (later) its thumbnail."""
+    def upload_body(self) -> UploadBody:
+        """A parser for one Upload's body, spooling rawBase64 where storage can take it."""
+        return UploadBody(max_bytes=self._max_upload, new_spool=self._storage.new_spool)
+
+    def upload(self, parsed: ParsedUpload) -> Uploaded:
+        """POST /documents/Upload, its body read: the file stored at once (the spool moved into
+        place), its row, then (later) its thumbnail."""
         limit = self._raw_base64_limit()
-        if limit is not None and len(request.raw_base64) > limit:
+        if limit is not None and parsed.raw.chars > limit:
             raise ApiError(
                 400,
                 f"rawBase64 is too large for the database: document.RawBase64 holds at most "
                 f"{limit} characters of base64 here",
             )
-        data = decode_base64(request.raw_base64, max_bytes=self._max_upload)
-        return self.store(self._new_document(request, extension=request.extension), data)
+        if parsed.raw.bad:
+            raise ApiError(400, NOT_BASE64)
+        request = parsed.request
+        return self.store(
+            self._new_document(request, extension=request.extension), parsed.raw.spool
+        )
 
-    def store(self, new: NewDocument, data: bytes) -> Uploaded:
+    def store(self, new: NewDocument, data: Content) -> Uploaded:
         """The file stored at once and its row (Upload, UploadSftp); the thumbnail comes later."""
         limit = self._raw_base64_limit()
-        if limit is not None and encoded_limit(len(data)) > limit:
+        size = data.size if isinstance(data, Spool) else len(data)
+        if limit is not None and encoded_limit(size) > limit:
             raise ApiError(
                 400,
                 f"The file is too large for the database: document.RawBase64 holds at most "

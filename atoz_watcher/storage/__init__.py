@@ -6,11 +6,21 @@ One small interface, used by Upload, the materialiser and the SFTP endpoints.
 from __future__ import annotations
 
 from atoz_watcher.config import Settings
-from atoz_watcher.storage.base import Storage, Stored, UnsafeNameError
+from atoz_watcher.storage.base import Content, Storage, Stored, UnsafeNameError
 from atoz_watcher.storage.indb import InDatabase
 from atoz_watcher.storage.local import LocalAtoZ
+from atoz_watcher.storage.spool import Spool
 
-__all__ = ["InDatabase", "LocalAtoZ", "Storage", "Stored", "UnsafeNameError", "storage_for"]
+__all__ = [
+    "Content",
+    "InDatabase",
+    "LocalAtoZ",
+    "Spool",
+    "Storage",
+    "Stored",
+    "UnsafeNameError",
+    "storage_for",
+]
 
 
 def storage_for(settings: Settings) -> Storage:

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from atoz_watcher.storage.spool import Spool
+
+# What put stores: the bytes, or a finished spool holding them (a streamed Upload).
+Content = bytes | Spool
+
 
 class UnsafeNameError(ValueError):
     """A folder or file name that is not one plain path component (``..``, slashes, NUL)."""
@@ -31,10 +36,15 @@ class Stored:
 class Storage(Protocol):
     kind: str
 
-    def put(self, *, folder: str, file_name: str, data: bytes, taken: Collection[str]) -> Stored:
-        """Store ``data`` for the patient whose ImageFolder is ``folder`` under ``file_name``,
-        or ``x``-prefixed while that name is in ``taken`` (the patient's FileNames) or on disk.
-        Never replaces an existing file."""
+    def put(self, *, folder: str, file_name: str, data: Content, taken: Collection[str]) -> Stored:
+        """Store ``data`` (bytes, or a finished spool, which is moved, not copied) for the
+        patient whose ImageFolder is ``folder`` under ``file_name``, or ``x``-prefixed while
+        that name is in ``taken`` (the patient's FileNames) or on disk. Never replaces an
+        existing file."""
+        ...
+
+    def new_spool(self) -> Spool:
+        """An empty spool whose file ``put`` can take without copying it."""
         ...
 
     def discard(self, stored: Stored) -> None:

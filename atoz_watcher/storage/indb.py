@@ -6,18 +6,26 @@ import base64
 import binascii
 from collections.abc import Collection
 
-from atoz_watcher.storage.base import Stored, require_plain
+from atoz_watcher.storage.base import Content, Stored, require_plain
+from atoz_watcher.storage.spool import Spool
 
 
 class InDatabase:
     kind = "InDatabase"
 
-    def put(self, *, folder: str, file_name: str, data: bytes, taken: Collection[str]) -> Stored:
+    def put(self, *, folder: str, file_name: str, data: Content, taken: Collection[str]) -> Stored:
         del folder
+        if isinstance(data, Spool):  # the row holds the whole content as base64 anyway
+            data = data.path.read_bytes()
         name = require_plain(file_name, "file name")
         while name in taken:
             name = f"x{name}"
         return Stored(file_name=name, raw_base64=base64.b64encode(data).decode("ascii"))
+
+    @staticmethod
+    def new_spool() -> Spool:
+        # The system's temporary folder: the bytes end up in the row, never in a file.
+        return Spool(None, durable=False)
 
     def discard(self, stored: Stored) -> None:
         del stored  # nothing outside the row

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from atoz_watcher.fsops import fsync_dir, rename_noreplace
 from atoz_watcher.layout import patient_dir
-from atoz_watcher.storage.base import Stored, require_plain
+from atoz_watcher.storage.base import Content, Stored, require_plain
+from atoz_watcher.storage.spool import Spool
 
 # Give up finding a free x-prefixed name after this many tries (a name grows by one x each).
 MAX_TRIES = 50
@@ -38,10 +39,16 @@ class LocalAtoZ:
     def folder(self, folder: str) -> Path:
         return patient_dir(self._root, require_plain(folder, "patient folder"))
 
-    def put(self, *, folder: str, file_name: str, data: bytes, taken: Collection[str]) -> Stored:
+    def put(self, *, folder: str, file_name: str, data: Content, taken: Collection[str]) -> Stored:
         directory = self.folder(folder)
         name = require_plain(file_name, "file name")
         directory.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Spool):
+            # Written and fsynced beside the root, on the same file system: moved, not copied.
+            # The caller discards the spool if it is still there after a failure.
+            name = _move_to_free_name(data.path, directory, name, taken)
+            fsync_dir(directory)
+            return Stored(file_name=name, path=directory / name)
         # A hidden temporary name: the watcher, like Open Dental, never takes in a dot file.
         temporary = directory / f".{uuid.uuid4().hex}.upload"
         try:
@@ -55,6 +62,10 @@ class LocalAtoZ:
             raise
         fsync_dir(directory)
         return Stored(file_name=name, path=directory / name)
+
+    def new_spool(self) -> Spool:
+        # In the root: the same file system as every patient folder, ignored by the watcher.
+        return Spool(self._root)
 
     def discard(self, stored: Stored) -> None:
         if stored.path is not None:
