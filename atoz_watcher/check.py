@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
 from atoz_watcher.db.queries import image_categories
+from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 
 REQUIRED_TABLES = ("patient", "definition", "document")
@@ -36,15 +37,26 @@ class CheckResult:
     detail: str
 
 
+Mode = Literal["auto", "native", "polling", "smb"]
+
+
 def run_checks(
-    settings: Settings, engine: Engine, *, proc: Path = INOTIFY_PROC
+    settings: Settings,
+    engine: Engine,
+    *,
+    proc: Path = INOTIFY_PROC,
+    mountinfo: Path = MOUNTINFO,
 ) -> list[CheckResult]:
     """Every check, in the order a reader fixes things: database first, then folders."""
     root = settings.atoz_path
+    filesystem = filesystem_of(root, mountinfo=mountinfo)
+    mode = settings.watcher.mode
+    inotify_mode: Mode = "polling" if mode == "auto" and not filesystem.inotify_sees_all else mode
     return [
         *check_database(engine),
         check_root(root),
-        *check_inotify(root, mode=settings.watcher.mode, proc=proc),
+        check_filesystem(filesystem, mode=mode),
+        *check_inotify(root, mode=inotify_mode, proc=proc),
         check_state_dir(settings.state_path),
     ]
 
@@ -233,6 +245,43 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+# -- filesystem -------------------------------------------------------------------------------
+
+
+def check_filesystem(filesystem: Filesystem, *, mode: Mode) -> CheckResult:
+    """The filesystem under the A-to-Z root, and the watcher mode that fits it."""
+    name = "filesystem"
+    where = f"{filesystem.type} ({filesystem.kind}"
+    where += f", {filesystem.source} on {filesystem.mount_point})" if filesystem.source else ")"
+    if filesystem.kind == "unknown":
+        return CheckResult(
+            name, ok=True, detail="unknown (/proc/self/mountinfo unreadable); auto watches natively"
+        )
+    if filesystem.inotify_sees_all:
+        if mode == "smb":
+            return CheckResult(
+                name,
+                ok=True,
+                detail=f"{where}: native fits (inotify hears every write on a local disk); "
+                'mode "smb" works but is only needed for a share mounted from Windows',
+            )
+        return CheckResult(name, ok=True, detail=f"{where}: native fits; mode {mode}")
+    fits = (
+        "smb (the server's change notifications, [watcher.smb]), else polling"
+        if filesystem.is_smb
+        else "polling"
+    )
+    found = (
+        f"{where}: inotify does not hear what other machines write here; the mode that fits: {fits}"
+    )
+    if mode == "native":
+        return CheckResult(
+            name, ok=False, detail=f'{found}; set watcher.mode = "auto" (polls here) or "smb"'
+        )
+    chosen = "auto polls here" if mode == "auto" else f"mode {mode}"
+    return CheckResult(name, ok=True, detail=f"{found}; {chosen}")
+
+
 # -- inotify ----------------------------------------------------------------------------------
 
 
@@ -265,14 +314,12 @@ def suggested_max_watches(needed: int) -> int:
     return max(RECOMMENDED_MAX_USER_WATCHES, -(-2 * needed // step) * step)
 
 
-def check_inotify(
-    root: Path, *, mode: Literal["auto", "native", "polling"], proc: Path = INOTIFY_PROC
-) -> list[CheckResult]:
+def check_inotify(root: Path, *, mode: Mode, proc: Path = INOTIFY_PROC) -> list[CheckResult]:
     """The "inotify watches" (one per folder) and "inotify instances" checks."""
-    if mode == "polling":
+    if mode in {"polling", "smb"}:
         return [
-            CheckResult("inotify watches", ok=True, detail="not used (polling)"),
-            CheckResult("inotify instances", ok=True, detail="not used (polling)"),
+            CheckResult("inotify watches", ok=True, detail=f"not used ({mode})"),
+            CheckResult("inotify instances", ok=True, detail=f"not used ({mode})"),
         ]
     return [_check_watches(root, mode, proc), _check_instances(mode, proc)]
 

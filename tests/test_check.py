@@ -29,6 +29,7 @@ NAMES = [
     "tables",
     "image categories",
     "A-to-Z root",
+    "filesystem",
     "inotify watches",
     "inotify instances",
     "state directory",
