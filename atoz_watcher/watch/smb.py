@@ -78,6 +78,20 @@ FILTER: Final = (
 KEEPALIVE_S: Final = 30.0
 RECONNECT_FIRST_S: Final = 0.5
 RECONNECT_MAX_S: Final = 30.0
+LOGIN_REFUSED: Final = frozenset(
+    {
+        NtStatus.STATUS_LOGON_FAILURE,
+        NtStatus.STATUS_WRONG_PASSWORD,
+        NtStatus.STATUS_PASSWORD_EXPIRED,
+    }
+)
+# What the server says when the share or the folder in it is not there, or not for this account.
+NOT_THERE: Final = {
+    NtStatus.STATUS_BAD_NETWORK_NAME: "no such share",
+    NtStatus.STATUS_OBJECT_NAME_NOT_FOUND: "no such folder in the share",
+    NtStatus.STATUS_OBJECT_PATH_NOT_FOUND: "no such folder in the share",
+    NtStatus.STATUS_ACCESS_DENIED: "the account may not open it",
+}
 
 
 class SmbError(AtozError):
@@ -191,41 +205,11 @@ class ShareWatcher:
         connection = Connection(uuid.uuid4(), s.server, s.port, require_signing=True)
         try:
             with _deadline(connection, s.timeout):
-                connection.connect(timeout=s.timeout)
-                session = Session(connection, s.username, self._password, require_encryption=False)
-                session.connect()
-                tree = TreeConnect(session, f"\\\\{s.server}\\{s.share}")
-                tree.connect()
-                folder = Open(tree, s.path.strip("\\/").replace("/", "\\"))
-                folder.create(
-                    ImpersonationLevel.Impersonation,
-                    DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.SYNCHRONIZE,
-                    FileAttributes.FILE_ATTRIBUTE_DIRECTORY,
-                    ShareAccess.FILE_SHARE_READ
-                    | ShareAccess.FILE_SHARE_WRITE
-                    | ShareAccess.FILE_SHARE_DELETE,
-                    CreateDisposition.FILE_OPEN,
-                    CreateOptions.FILE_DIRECTORY_FILE,
-                )
-                link = _Link(connection, session, folder)
+                link = self._open(connection)
                 early = self._request(link)
-        except NotificationsRefusedError:
+        except (SmbError, _Dropped, SMBException, OSError, ValueError) as exc:
             self._drop(connection)
-            raise
-        except SmbError as exc:  # the deadline passed
-            raise SmbError(f"{self.where}: {exc}") from None
-        except SMBAuthenticationError:
-            self._drop(connection)
-            raise SmbError(
-                f"{self.where}: the server refused the login of {s.username!r}: check "
-                "watcher.smb.username and the password in watcher.smb.password_file"
-            ) from None
-        except _Dropped:
-            self._drop(connection)
-            raise SmbError(f"{self.where}: the subscription was not answered") from None
-        except (SMBException, OSError, ValueError) as exc:
-            self._drop(connection)
-            raise SmbError(f"{self.where}: {_reason(exc, self._password)}") from None
+            raise self._failure(exc) from None
         with self._lock:
             self._link = link
             if self._stop.is_set():  # stopped while connecting
@@ -233,6 +217,48 @@ class ShareWatcher:
         self.subscriptions += 1
         if early is not None:
             self._deliver(early)
+
+    def _open(self, connection: Connection) -> _Link:
+        """Connect, log in, open the A-to-Z folder in the share."""
+        s = self._settings
+        connection.connect(timeout=s.timeout)
+        session = Session(connection, s.username, self._password, require_encryption=False)
+        session.connect()
+        tree = TreeConnect(session, f"\\\\{s.server}\\{s.share}")
+        tree.connect()
+        folder = Open(tree, s.path.strip("\\/").replace("/", "\\"))
+        folder.create(
+            ImpersonationLevel.Impersonation,
+            DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.SYNCHRONIZE,
+            FileAttributes.FILE_ATTRIBUTE_DIRECTORY,
+            ShareAccess.FILE_SHARE_READ
+            | ShareAccess.FILE_SHARE_WRITE
+            | ShareAccess.FILE_SHARE_DELETE,
+            CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_DIRECTORY_FILE,
+        )
+        return _Link(connection, session, folder)
+
+    def _failure(self, exc: Exception) -> SmbError:
+        """The error to raise for a failed subscription: what to check, never the password."""
+        if isinstance(exc, NotificationsRefusedError):
+            return exc
+        if isinstance(exc, SmbError):  # the deadline passed
+            return SmbError(f"{self.where}: {exc}")
+        if isinstance(exc, _Dropped):
+            return SmbError(f"{self.where}: the subscription was not answered")
+        status = exc.status if isinstance(exc, SMBResponseException) else None
+        if isinstance(exc, SMBAuthenticationError) or status in LOGIN_REFUSED:
+            return SmbError(
+                f"{self.where}: the server refused the login of {self._settings.username!r}: "
+                "check watcher.smb.username and the password in watcher.smb.password_file"
+            )
+        if status in NOT_THERE:
+            return SmbError(
+                f"{self.where}: {NOT_THERE[status]} (check watcher.smb.share, "
+                "watcher.smb.path and the account's rights on them)"
+            )
+        return SmbError(f"{self.where}: {_reason(exc, self._password)}")
 
     def _request(self, link: _Link) -> list[FileNotifyInformation] | None:
         """Send a CHANGE_NOTIFY and wait for the server to take it (an interim answer); the
