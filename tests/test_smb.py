@@ -20,7 +20,8 @@ import pytest
 import smbclient
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import SmbSettings, WatcherSettings
+from atoz_watcher.config import SmbSettings, WatcherSettings, load_settings
+from atoz_watcher.errors import ConfigError
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
 from atoz_watcher.watch.observer import WatchError, start_watching
@@ -269,3 +270,10 @@ def test_an_unreachable_server_fails_within_the_deadline(tmp_path: Path) -> None
         watch(tmp_path, settings)
 
     assert time.monotonic() - started < 30
+
+
+def test_smb_mode_without_its_share_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {}, atoz_path=tmp_path, watcher={"mode": "smb"})
+
+    assert 'mode "smb" needs a [watcher.smb] table' in str(caught.value)
