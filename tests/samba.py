@@ -1,9 +1,4 @@
-"""A real Samba server for the tests (Debian's ``samba`` package), and a relay that can cut it off.
-
-``smbd`` runs in the foreground on 127.0.0.1 and a free high port, with its own smb.conf, lock,
-state, cache and private folders and passdb, all in a temporary folder, and one share: the
-folder given (a test world's A-to-Z root). The account is the user running the tests, with a
-random password registered as a secret (it must never show in a log line or an error).
+"""The real Samba server for the tests (bench/samba.py), and a relay that can cut it off.
 
 ``Relay`` sits between the watcher and smbd: ``cut()`` closes every connection through it (the
 network dropped), ``hold()`` stops passing the server's answers on (a stalled link), as a
@@ -16,139 +11,35 @@ where that is a failure: ``.ci/run`` installs it.
 from __future__ import annotations
 
 import os
-import pwd
-import secrets
 import selectors
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.samba import Samba, SambaError, why_no_smbd
 from tests.conftest import SECRETS
-
-SMBD = "/usr/sbin/smbd"
-SMBPASSWD = "/usr/bin/smbpasswd"
-START_S = 30.0
 
 
 def require_smbd() -> None:
     """Skip (or, under CI, fail) when Samba is not installed or cannot run here."""
-    problem = ""
-    if not Path(SMBD).exists() or not Path(SMBPASSWD).exists():
-        problem = "smbd is not installed (apt-get install samba smbclient)"
-    elif os.geteuid() != 0:
-        problem = "smbd needs root to serve another user's files"
-    if problem:
+    if problem := why_no_smbd():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{problem}; CI must run the SMB tests (.ci/run installs samba)")
         pytest.skip(problem)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-CONF = """\
-[global]
-server role = standalone server
-smb ports = {port}
-interfaces = 127.0.0.1
-bind interfaces only = yes
-lock directory = {home}/lock
-state directory = {home}/state
-cache directory = {home}/cache
-private dir = {home}/private
-pid directory = {home}/pid
-ncalrpc dir = {home}/ncalrpc
-passdb backend = tdbsam:{home}/private/passdb.tdb
-log file = {home}/smbd.log
-log level = 0
-load printers = no
-printing = bsd
-printcap name = /dev/null
-disable spoolss = yes
-map to guest = never
-server min protocol = SMB2_10
-change notify = {notify}
-
-[{share}]
-path = {path}
-read only = no
-"""
-
-
-class Samba:
-    """``smbd`` serving ``path`` as ``share`` on 127.0.0.1:``port``; ``stop`` in a finally."""
-
-    share = "OpenDentImages"
-
-    def __init__(self, home: Path, path: Path, *, notify: bool = True) -> None:
-        self.home = home
-        self.path = path
-        self.port = free_port()
-        self.username = pwd.getpwuid(os.geteuid()).pw_name
-        self.password = "Pw-" + secrets.token_urlsafe(12)
-        SECRETS.add(self.password, what="the SMB password")
-        for sub in ("lock", "state", "cache", "private", "pid", "ncalrpc"):
-            (home / sub).mkdir(parents=True, exist_ok=True)
-        self.conf = home / "smb.conf"
-        self.conf.write_text(
-            CONF.format(
-                port=self.port,
-                home=home,
-                share=self.share,
-                path=path,
-                notify="yes" if notify else "no",
-            )
-        )
-        self.password_file = home / "password"
-        self.password_file.write_text(self.password + "\n")
-        self.password_file.chmod(0o600)
-        subprocess.run(
-            [SMBPASSWD, "-c", str(self.conf), "-a", "-s", self.username],
-            input=f"{self.password}\n{self.password}\n",
-            text=True,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        self._log = (home / "smbd.stdout.log").open("wb")
-        self.proc = subprocess.Popen(
-            [SMBD, "--foreground", "--no-process-group", "-s", str(self.conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            # smbd signals its whole process group when it ends: not the test run's.
-            start_new_session=True,
-        )
-        self._wait_listening()
-
-    def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_S
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"smbd did not listen on 127.0.0.1:{self.port}")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def start_samba(home: Path, path: Path, *, notify: bool = True) -> Samba:
+    """smbd serving ``path``; its password registered as a secret (never to be logged)."""
+    require_smbd()
+    try:
+        samba = Samba(home, path, notify=notify)
+    except SambaError as exc:
+        pytest.fail(str(exc))
+    SECRETS.add(samba.password, what="the SMB password")
+    return samba
 
 
 class Relay:

@@ -25,8 +25,9 @@ from atoz_watcher.errors import ConfigError
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
 from atoz_watcher.watch.observer import WatchError, start_watching
+from bench.samba import Samba
 from tests.conftest import World, _make_world
-from tests.samba import Relay, Samba, require_smbd
+from tests.samba import Relay, start_samba
 from tests.test_daemon import by_name, running, wait_for
 
 
@@ -67,8 +68,7 @@ class Workstation:
 
 @contextmanager
 def serving(world: World, tmp_path: Path, *, notify: bool = True) -> Iterator[Samba]:
-    require_smbd()
-    samba = Samba(tmp_path / "samba", world.root, notify=notify)
+    samba = start_samba(tmp_path / "samba", world.root, notify=notify)
     try:
         yield samba
     finally:
