@@ -18,7 +18,6 @@ from atoz_watcher.watch.filesystem import Filesystem, filesystem_of
 from atoz_watcher.watch.handler import EVENT_FILTER, PATIENT, Kind, QueueingHandler
 from atoz_watcher.watch.inotify import TreeObserver
 from atoz_watcher.watch.polling import TreePoller
-from atoz_watcher.watch.smb import NotificationsRefusedError, ShareWatcher, read_password
 
 log = structlog.get_logger("atoz_watcher.watch")
 
@@ -118,6 +117,13 @@ def _start_smb(
     """The SMB watcher, started; None when the server refuses notifications (poll instead).
     Any other failure (unreachable, login refused) is a WatchError: the settings are wrong or
     the server is down, and polling would hide it."""
+    # Imported here: smbprotocol and cryptography cost about 23 MB, for the smb mode only.
+    from atoz_watcher.watch.smb import (  # noqa: PLC0415
+        NotificationsRefusedError,
+        ShareWatcher,
+        read_password,
+    )
+
     smb = settings.smb
     if smb is None:  # the settings' validator makes this impossible
         raise WatchError('mode "smb" needs a [watcher.smb] table')
