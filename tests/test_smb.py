@@ -200,7 +200,10 @@ def test_too_many_changes_for_the_notify_buffer_are_caught_by_a_rescan(
         relay = Relay(samba.port)
         try:
             settings = smb_settings(samba, port=relay.port, notify_buffer=1024)
-            with running(world, mode="smb", smb=settings, open_settle_seconds=0.5) as daemon:
+            with (
+                capture_logs() as logs,
+                running(world, mode="smb", smb=settings, open_settle_seconds=0.5) as daemon,
+            ):
                 # The daemon's answers wait in the relay, so it cannot ask again: the server
                 # piles up more changes than 1 KB of records holds.
                 relay.hold()
@@ -212,6 +215,11 @@ def test_too_many_changes_for_the_notify_buffer_are_caught_by_a_rescan(
                 wait_for(lambda: len(world.documents()) >= 60)
         finally:
             relay.close()
+
+    # The server said so (STATUS_NOTIFY_ENUM_DIR), and the connection was never lost.
+    events = [e["event"] for e in logs]
+    assert "smb.too_many_changes" in events
+    assert "smb.connection_lost" not in events
 
     counts = by_name(world)
     assert len(counts) == 60

@@ -106,6 +106,10 @@ class _Dropped(Exception):  # noqa: N818 - internal signal, not an error for the
     """The connection ended while a request was outstanding."""
 
 
+class _TooMany(Exception):  # noqa: N818 - internal signal, not an error for the caller
+    """The server had more changes than it could send: rescan."""
+
+
 def read_password(path: Path) -> str:
     """The password in ``password_file``: its first line, without the line end."""
     try:
@@ -215,8 +219,7 @@ class ShareWatcher:
             if self._stop.is_set():  # stopped while connecting
                 self._drop(connection)
         self.subscriptions += 1
-        if early is not None:
-            self._deliver(early)
+        self._deliver(early)
 
     def _open(self, connection: Connection) -> _Link:
         """Connect, log in, open the A-to-Z folder in the share."""
@@ -260,42 +263,51 @@ class ShareWatcher:
             )
         return SmbError(f"{self.where}: {_reason(exc, self._password)}")
 
-    def _request(self, link: _Link) -> list[FileNotifyInformation] | None:
-        """Send a CHANGE_NOTIFY and wait for the server to take it (an interim answer); the
-        changes when the server answered at once, None when it holds the request."""
-        request = SMB2ChangeNotifyRequest()
-        request["flags"] = ChangeNotifyFlags.SMB2_WATCH_TREE
-        request["output_buffer_length"] = self._settings.notify_buffer
-        request["file_id"] = link.folder.file_id
-        request["completion_filter"] = FILTER
-        tree = link.folder.tree_connect
-        sent = link.connection.send(request, tree.session.session_id, tree.tree_connect_id)
-        link.request = sent
-        if not sent.response_event.wait(self._settings.timeout):
-            raise _Dropped
-        with sent.response_event_lock:
-            status = sent.response["status"].get_value() if sent.response else None
-            if status == NtStatus.STATUS_PENDING:
-                sent.response_event.clear()  # the final answer sets it again
-                return None
-        if status is None:
-            raise _Dropped
-        try:
-            return self._answer(link)
-        except SMBResponseException as exc:
-            if isinstance(exc, NotifyEnumDir):
-                raise
-            raise NotificationsRefusedError(
-                f"{self.where}: the server does not allow change notifications "
-                f"({_reason(exc, self._password)})"
-            ) from None
+    def _request(self, link: _Link) -> list[FileNotifyInformation]:
+        """Send CHANGE_NOTIFY requests until the server holds one (its interim answer); the
+        changes of those it answered at once (changes it held since the last answer); an
+        answer that it lost count of them calls ``on_overflow``."""
+        changes: list[FileNotifyInformation] = []
+        while True:
+            request = SMB2ChangeNotifyRequest()
+            request["flags"] = ChangeNotifyFlags.SMB2_WATCH_TREE
+            request["output_buffer_length"] = self._settings.notify_buffer
+            request["file_id"] = link.folder.file_id
+            request["completion_filter"] = FILTER
+            tree = link.folder.tree_connect
+            sent = link.connection.send(request, tree.session.session_id, tree.tree_connect_id)
+            link.request = sent
+            if not sent.response_event.wait(self._settings.timeout):
+                raise _Dropped
+            with sent.response_event_lock:
+                status = sent.response["status"].get_value() if sent.response else None
+                if status == NtStatus.STATUS_PENDING:
+                    sent.response_event.clear()  # the final answer sets it again
+                    return changes
+            if status is None:
+                raise _Dropped
+            try:
+                changes.extend(self._answer(link))
+            except _TooMany:
+                self._overflowed()  # and ask again
+            except SMBResponseException as exc:
+                raise NotificationsRefusedError(
+                    f"{self.where}: the server does not allow change notifications "
+                    f"({_reason(exc, self._password)})"
+                ) from None
 
     def _answer(self, link: _Link) -> list[FileNotifyInformation]:
-        """The final answer to the outstanding request; ``NotifyEnumDir`` on overflow."""
-        response = link.connection.receive(link.request, timeout=self._settings.timeout)
+        """The final answer to the outstanding request; ``_TooMany`` when the server says
+        "too many changes" (STATUS_NOTIFY_ENUM_DIR) or sends no record at all."""
+        try:
+            response = link.connection.receive(link.request, timeout=self._settings.timeout)
+        except NotifyEnumDir:
+            raise _TooMany from None
         body = SMB2ChangeNotifyResponse()
         body.unpack(response["data"].get_value())
         buffer = body["buffer"].get_value()
+        if not buffer:
+            raise _TooMany
         changes: list[FileNotifyInformation] = []
         offset = 0
         while buffer[offset:]:
@@ -323,16 +335,14 @@ class ShareWatcher:
             try:
                 if link is None:
                     raise _Dropped  # noqa: TRY301 - one path for every way of losing it
-                changes = self._wait(link)
+                try:
+                    changes = self._wait(link)
+                except _TooMany:
+                    self._overflowed()
+                    changes = []
                 # Ask again before handing the changes on: the server holds what comes
                 # meanwhile until the next request.
                 early = self._request(link)
-            except NotifyEnumDir:
-                log.warning("smb.too_many_changes", where=self.where, then="rescan")
-                self._on_overflow()
-                if not self._renew(link):
-                    return
-                continue
             except (_Dropped, SmbError, SMBException, OSError, ValueError) as exc:
                 if self._stop.is_set():
                     return
@@ -341,24 +351,11 @@ class ShareWatcher:
                 if not self._reconnect(link):
                     return
                 continue
-            self._deliver(changes)
-            if early is not None:
-                self._deliver(early)
+            self._deliver(changes + early)
 
-    def _renew(self, link: _Link | None) -> bool:
-        """After an overflow answer: ask again on the same connection; False when stopping."""
-        try:
-            if link is not None:
-                early = self._request(link)
-                if early is not None:
-                    self._deliver(early)
-                return True
-        except NotifyEnumDir:
-            self._on_overflow()
-            return True
-        except (_Dropped, SmbError, SMBException, OSError, ValueError):
-            pass
-        return self._reconnect(link)
+    def _overflowed(self) -> None:
+        log.warning("smb.too_many_changes", where=self.where, then="rescan")
+        self._on_overflow()
 
     def _wait(self, link: _Link) -> list[FileNotifyInformation]:
         """Wait for the outstanding request's answer, testing a silent connection."""
@@ -398,10 +395,6 @@ class ShareWatcher:
     # -- changes -> events --------------------------------------------------------------------
 
     def _deliver(self, changes: list[FileNotifyInformation]) -> None:
-        if not changes:  # an empty answer: the server lost count of what changed
-            log.warning("smb.changes_unknown", where=self.where, then="rescan")
-            self._on_overflow()
-            return
         for info in changes:
             self._one(info["action"].get_value(), info["file_name"].get_value())
 
