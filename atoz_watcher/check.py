@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
 from atoz_watcher.db.queries import image_categories
+from atoz_watcher.errors import AtozError
+from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 
@@ -57,6 +60,7 @@ def run_checks(
         check_root(root),
         check_filesystem(filesystem, mode=mode),
         *check_inotify(root, mode=inotify_mode, proc=proc),
+        *([check_smb(settings)] if mode == "smb" else []),
         check_state_dir(settings.state_path),
     ]
 
@@ -280,6 +284,43 @@ def check_filesystem(filesystem: Filesystem, *, mode: Mode) -> CheckResult:
         )
     chosen = "auto polls here" if mode == "auto" else f"mode {mode}"
     return CheckResult(name, ok=True, detail=f"{found}; {chosen}")
+
+
+def check_smb(settings: Settings) -> CheckResult:
+    """Mode "smb": log in to the share and subscribe to its change notifications, once, within
+    the configured deadline. The detail never holds the password."""
+    # Imported here: smbprotocol is loaded for the smb mode only.
+    from atoz_watcher.watch.handler import QueueingHandler  # noqa: PLC0415
+    from atoz_watcher.watch.smb import (  # noqa: PLC0415
+        NotificationsRefusedError,
+        ShareWatcher,
+        read_password,
+    )
+
+    name = "smb notifications"
+    smb = settings.watcher.smb
+    if smb is None:  # the settings' validator makes this impossible
+        return CheckResult(name, ok=False, detail="[watcher.smb] is missing")
+    root = str(settings.atoz_path)
+    try:
+        watcher = ShareWatcher(
+            smb,
+            read_password(smb.password_file),
+            root,
+            QueueingHandler(root, queue.SimpleQueue(), IgnoreRules(())),
+            on_overflow=lambda: None,
+            on_resubscribed=lambda: None,
+        )
+        watcher.start()
+    except NotificationsRefusedError as exc:
+        return CheckResult(name, ok=True, detail=f"{exc}: the daemon will poll instead")
+    except AtozError as exc:
+        return CheckResult(name, ok=False, detail=str(exc))
+    watcher.stop()
+    watcher.join(smb.timeout)
+    return CheckResult(
+        name, ok=True, detail=f"{watcher.where}: logged in as {smb.username!r}, subscribed"
+    )
 
 
 # -- inotify ----------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import pytest
 import smbclient
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import SmbSettings, WatcherSettings, load_settings
+from atoz_watcher.check import CheckResult, run_checks
+from atoz_watcher.config import Settings, SmbSettings, WatcherSettings, load_settings
 from atoz_watcher.errors import ConfigError
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
@@ -285,3 +286,54 @@ def test_smb_mode_without_its_share_is_a_config_error(tmp_path: Path) -> None:
         load_settings(None, {}, atoz_path=tmp_path, watcher={"mode": "smb"})
 
     assert 'mode "smb" needs a [watcher.smb] table' in str(caught.value)
+
+
+def smb_check(world: World, settings: SmbSettings) -> CheckResult:
+    full = Settings(
+        atoz_path=world.root,
+        database_url=world.url,
+        state_dir=world.state,
+        watcher=WatcherSettings(mode="smb", smb=settings),
+    )
+    results = {r.name: r for r in run_checks(full, world.engine)}
+    assert results["inotify watches"].detail == "not used (smb)"
+    return results["smb notifications"]
+
+
+def test_check_subscribes_once(sqlite_clinic: tuple[World, int, int], tmp_path: Path) -> None:
+    world, _, _ = sqlite_clinic
+    with serving(world, tmp_path) as samba:
+        found = smb_check(world, smb_settings(samba))
+
+    assert found.ok, found.detail
+    assert f"logged in as {samba.username!r}, subscribed" in found.detail
+    assert samba.password not in found.detail
+
+
+def test_check_names_a_refused_login_without_the_password(
+    sqlite_clinic: tuple[World, int, int], tmp_path: Path
+) -> None:
+    world, _, _ = sqlite_clinic
+    with serving(world, tmp_path) as samba:
+        wrong = tmp_path / "wrong"
+        wrong.write_text("Not-" + samba.password + "\n")
+        found = smb_check(world, smb_settings(samba).model_copy(update={"password_file": wrong}))
+        refused = smb_check(world, smb_settings(samba).model_copy(update={"share": "Nope"}))
+
+    assert not found.ok
+    assert "the server refused the login" in found.detail
+    assert samba.password not in found.detail
+    assert not refused.ok
+    assert "no such share" in refused.detail
+
+
+def test_check_says_a_refusing_server_is_polled(
+    sqlite_clinic: tuple[World, int, int], tmp_path: Path
+) -> None:
+    world, _, _ = sqlite_clinic
+    with serving(world, tmp_path, notify=False) as samba:
+        found = smb_check(world, smb_settings(samba))
+
+    assert found.ok
+    assert "does not allow change notifications" in found.detail
+    assert found.detail.endswith("the daemon will poll instead")
