@@ -171,3 +171,18 @@ def test_polling_registers_new_files_and_folders_once(world: World) -> None:
     assert Counter(d["DocCategory"] for d in world.documents()) == {misc: 3, xrays: 1}
     assert not (old / "scan.jpg.tmp").exists()
     assert world.image_folder(new_pat) == f"NewPatient{new_pat}"
+
+
+def test_removed_folders_are_forgotten(tmp_path: Path) -> None:
+    tree(tmp_path)
+    found: list[str] = []
+    watcher = poller(tmp_path, found)
+
+    (tmp_path / "A" / "AdamsB2" / "old.jpg").unlink()
+    (tmp_path / "A" / "AdamsB2").rmdir()
+    (tmp_path / "B" / "BakerC3" / "old.jpg").unlink()
+    (tmp_path / "B" / "BakerC3").rmdir()
+    (tmp_path / "B").rmdir()
+    after = watcher.poll()
+
+    assert (after.folders, watcher.folders, found) == (1, 1, [])
