@@ -124,13 +124,17 @@ def test_files_written_over_smb_are_registered_once(
         pat = world.add_patient("Late", "Comer")
         client.mkdir(f"L/LateComer{pat}")
         client.write(f"L/LateComer{pat}/first.jpg", b"1")
-        wait_for(lambda: len(world.documents()) >= 21)
+        # Written under a temporary name, then renamed into place.
+        client.write(f"L/LateComer{pat}/scan.jpg.tmp", b"partial and the rest")
+        client.rename(f"L/LateComer{pat}/scan.jpg.tmp", f"L/LateComer{pat}/scan.jpg")
+        wait_for(lambda: len(world.documents()) >= 22)
         assert daemon.rescans == {"startup": 1}  # heard, not found by a rescan
 
     counts = by_name(world)
-    assert len(counts) == 21
+    assert len(counts) == 22
     assert max(counts.values()) == 1
-    assert Counter(d["DocCategory"] for d in world.documents()) == {misc: 13, xrays: 8}
+    assert sorted(name for p, name in counts if p == pat) == ["first.jpg", "scan.jpg"]
+    assert Counter(d["DocCategory"] for d in world.documents()) == {misc: 14, xrays: 8}
     assert not list(world.root.rglob("_*"))
 
 
