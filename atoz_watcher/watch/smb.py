@@ -343,7 +343,7 @@ class ShareWatcher:
                 # Ask again before handing the changes on: the server holds what comes
                 # meanwhile until the next request.
                 early = self._request(link)
-            except (_Dropped, SmbError, SMBException, OSError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever broke the link: make it again
                 if self._stop.is_set():
                     return
                 reason = "" if isinstance(exc, _Dropped) else _reason(exc, self._password)
@@ -381,8 +381,9 @@ class ShareWatcher:
         while not self._stop.wait(delay):
             try:
                 self._subscribe()
-            except SmbError as exc:
-                log.warning("smb.reconnect_failed", where=self.where, reason=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the server may be down for a while
+                reason = str(exc) if isinstance(exc, SmbError) else _reason(exc, self._password)
+                log.warning("smb.reconnect_failed", where=self.where, reason=reason)
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
             if self._stop.is_set():
