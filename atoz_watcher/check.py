@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import queue
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
 from atoz_watcher.db.queries import image_categories
+from atoz_watcher.errors import AtozError
+from atoz_watcher.ignore import IgnoreRules
+from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 from atoz_watcher.wording import plural
 
@@ -39,16 +43,28 @@ class CheckResult:
     detail: str
 
 
+Mode = Literal["auto", "native", "polling", "smb"]
+
+
 def run_checks(
-    settings: Settings, engine: Engine, *, proc: Path = INOTIFY_PROC
+    settings: Settings,
+    engine: Engine,
+    *,
+    proc: Path = INOTIFY_PROC,
+    mountinfo: Path = MOUNTINFO,
 ) -> list[CheckResult]:
     """Every check, in the order a reader fixes things: database first, then folders."""
     root = settings.atoz_path
+    filesystem = filesystem_of(root, mountinfo=mountinfo)
+    mode = settings.watcher.mode
+    inotify_mode: Mode = "polling" if mode == "auto" and not filesystem.inotify_sees_all else mode
     return [
         *check_database(engine),
         check_root(root),
         check_root_group(root),
-        *check_inotify(root, mode=settings.watcher.mode, proc=proc),
+        check_filesystem(filesystem, mode=mode),
+        *check_inotify(root, mode=inotify_mode, proc=proc),
+        *([check_smb(settings)] if mode == "smb" else []),
         check_state_dir(settings.state_path),
     ]
 
@@ -276,6 +292,80 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+# -- filesystem -------------------------------------------------------------------------------
+
+
+def check_filesystem(filesystem: Filesystem, *, mode: Mode) -> CheckResult:
+    """The filesystem under the A-to-Z root, and the watcher mode that fits it."""
+    name = "filesystem"
+    where = f"{filesystem.type} ({filesystem.kind}"
+    where += f", {filesystem.source} on {filesystem.mount_point})" if filesystem.source else ")"
+    if filesystem.kind == "unknown":
+        return CheckResult(
+            name, ok=True, detail="unknown (/proc/self/mountinfo unreadable); auto watches natively"
+        )
+    if filesystem.inotify_sees_all:
+        if mode == "smb":
+            return CheckResult(
+                name,
+                ok=True,
+                detail=f"{where}: native fits (inotify hears every write on a local disk); "
+                'mode "smb" works but is only needed for a share mounted from Windows',
+            )
+        return CheckResult(name, ok=True, detail=f"{where}: native fits; mode {mode}")
+    fits = (
+        "smb (the server's change notifications, [watcher.smb]), else polling"
+        if filesystem.is_smb
+        else "polling"
+    )
+    found = (
+        f"{where}: inotify does not hear what other machines write here; the mode that fits: {fits}"
+    )
+    if mode == "native":
+        return CheckResult(
+            name, ok=False, detail=f'{found}; set watcher.mode = "auto" (polls here) or "smb"'
+        )
+    chosen = "auto polls here" if mode == "auto" else f"mode {mode}"
+    return CheckResult(name, ok=True, detail=f"{found}; {chosen}")
+
+
+def check_smb(settings: Settings) -> CheckResult:
+    """Mode "smb": log in to the share and subscribe to its change notifications, once, within
+    the configured deadline. The detail never holds the password."""
+    # Imported here: smbprotocol is loaded for the smb mode only.
+    from atoz_watcher.watch.handler import QueueingHandler  # noqa: PLC0415
+    from atoz_watcher.watch.smb import (  # noqa: PLC0415
+        NotificationsRefusedError,
+        ShareWatcher,
+        read_password,
+    )
+
+    name = "smb notifications"
+    smb = settings.watcher.smb
+    if smb is None:  # the settings' validator makes this impossible
+        return CheckResult(name, ok=False, detail="[watcher.smb] is missing")
+    root = str(settings.atoz_path)
+    try:
+        watcher = ShareWatcher(
+            smb,
+            read_password(smb.password_file),
+            root,
+            QueueingHandler(root, queue.SimpleQueue(), IgnoreRules(())),
+            on_overflow=lambda: None,
+            on_resubscribed=lambda: None,
+        )
+        watcher.start()
+    except NotificationsRefusedError as exc:
+        return CheckResult(name, ok=True, detail=f"{exc}: the daemon will poll instead")
+    except AtozError as exc:
+        return CheckResult(name, ok=False, detail=str(exc))
+    watcher.stop()
+    watcher.join(smb.timeout)
+    return CheckResult(
+        name, ok=True, detail=f"{watcher.where}: logged in as {smb.username!r}, subscribed"
+    )
+
+
 # -- inotify ----------------------------------------------------------------------------------
 
 
@@ -308,14 +398,12 @@ def suggested_max_watches(needed: int) -> int:
     return max(RECOMMENDED_MAX_USER_WATCHES, -(-2 * needed // step) * step)
 
 
-def check_inotify(
-    root: Path, *, mode: Literal["auto", "native", "polling"], proc: Path = INOTIFY_PROC
-) -> list[CheckResult]:
+def check_inotify(root: Path, *, mode: Mode, proc: Path = INOTIFY_PROC) -> list[CheckResult]:
     """The "inotify watches" (one per folder) and "inotify instances" checks."""
-    if mode == "polling":
+    if mode in {"polling", "smb"}:
         return [
-            CheckResult("inotify watches", ok=True, detail="not used (polling)"),
-            CheckResult("inotify instances", ok=True, detail="not used (polling)"),
+            CheckResult("inotify watches", ok=True, detail=f"not used ({mode})"),
+            CheckResult("inotify instances", ok=True, detail=f"not used ({mode})"),
         ]
     return [_check_watches(root, mode, proc), _check_instances(mode, proc)]
 

@@ -19,6 +19,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -61,14 +62,41 @@ DEFAULT_IGNORE = (
 )
 
 
+class SmbSettings(BaseModel):
+    """``[watcher.smb]``: the Windows share the A-to-Z root is mounted from, for mode "smb"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The file server, as this machine reaches it (name or address), and its SMB port.
+    server: str = Field(min_length=1)
+    port: int = Field(default=445, ge=1, le=65535)
+    # The share's name (OpenDentImages in \\server\OpenDentImages).
+    share: str = Field(min_length=1)
+    # The folder inside the share that is the A-to-Z root ("" when the share is the root).
+    path: str = ""
+    # An account that may read the share (the smb mode only lists and watches; the files are
+    # renamed and read through the mount at atoz_path). "DOMAIN\\user" or "user".
+    username: str = Field(min_length=1)
+    # A file holding the account's password (and nothing else; mode 0600), read at start.
+    password_file: Path
+    # Deadline for connecting, logging in and subscribing (seconds); also how long a silent
+    # connection may go unanswered before it counts as dropped.
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    # Bytes of change records the server may send at once; more changes than fit in one answer
+    # make the server say "too many changes" and a rescan runs.
+    notify_buffer: int = Field(default=65536, ge=256, le=1_048_576)
+
+
 class WatcherSettings(BaseModel):
     """How the daemon hears about files (``atoz-watcher run``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # native: inotify (local disks); polling: stat the tree every poll_interval (CIFS/NFS
-    # shares, where other machines' writes raise no events); auto: native, else polling.
-    mode: Literal["auto", "native", "polling"] = "auto"
+    # native: inotify (local disks); polling: list the tree every poll_interval (CIFS/NFS
+    # shares, where other machines' writes raise no events); smb: the Windows server's own
+    # change notifications ([watcher.smb]), polling when it refuses them; auto: native on a
+    # local filesystem, polling on a network one (or when inotify cannot start).
+    mode: Literal["auto", "native", "polling", "smb"] = "auto"
     # A file is registered once no event came for it for this long after its writer closed
     # it, and its size and mtime are unchanged when checked again.
     settle_seconds: float = Field(default=0.3, gt=0, le=60)
@@ -76,9 +104,19 @@ class WatcherSettings(BaseModel):
     # some close events never arrive (network shares, polling, a folder made a moment ago).
     open_settle_seconds: float = Field(default=2.0, gt=0, le=600)
     poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    # Polling lists a patient folder only when its modification time changed, and every folder
+    # once every this many passes (for servers whose folder times lie); 0: never.
+    poll_full_every: int = Field(default=60, ge=0)
     # The safety rescan: events do get lost (overflow, network shares, a stopped service).
     rescan_interval: float = Field(default=3600.0, gt=0)
     ignore: tuple[str, ...] = DEFAULT_IGNORE
+    smb: SmbSettings | None = None
+
+    @model_validator(mode="after")
+    def _smb_needs_its_share(self) -> WatcherSettings:
+        if self.mode == "smb" and self.smb is None:
+            raise ValueError('mode "smb" needs a [watcher.smb] table (server, share, ...)')
+        return self
 
 
 class MetricsSettings(BaseModel):

@@ -221,10 +221,10 @@ class Daemon:
         watching = start_watching(
             self._root,
             handler,
-            mode=self._settings.watcher.mode,
-            poll_interval=self._settings.watcher.poll_interval,
+            settings=self._settings.watcher,
             ignore=self._ignore,
             on_overflow=lambda: self.request_rescan("event-queue-overflow"),
+            on_resubscribed=lambda: self.request_rescan("smb-resubscribed"),
         )
         self.mode = watching.mode
         return watching
@@ -315,8 +315,9 @@ class Daemon:
     def _apply(self, event: Event) -> None:
         if event.kind is Kind.WAKE:
             return
-        if event.kind is Kind.CLOSED and event.path in self._renamed:
-            # Our own prefix-stripping rename coming back as an event: already registered.
+        if event.kind in (Kind.CLOSED, Kind.TOUCH) and event.path in self._renamed:
+            # Our own prefix-stripping rename coming back as an event (or found by the poller
+            # as a new name): already registered.
             self._renamed.discard(event.path)
             return
         if event.kind in (Kind.TOUCH, Kind.CLOSED):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +163,13 @@ class DaemonProcess:
     """``python -m atoz_watcher run`` with its log in a file and $NOTIFY_SOCKET bound here."""
 
     def __init__(
-        self, tree: Tree, log_path: Path, *, tag: str = "bench", hide: Sequence[str] = ()
+        self,
+        tree: Tree,
+        log_path: Path,
+        *,
+        tag: str = "bench",
+        hide: Sequence[str] = (),
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -181,6 +187,7 @@ class DaemonProcess:
             ATOZ_METRICS__ENABLED="false",
             NOTIFY_SOCKET="@" + name,
         )
+        env.update(settings or {})  # more ATOZ_ settings (e.g. the watcher's mode)
         self._log = log_path.open("wb")
         self.spawned = time.perf_counter()
         self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed command

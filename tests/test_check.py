@@ -30,6 +30,7 @@ NAMES = [
     "image categories",
     "A-to-Z root",
     "A-to-Z root group",
+    "filesystem",
     "inotify watches",
     "inotify instances",
     "state directory",

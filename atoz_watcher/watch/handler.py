@@ -78,7 +78,9 @@ class QueueingHandler(FileSystemEventHandler):
         self._out = out
         self._ignore = ignore
 
-    def _put(self, kind: Kind, path: bytes | str, *, is_directory: bool) -> None:
+    def put(self, kind: Kind, path: bytes | str, *, is_directory: bool) -> None:
+        """Queue ``kind`` for ``path`` when it is something we act on (not ignored, at the
+        depth of a folder or a file we watch)."""
         text = os.fsdecode(path)
         if classify(self._root, text, is_directory=is_directory, ignore=self._ignore) is not None:
             self._out.put(Event(kind, text))
@@ -89,15 +91,15 @@ class QueueingHandler(FileSystemEventHandler):
         if event.is_directory:
             if event.event_type in ("created", "moved"):
                 target = event.dest_path if event.event_type == "moved" else event.src_path
-                self._put(Kind.FOLDER, target, is_directory=True)
+                self.put(Kind.FOLDER, target, is_directory=True)
             return
         if event.event_type == "deleted":
-            self._put(Kind.GONE, event.src_path, is_directory=False)
+            self.put(Kind.GONE, event.src_path, is_directory=False)
         elif event.event_type == "moved":
             # Renamed into place: complete as far as the writer is concerned.
-            self._put(Kind.GONE, event.src_path, is_directory=False)
-            self._put(Kind.CLOSED, event.dest_path, is_directory=False)
+            self.put(Kind.GONE, event.src_path, is_directory=False)
+            self.put(Kind.CLOSED, event.dest_path, is_directory=False)
         elif event.event_type == "closed":
-            self._put(Kind.CLOSED, event.src_path, is_directory=False)
+            self.put(Kind.CLOSED, event.src_path, is_directory=False)
         else:  # created, modified
-            self._put(Kind.TOUCH, event.src_path, is_directory=False)
+            self.put(Kind.TOUCH, event.src_path, is_directory=False)
