@@ -297,14 +297,13 @@ def burst_latency(
     registered_after = 0.0
 
     def drop() -> threading.Event:
-        nonlocal registered_after
         done = threading.Event()
-        for n in range(files):
-            (folders[n % len(folders)] / f"burst{n}.jpg").write_bytes(b"burst")
-        dropped = time.perf_counter()
 
         def watch() -> None:
             nonlocal registered_after
+            dropped = time.perf_counter()
+            for n in range(files):  # while the clients run: the daemon starts at the first
+                (folders[n % len(folders)] / f"burst{n}.jpg").write_bytes(b"burst")
 
             def all_there() -> bool | None:
                 with engine.connect() as conn:

@@ -30,7 +30,8 @@ def format_date(value: object) -> str:
         except ValueError:
             return ""
     if isinstance(value, datetime):
-        return "" if value.year < FIRST_YEAR else value.strftime(DATE_FORMAT)
+        # isoformat, not strftime: the same text (DATE_FORMAT) at a fraction of the cost.
+        return "" if value.year < FIRST_YEAR else value.isoformat(" ", "seconds")
     if isinstance(value, date):
         return "" if value.year < FIRST_YEAR else f"{value.isoformat()} 00:00:00"
     return ""
@@ -50,22 +51,6 @@ def img_type_name(value: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class FilePaths:
-    """How filePath shows a file: ``root`` + Letter + ImageFolder + FileName, joined with
-    ``separator``; ``root`` None for InDatabase (every filePath blank)."""
-
-    root: str | None
-    separator: str
-
-    def of(self, *, image_folder: str, lname: str, fname: str, pat_num: int, file_name: str) -> str:
-        if self.root is None or not file_name:
-            return ""
-        folder = image_folder or folder_name(lname, fname, pat_num)
-        root = self.root.rstrip(self.separator)  # "" for "/": the join starts with "/"
-        return self.separator.join((root, letter_folder(folder), folder, file_name))
-
-
-@dataclass(frozen=True, slots=True)
 class Patient:
     pat_num: int
     image_folder: str
@@ -73,28 +58,45 @@ class Patient:
     fname: str
 
 
+@dataclass(frozen=True, slots=True)
+class FilePaths:
+    """How filePath shows a file: ``root`` + Letter + ImageFolder + FileName, joined with
+    ``separator``; ``root`` None for InDatabase (every filePath blank)."""
+
+    root: str | None
+    separator: str
+
+    def folder(self, patient: Patient) -> str | None:
+        """What comes before the FileName in the patient's filePaths (ending with the
+        separator); None for InDatabase."""
+        if self.root is None:
+            return None
+        folder = patient.image_folder or folder_name(patient.lname, patient.fname, patient.pat_num)
+        root = self.root.rstrip(self.separator)  # "" for "/": the join starts with "/"
+        return self.separator.join((root, letter_folder(folder), folder, ""))
+
+
+def file_path(folder: str | None, file_name: str) -> str:
+    """A document's filePath from ``FilePaths.folder``: blank for InDatabase and for no file."""
+    return "" if folder is None or not file_name else folder + file_name
+
+
 def document_json(
     entry: DocumentEntry,
     *,
-    patient: Patient,
+    folder: str | None,
     categories: Mapping[int, str],
-    paths: FilePaths,
     mount_num: int,
     server_time: str,
 ) -> Json:
-    """One document as the seed shows it, plus PatNum, FileName and ImgType."""
+    """One document as the seed shows it, plus PatNum, FileName and ImgType; ``folder`` is its
+    patient's ``FilePaths.folder``."""
     return {
         "DocNum": entry.doc_num,
         "MountNum": mount_num,
         "PatNum": entry.pat_num,
         "FileName": entry.file_name,
-        "filePath": paths.of(
-            image_folder=patient.image_folder,
-            lname=patient.lname,
-            fname=patient.fname,
-            pat_num=patient.pat_num,
-            file_name=entry.file_name,
-        ),
+        "filePath": file_path(folder, entry.file_name),
         "Description": entry.description,
         "Note": visible_note(entry.note),
         "DateCreated": format_date(entry.date_created),
@@ -141,6 +143,7 @@ def page_json(
     listed under a mount has that MountNum; one on its own, 0. A row deleted between the
     page's query and this one's is left out."""
     page: list[Json] = []
+    folder = paths.folder(patient)  # once: every document of the page is in it
     for key in keys:
         if key.kind is Listed.MOUNT:
             if (mount := mounts.get(key.num)) is not None:
@@ -149,9 +152,8 @@ def page_json(
             page.append(
                 document_json(
                     doc,
-                    patient=patient,
+                    folder=folder,
                     categories=categories,
-                    paths=paths,
                     mount_num=key.mount_num,
                     server_time=server_time,
                 )

@@ -236,9 +236,8 @@ class DocumentService:
         )
         return document_json(
             entry,
-            patient=owner,
+            folder=self._paths.folder(owner),
             categories=categories,
-            paths=self._paths,
             mount_num=mount_num,
             server_time=self._server_time(),
         )
