@@ -132,6 +132,34 @@ def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[
     return known
 
 
+def known_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[str]]:
+    """``file_names`` for a rescan that reads a letter folder's patients at a time: the same
+    answer, read cheaply (the whole tree's FileNames, hundreds of thousands, pass through here).
+
+    On SQLite each patient's names come joined in one row (NUL between them; a name that holds
+    a NUL, which no file on disk can be called, left out), split here: a string a patient, not
+    a row a file. Elsewhere the rows are fetched at once, not wrapped one by one.
+    """
+    known: dict[int, set[str]] = {pat_num: set() for pat_num in pat_nums}
+    sqlite = conn.dialect.name == "sqlite"
+    for chunk in _chunks(pat_nums):
+        numbers = ", ".join(str(int(n)) for n in chunk)
+        if sqlite:
+            rows = conn.exec_driver_sql(
+                "SELECT PatNum, group_concat(FileName, char(0)) FROM document "
+                f"WHERE PatNum IN ({numbers}) AND instr(FileName, char(0)) = 0 GROUP BY PatNum"
+            ).fetchall()
+            for pat_num, joined in rows:
+                known[int(pat_num)] = set(joined.split("\0"))
+            continue
+        rows = conn.exec_driver_sql(
+            f"SELECT PatNum, FileName FROM document WHERE PatNum IN ({numbers})"
+        ).fetchall()
+        for pat_num, file_name in rows:
+            known[int(pat_num)].add(file_name or "")
+    return known
+
+
 def doc_nums(
     conn: Connection, *, pat_nums: Collection[int], names: Collection[str]
 ) -> dict[tuple[int, str], int]:
