@@ -414,7 +414,7 @@ def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) ->
         f"  ratio  p50 {ours_p50 / floor_p50:7.2f}x     p99 {ours_p99 / floor_p99:7.2f}x",
         (
             f"GET /documents while the daemon registers {args.burst} files dropped at once "
-            f"({busy_n} requests in the {busy_s:.1f} s until the last row):"
+            f"({busy_n} requests in the {busy_s:.1f} s from the first file to the last row):"
         ),
         f"  ours   p50 {busy_p50:7.1f} ms   p99 {busy_p99:7.1f} ms",
         (
