@@ -360,6 +360,7 @@ def run_rescan(
             ignore=IgnoreRules(settings.watcher.ignore),
             # A file a scanner is still writing is left for the next rescan (or the daemon).
             min_age_s=min_age_s,
+            keep=False,  # one run: FileNames read a letter folder at a time
         )
         summary = scanner.run(pat_num=pat_num, dry_run=dry_run)
     print_summary(summary, out, dry_run=dry_run)

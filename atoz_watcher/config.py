@@ -178,6 +178,9 @@ class ApiSettings(BaseModel):
     file_path_separator: str = Field(default="/", min_length=1, max_length=1)
     # Largest file accepted by Upload, decoded (bytes).
     max_upload_bytes: PositiveInt = 100 * 1024 * 1024
+    # The largest page a list returns (GET /documents' Limit, and its default): 1000 as Open
+    # Dental's API Service; 100 as its cloud API. A larger Limit is cut to this.
+    max_limit: PositiveInt = 1000
 
 
 class MaterializerSettings(BaseModel):

@@ -37,6 +37,27 @@ class PatientNotFoundError(AtozError):
         super().__init__("Patient not found")
 
 
+# patient.PatStatus of a deleted patient (Open Dental's PatientStatus.Deleted).
+PAT_STATUS_DELETED = 4
+
+
+class PatientDeletedError(AtozError):
+    """Open Dental's deleted patients take no new documents."""
+
+    def __init__(self, pat_num: int) -> None:
+        self.pat_num = pat_num
+        super().__init__("Patient is deleted; documents cannot be added to a deleted patient")
+
+
+def check_not_deleted(conn: Connection, pat_num: int) -> None:
+    """``PatientNotFoundError`` for no such patient, ``PatientDeletedError`` for a deleted one."""
+    status = queries.pat_status(conn, pat_num=pat_num)
+    if status is None:
+        raise PatientNotFoundError(pat_num)
+    if status == PAT_STATUS_DELETED:
+        raise PatientDeletedError(pat_num)
+
+
 class CategoryError(AtozError):
     """DocCategory is not an image category (a ``definition`` with Category=18)."""
 
@@ -201,6 +222,7 @@ class DocumentWriter:
         patient = queries.patient(conn, pat_num=new.pat_num)
         if patient is None:
             raise PatientNotFoundError(new.pat_num)
+        check_not_deleted(conn, new.pat_num)
         categories = queries.image_categories(conn)
         if new.category is None:
             default = first_visible(categories)

@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
+from itertools import accumulate, chain, groupby
+from operator import attrgetter
 from pathlib import Path
 
 import structlog
@@ -83,6 +84,8 @@ class _Snapshot:
     # folder name -> (its letter folder, its patient) where exactly one patient has that
     # ImageFolder: the answer for nearly every folder, found with one dict lookup.
     owners: dict[str, tuple[str, PatientRow]] = field(default_factory=dict)
+    # ``known`` holds only the patients of the letter folder being walked (Rescanner._by_letter).
+    lazy: bool = False
 
     @classmethod
     def build(cls, patients: Sequence[PatientRow], known: dict[int, set[str]]) -> _Snapshot:
@@ -284,8 +287,13 @@ class Rescanner:
         ignore: IgnoreRules = DEFAULT_RULES,
         min_age_s: float = 0.0,
         clock: Callable[[], float] = time.time,
+        keep: bool = True,
     ) -> None:
         self._engine = engine
+        # False for a Rescanner run once (``atoz-watcher rescan``): nothing is kept for a next
+        # run, so the whole tables are never read; each letter folder's patients' FileNames
+        # are read when the walk reaches it.
+        self._keep = keep
         self._ignore = ignore
         self._min_age_s = min_age_s
         self._clock = clock
@@ -334,7 +342,8 @@ class Rescanner:
             folders = list(folders)
             total = len(folders)
         pending: list[Candidate] = []
-        for done, folder in enumerate(folders, start=1):
+        walk = chain.from_iterable(self._by_letter(folders, snapshot))
+        for done, folder in enumerate(walk, start=1):
             if should_stop():
                 break
             self._scan_folder(folder, snapshot, summary, pending, dry_run=dry_run)
@@ -349,6 +358,25 @@ class Rescanner:
         self._kept = (fingerprint, snapshot)
         return summary, True
 
+    def _by_letter(
+        self, folders: Iterable[FolderEntry], snapshot: _Snapshot | _Packed
+    ) -> Iterator[list[FolderEntry]]:
+        """The folders a letter folder at a time; for a snapshot read without FileNames (not
+        kept), those of the patients whose folders these are are read first."""
+        for _, group in groupby(folders, key=attrgetter("letter")):
+            letter = list(group)
+            if isinstance(snapshot, _Snapshot) and snapshot.lazy:
+                owners = {
+                    found[0]
+                    for folder in letter
+                    if not isinstance(
+                        found := snapshot.lookup(folder.letter, folder.name), Unmatched
+                    )
+                }
+                with self._engine.connect() as conn:
+                    snapshot.known = queries.known_names(conn, pat_nums=owners)
+            yield letter
+
     def _snapshot(
         self, pat_num: int | None
     ) -> tuple[_Snapshot | _Packed, tuple[object, ...] | None]:
@@ -358,6 +386,12 @@ class Rescanner:
                 row = queries.patient(conn, pat_num=pat_num)
                 known = queries.file_names(conn, pat_nums=[pat_num])
                 return _Snapshot.build([] if row is None else [row], known), None
+            if not self._keep:
+                # The patients only (a few columns a patient); FileNames a letter at a time.
+                with _gc_paused():
+                    snapshot = _Snapshot.build(list(queries.all_patients(conn)), {})
+                snapshot.lazy = True
+                return snapshot, None
             # Read before the rows: a change made while they are read changes the next
             # fingerprint, so a kept snapshot is never older than its fingerprint says.
             fingerprint = queries.tables_fingerprint(conn)

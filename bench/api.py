@@ -1,24 +1,27 @@
-"""Benchmark: the Documents API against the framework's floor, in one run.
+"""Benchmark: the Documents API against the framework's floor, on SQLite and MariaDB, in one run.
 
 Run from the project root::
 
-    .venv/bin/python bench/api.py [--requests 1000] [--clients 20] [--uploads 5]
-                                  [--database-url mysql+pymysql://root@127.0.0.1:3306/DB]
+    .venv/bin/python bench/api.py [--requests 1000] [--clients 20] [--uploads 5] [--burst 2000]
+                                  [--mariadb mysql+pymysql://root@127.0.0.1:3306 | --no-mariadb]
 
-It builds a throw-away A-to-Z root and database (SQLite in a temporary directory unless
-``--database-url`` names an empty database) with one patient holding 200 documents, then
-serves, each in a process of its own on loopback (real uvicorn, so client and server do not
-share a GIL):
+For each database (SQLite in a temporary directory; then MariaDB, in a database of its own made
+on that server and dropped after) it builds a throw-away A-to-Z root with one patient holding
+200 documents and 100 more patients with their folders, then serves, each in a process of its
+own on loopback (real uvicorn, so client and server do not share a GIL):
 
 (a) ours: ``create_app(settings, engine)`` behind ``ApiServer``;
 (b) the floor: a minimal FastAPI app on the same ``ApiServer`` whose GET returns the same JSON
     bytes as a constant and whose Upload reads the body and returns a constant 201.
 
 It prints GET /documents?PatNum=N latency p50/p99 with ``--clients`` concurrent clients
-(``--requests`` in all, after a warm-up), and Upload MB/s for a 10 MB file (best of
-``--uploads``), for both, and ours as a ratio of the floor (goal >= 0.8x); then the server
-process's peak memory during one Upload of that file, above its idle resident set (VmHWM,
-reset just before; goal <= 2x the file's size), for both.
+(``--requests`` in all, after a warm-up) for both, and ours as a ratio of the floor; then ours
+again while the daemon (``atoz-watcher run``, a process of its own on the same database)
+registers a burst of ``--burst`` files dropped into the 100 folders at once, counting the
+requests made from the drop until the last file's row is there; then Upload MB/s for a 10 MB
+file (best of ``--uploads``), for both, and ours as a ratio of the floor (goal >= 0.8x); then
+the server process's peak memory during one Upload of that file, above its idle resident set
+(VmHWM, reset just before; goal <= 2x the file's size), for both. SQLite, then MariaDB.
 """
 
 from __future__ import annotations
@@ -29,21 +32,32 @@ import base64
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
+import pymysql
 from fastapi import FastAPI, Request, Response
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from harness import log_events, poll  # noqa: E402
 
 from atoz_watcher.api import ApiServer, create_app  # noqa: E402
 from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings  # noqa: E402
@@ -51,12 +65,16 @@ from atoz_watcher.db.engine import (  # noqa: E402
     add_default_categories,
     create_missing_tables,
     make_engine,
+    read_engine,
 )
 from atoz_watcher.db.rows import blank_document  # noqa: E402
 from atoz_watcher.db.shape import TableShape  # noqa: E402
+from atoz_watcher.layout import patient_dir  # noqa: E402
 from atoz_watcher.logging import configure_logging  # noqa: E402
 
 DOCUMENTS = 200
+BURST_PATIENTS = 100
+DAEMON_DEADLINE_S = 300.0
 UPLOAD_BYTES = 10 * 1024 * 1024
 AUTH = {"Authorization": "ODFHIR bench-dev/bench-cust"}
 KEY = ApiKey(developer_key="bench-dev", customer_key="bench-cust")
@@ -76,8 +94,9 @@ def settings_for(root: Path, url: str, state: Path, max_upload: int = MAX_UPLOAD
     )
 
 
-def fill(url: str) -> int:
-    """One patient with DOCUMENTS documents; returns its PatNum."""
+def fill(url: str, root: Path) -> tuple[int, list[Path]]:
+    """One patient with DOCUMENTS documents, and BURST_PATIENTS patients with their folders
+    (for the burst); returns the PatNum and those folders."""
     engine = make_engine(url)
     try:
         create_missing_tables(engine)
@@ -91,6 +110,17 @@ def fill(url: str) -> int:
             if pat is None:
                 raise SystemExit("the database returned no PatNum")
             pat_num = int(pat[0])
+            names = [f"BurstP{n}x" for n in range(BURST_PATIENTS)]
+            conn.execute(
+                patients.table.insert(),
+                [
+                    patients.complete({"LName": "Burst", "FName": f"P{n}", "ImageFolder": name})
+                    for n, name in enumerate(names)
+                ],
+            )
+            folders = [patient_dir(root, name) for name in names]
+            for folder in folders:
+                folder.mkdir(parents=True)
             shape = TableShape.reflect(conn, "document")
             start = datetime(2020, 1, 1, 8, 0, 0)
             conn.execute(
@@ -109,7 +139,7 @@ def fill(url: str) -> int:
                     for n in range(DOCUMENTS)
                 ],
             )
-        return pat_num
+        return pat_num, folders
     finally:
         engine.dispose()
 
@@ -183,31 +213,146 @@ class Served:
             self._proc.join()
 
 
-async def _latencies(url: str, pat_num: int, *, requests: int, clients: int) -> list[float]:
+async def _latencies(
+    url: str,
+    pat_num: int,
+    *,
+    requests: int,
+    clients: int,
+    during: Callable[[], threading.Event] | None = None,
+) -> list[float]:
+    """Latencies of ``requests`` GETs over ``clients`` clients; with ``during``, called after
+    the warm-up, of every GET that starts before the event it returns is set."""
     timings: list[float] = []
     per_client = max(1, requests // clients)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits, timeout=60) as api:
 
+        async def one() -> float:
+            started = time.perf_counter()
+            reply = await api.get("/api/v1/documents", params={"PatNum": pat_num})
+            elapsed = time.perf_counter() - started
+            if reply.status_code != 200 or reply.content.count(b'"DocNum"') != DOCUMENTS:
+                raise SystemExit(f"unexpected reply {reply.status_code} from {url}")
+            return elapsed
+
         async def client(count: int, record: bool) -> None:
             for _ in range(count):
-                started = time.perf_counter()
-                reply = await api.get("/api/v1/documents", params={"PatNum": pat_num})
-                elapsed = time.perf_counter() - started
-                if reply.status_code != 200 or reply.content.count(b'"DocNum"') != DOCUMENTS:
-                    raise SystemExit(f"unexpected reply {reply.status_code} from {url}")
+                elapsed = await one()
                 if record:
                     timings.append(elapsed)
 
+        async def client_until(done: threading.Event) -> None:
+            while not done.is_set():
+                timings.append(await one())
+
         await asyncio.gather(*(client(3, record=False) for _ in range(clients)))  # warm-up
-        await asyncio.gather(*(client(per_client, record=True) for _ in range(clients)))
+        if during is None:
+            await asyncio.gather(*(client(per_client, record=True) for _ in range(clients)))
+        else:
+            done = during()
+            await asyncio.gather(*(client_until(done) for _ in range(clients)))
     return timings
 
 
-def latency(url: str, pat_num: int, *, requests: int, clients: int) -> tuple[float, float]:
-    timings = asyncio.run(_latencies(url, pat_num, requests=requests, clients=clients))
+def percentiles(timings: list[float]) -> tuple[float, float]:
     cuts = statistics.quantiles(timings, n=100)
     return cuts[49] * 1000, cuts[98] * 1000
+
+
+def latency(url: str, pat_num: int, *, requests: int, clients: int) -> tuple[float, float]:
+    return percentiles(asyncio.run(_latencies(url, pat_num, requests=requests, clients=clients)))
+
+
+class Daemon:
+    """``atoz-watcher run`` on the bench's root and database, its JSON log in a file."""
+
+    def __init__(self, root: Path, url: str, state: Path) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        self.log_path = state / "daemon.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATOZ_")}
+        env.update(
+            ATOZ_PATH=str(root),
+            ATOZ_DATABASE_URL=url,
+            ATOZ_STATE_DIR=str(state),
+            ATOZ_METRICS__ENABLED="false",
+            ATOZ_THUMBNAILS__ENABLED="false",  # registration alone, not image decoding
+            # A file counts as written once closed: the whole burst is registered at once.
+            ATOZ_WATCHER__OPEN_SETTLE_SECONDS="0.001",
+        )
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "atoz_watcher", "run"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+
+    def wait_caught_up(self) -> None:
+        def caught_up() -> bool | None:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the daemon exited: see {self.log_path}")
+            return True if log_events(self.log_path, "rescan.finished") else None
+
+        if poll(caught_up, DAEMON_DEADLINE_S) is None:
+            raise SystemExit("the daemon did not finish its start-up rescan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def burst_latency(
+    url: str,
+    pat_num: int,
+    *,
+    clients: int,
+    database_url: str,
+    folders: list[Path],
+    files: int,
+) -> tuple[float, float, int, float]:
+    """GET latencies while the daemon registers ``files`` files dropped at once: p50, p99 (ms),
+    the number of GETs and the seconds from the drop to the last row."""
+    engine = read_engine(make_engine(database_url))
+    registered_after = 0.0
+
+    def drop() -> threading.Event:
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal registered_after
+            dropped = time.perf_counter()
+            for n in range(files):  # while the clients run: the daemon starts at the first
+                (folders[n % len(folders)] / f"burst{n}.jpg").write_bytes(b"burst")
+
+            def all_there() -> bool | None:
+                with engine.connect() as conn:
+                    count = conn.execute(
+                        text("SELECT COUNT(*) FROM document WHERE FileName LIKE 'burst%'")
+                    ).scalar_one()
+                return True if int(count) >= files else None
+
+            poll(all_there, DAEMON_DEADLINE_S)
+            registered_after = time.perf_counter() - dropped
+            done.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        return done
+
+    try:
+        timings = asyncio.run(_latencies(url, pat_num, requests=0, clients=clients, during=drop))
+    finally:
+        engine.dispose()
+    if registered_after >= DAEMON_DEADLINE_S:
+        raise SystemExit(f"the daemon did not register the {files} files")
+    p50, p99 = percentiles(timings)
+    return p50, p99, len(timings), registered_after
 
 
 def upload_body(pat_num: int, data: bytes) -> bytes:
@@ -274,20 +419,105 @@ def measure_upload(served: Served, pat_num: int, data: bytes, *, rounds: int) ->
     )
 
 
-def print_upload(ours: UploadFigures, floor: UploadFigures, size: int) -> None:
+def upload_lines(ours: UploadFigures, floor: UploadFigures, size: int) -> list[str]:
     """Throughput against the floor, and the peak against the file's size."""
     file_mb = size / MB
-    print(f"Upload of {file_mb:.0f} MB (MB/s: client encodes the JSON / JSON encoded before):")
-    for name, figures in (("ours", ours), ("floor", floor)):
-        print(
+    return [
+        f"Upload of {file_mb:.0f} MB (MB/s: client encodes the JSON / JSON encoded before):",
+        *(
             f"  {name:6s} {figures.rate:7.1f} / {figures.encoded_rate:7.1f} MB/s   "
             f"peak {figures.peak:6.1f} MB above idle"
+            for name, figures in (("ours", ours), ("floor", floor))
+        ),
+        (
+            f"  ratio  {ours.rate / floor.rate:7.2f}x / "
+            f"{ours.encoded_rate / floor.encoded_rate:.2f}x of the floor's rate (goal >= 0.8x)"
+        ),
+        f"  peak   {ours.peak / file_mb:7.2f}x the file's size (goal <= 2x)",
+    ]
+
+
+@contextmanager
+def mariadb_database(server: str) -> Iterator[str]:
+    """A database of its own on the MariaDB server at ``server``, dropped after."""
+    parsed = make_url(server)
+    name = f"atoz_bench_api_{uuid.uuid4().hex[:12]}"
+    options = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": parsed.username or "root",
+        "password": parsed.password or "",
+        "autocommit": True,
+    }
+    admin = pymysql.connect(**options)
+    with admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield f"{parsed.set(database=name).render_as_string(hide_password=False)}?charset=utf8mb4"
+    finally:
+        admin = pymysql.connect(**options)
+        with admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) -> list[str]:
+    """Every figure on one database, as the lines to print."""
+    root, state = base / "OpenDentImages", base / "state"
+    root.mkdir()
+    state.mkdir(exist_ok=True)
+    pat_num, folders = fill(url, root)
+
+    ours = Served("ours", root, url, state, b"")
+    try:
+        with httpx.Client(base_url=ours.url, headers=AUTH) as api:
+            list_body = api.get("/api/v1/documents", params={"PatNum": pat_num}).content
+        ours_p50, ours_p99 = latency(
+            ours.url, pat_num, requests=args.requests, clients=args.clients
         )
-    print(
-        f"  ratio  {ours.rate / floor.rate:7.2f}x / {ours.encoded_rate / floor.encoded_rate:.2f}x"
-        " of the floor's rate (goal >= 0.8x)"
-    )
-    print(f"  peak   {ours.peak / file_mb:7.2f}x the file's size (goal <= 2x)")
+        daemon = Daemon(root, url, base / "daemon-state")
+        try:
+            daemon.wait_caught_up()
+            busy_p50, busy_p99, busy_n, busy_s = burst_latency(
+                ours.url,
+                pat_num,
+                clients=args.clients,
+                database_url=url,
+                folders=folders,
+                files=args.burst,
+            )
+        finally:
+            daemon.stop()
+        ours_upload = measure_upload(ours, pat_num, data, rounds=args.uploads)
+    finally:
+        ours.close()
+    floor = Served("floor", root, url, state, list_body)
+    try:
+        floor_p50, floor_p99 = latency(
+            floor.url, pat_num, requests=args.requests, clients=args.clients
+        )
+        floor_upload = measure_upload(floor, pat_num, data, rounds=args.uploads)
+    finally:
+        floor.close()
+
+    database = "SQLite" if url.startswith("sqlite") else "MariaDB"
+    return [
+        f"database: {database}; {DOCUMENTS} documents; response {len(list_body)} bytes",
+        f"GET /documents, {args.clients} concurrent clients, {args.requests} requests:",
+        f"  ours   p50 {ours_p50:7.1f} ms   p99 {ours_p99:7.1f} ms",
+        f"  floor  p50 {floor_p50:7.1f} ms   p99 {floor_p99:7.1f} ms",
+        f"  ratio  p50 {ours_p50 / floor_p50:7.2f}x     p99 {ours_p99 / floor_p99:7.2f}x",
+        (
+            f"GET /documents while the daemon registers {args.burst} files dropped at once "
+            f"({busy_n} requests in the {busy_s:.1f} s from the first file to the last row):"
+        ),
+        f"  ours   p50 {busy_p50:7.1f} ms   p99 {busy_p99:7.1f} ms",
+        (
+            f"  ratio  p50 {busy_p50 / floor_p50:7.2f}x     p99 {busy_p99 / floor_p99:7.2f}x"
+            " (of the floor above)"
+        ),
+        f"(Upload rate: best of {args.uploads})",
+        *upload_lines(ours_upload, floor_upload, UPLOAD_BYTES),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,45 +525,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=5)
-    parser.add_argument("--database-url", default="", help="an empty database (default SQLite)")
+    parser.add_argument("--burst", type=int, default=2000, help="files the daemon registers")
+    parser.add_argument(
+        "--mariadb",
+        default="mysql+pymysql://root@127.0.0.1:3306",
+        help="a MariaDB/MySQL server where the bench may create and drop a database",
+    )
+    parser.add_argument("--no-mariadb", action="store_true", help="SQLite only")
     args = parser.parse_args(argv)
     configure_logging(level="warning")
+    data = os.urandom(UPLOAD_BYTES)
 
     with tempfile.TemporaryDirectory(prefix="atoz-bench-api-") as tmp:
-        base = Path(tmp)
-        root, state = base / "OpenDentImages", base / "state"
-        root.mkdir()
-        url = args.database_url or f"sqlite:///{state / 'bench.sqlite3'}"
-        pat_num = fill(url)
-        data = os.urandom(UPLOAD_BYTES)
-
-        ours = Served("ours", root, url, state, b"")
-        try:
-            with httpx.Client(base_url=ours.url, headers=AUTH) as api:
-                list_body = api.get("/api/v1/documents", params={"PatNum": pat_num}).content
-            ours_p50, ours_p99 = latency(
-                ours.url, pat_num, requests=args.requests, clients=args.clients
-            )
-            ours_upload = measure_upload(ours, pat_num, data, rounds=args.uploads)
-        finally:
-            ours.close()
-        floor = Served("floor", root, url, state, list_body)
-        try:
-            floor_p50, floor_p99 = latency(
-                floor.url, pat_num, requests=args.requests, clients=args.clients
-            )
-            floor_upload = measure_upload(floor, pat_num, data, rounds=args.uploads)
-        finally:
-            floor.close()
-
-    database = "MariaDB/MySQL" if args.database_url else "SQLite"
-    print(f"database: {database}; {DOCUMENTS} documents; response {len(list_body)} bytes")
-    print(f"GET /documents, {args.clients} concurrent clients, {args.requests} requests:")
-    print(f"  ours   p50 {ours_p50:7.1f} ms   p99 {ours_p99:7.1f} ms")
-    print(f"  floor  p50 {floor_p50:7.1f} ms   p99 {floor_p99:7.1f} ms")
-    print(f"  ratio  p50 {ours_p50 / floor_p50:7.2f}x     p99 {ours_p99 / floor_p99:7.2f}x")
-    print(f"(Upload rate: best of {args.uploads})")
-    print_upload(ours_upload, floor_upload, UPLOAD_BYTES)
+        sqlite_base = Path(tmp) / "sqlite"
+        sqlite_base.mkdir()
+        url = f"sqlite:///{sqlite_base / 'state' / 'bench.sqlite3'}"
+        print("\n".join(run_database(url, sqlite_base, args, data)), flush=True)
+        if not args.no_mariadb:
+            maria_base = Path(tmp) / "mariadb"
+            maria_base.mkdir()
+            with mariadb_database(args.mariadb) as maria_url:
+                print("\n".join(run_database(maria_url, maria_base, args, data)), flush=True)
     return 0
 
 

@@ -316,6 +316,25 @@ def test_upload_sftp_checks_the_patient_before_connecting(
     assert site.connections == 0
 
 
+def test_upload_sftp_refuses_a_deleted_patient_before_connecting(
+    sqlite_clinic: Clinic, site: SftpSite, tmp_path: Path
+) -> None:
+    world = sqlite_clinic.world
+    with world.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": sqlite_clinic.pat}
+        )
+    (site.root / "x.png").write_bytes(PAYLOAD)
+    with sftp_api(sqlite_clinic, site, tmp_path) as api:
+        reply = api.post(UPLOAD_SFTP, json=creds("x.png", site, PatNum=sqlite_clinic.pat))
+    assert (reply.status_code, reply.json()) == (
+        400,
+        "Patient is deleted; documents cannot be added to a deleted patient",
+    )
+    assert site.connections == 0
+    assert world.documents(sqlite_clinic.pat) == []
+
+
 # -- the SFTP failures -------------------------------------------------------------------------
 
 

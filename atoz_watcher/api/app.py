@@ -5,7 +5,8 @@ Everything the routes need is built here and handed to them; nothing is global.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from atoz_watcher.api.transfers import SftpService
 from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
+from atoz_watcher.db.engine import read_engine
 from atoz_watcher.documents import DocumentWriter
 from atoz_watcher.membudget import MemoryBudget
 from atoz_watcher.sftp import SftpClient
@@ -76,10 +78,12 @@ def create_app(
     if settings.storage == "LocalAtoZ":
         # Upload spools a killed process left in the root (see storage.spool).
         spool.sweep(settings.atoz_path)
+    # Writes take the registration lock through ``engine``; reads never wait for it.
+    reader = read_engine(engine)
     writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
     thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
     service = DocumentService(
-        engine,
+        reader,
         writer,
         storage,
         paths=file_paths(settings),
@@ -91,13 +95,13 @@ def create_app(
     renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
     render = Thumbnailer(renderer)
     transfers = SftpService(
-        engine,
+        reader,
         service,
         sftp=SftpClient(settings.sftp),
         storage=storage,
         root=settings.atoz_path,
         renderer=renderer,
-        composer=MountComposer(engine, storage, settings.atoz_path, renderer),
+        composer=MountComposer(reader, storage, settings.atoz_path, renderer),
         in_database=settings.storage == "InDatabase",
     )
     app = FastAPI(
@@ -110,9 +114,12 @@ def create_app(
         # A body without a Content-Type is read as JSON too: clients of Open Dental's API
         # that never sent one keep working.
         strict_content_type=False,
+        lifespan=_closing(reader, engine),
     )
     install_handlers(app)
-    app.include_router(build_router(service, transfers, render=render))
+    app.include_router(
+        build_router(service, transfers, render=render, max_limit=settings.api.max_limit)
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
     app.add_middleware(
@@ -125,6 +132,23 @@ def create_app(
     )
     app.add_middleware(RequestLogger)
     return app
+
+
+def _closing(
+    reader: Engine, engine: Engine
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the reader's connections are closed when the server stops (the
+    caller's ``engine`` is the caller's to dispose)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if reader is not engine:
+                reader.dispose()
+
+    return lifespan
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

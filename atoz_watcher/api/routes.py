@@ -19,6 +19,7 @@ from atoz_watcher.api.models import (
     ThumbnailsRequest,
     UploadSftpRequest,
 )
+from atoz_watcher.api.paging import LIMIT_INVALID, OFFSET_INVALID, page_of
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
 from atoz_watcher.api.upload_stream import UPLOAD_BODY_SCHEMA, receive_upload
@@ -58,7 +59,11 @@ SFTP_BUSY = (
 
 
 def build_router(
-    service: DocumentService, sftp: SftpService, *, render: Callable[[ThumbJob], object]
+    service: DocumentService,
+    sftp: SftpService,
+    *,
+    render: Callable[[ThumbJob], object],
+    max_limit: int,
 ) -> APIRouter:
     """The routes, closed over the service that does the work (no global state)."""
     router = APIRouter(prefix=PREFIX, responses=COMMON)
@@ -66,13 +71,24 @@ def build_router(
     @router.get(
         "/documents",
         response_model=list[DocumentOut],
-        summary="All documents and mounts of a patient, ordered by DateCreated",
-        responses={404: _error('"Patient not found"')},
+        summary="The documents and mounts of a patient, ordered by DateCreated, a page at a time",
+        description=(
+            f"At most `Limit` items (default and largest {max_limit}) from item `Offset` on "
+            "(default 0, the first). Request pages until one comes back shorter than the "
+            "limit. A document on a mount is listed right after its mount."
+        ),
+        responses={
+            400: _error(f'"{LIMIT_INVALID}", "{OFFSET_INVALID}", or a PatNum error'),
+            404: _error('"Patient not found"'),
+        },
     )
     def list_documents(
         pat_num: Annotated[int, Query(alias="PatNum", ge=1, le=BIGINT_MAX, examples=[1])],
+        limit: Annotated[str | None, Query(alias="Limit", examples=["100"])] = None,
+        offset: Annotated[str | None, Query(alias="Offset", examples=["0"])] = None,
     ) -> JSONResponse:
-        return JSONResponse(service.list_for(pat_num))
+        page = page_of(limit, offset, max_limit=max_limit)
+        return JSONResponse(service.list_for(pat_num, limit=page.limit, offset=page.offset))
 
     @router.post(
         "/documents/Upload",

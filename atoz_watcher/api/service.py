@@ -25,7 +25,7 @@ from atoz_watcher.api.present import (
     Json,
     Patient,
     document_json,
-    patient_list,
+    page_json,
 )
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
 from atoz_watcher.db import queries
@@ -35,6 +35,7 @@ from atoz_watcher.documents import (
     Created,
     DocumentWriter,
     NewDocument,
+    PatientDeletedError,
     PatientNotFoundError,
 )
 from atoz_watcher.errors import (
@@ -75,7 +76,7 @@ def answered() -> Iterator[None]:
         yield
     except PatientNotFoundError:
         raise ApiError(404, PATIENT_NOT_FOUND) from None
-    except (CategoryError, NoImageCategoryError) as exc:
+    except (CategoryError, NoImageCategoryError, PatientDeletedError) as exc:
         raise ApiError(400, str(exc)) from None
     except UnsafeNameError as exc:
         raise ApiError(400, f"the patient's files cannot be stored: {exc}") from None
@@ -166,22 +167,28 @@ class DocumentService:
             self._mount_tables_seen = queries.has_mount_tables(conn)
         return self._mount_tables_seen
 
-    def list_for(self, pat_num: int) -> list[Json]:
-        """GET /documents?PatNum=N."""
+    def list_for(self, pat_num: int, *, limit: int, offset: int) -> list[Json]:
+        """GET /documents?PatNum=N&Limit=L&Offset=O: one page of the patient's list, read by
+        the database's LIMIT and OFFSET (``limit`` already capped by the caller)."""
         with answered(), self._engine.connect() as conn:
             patient = self._patient(conn, pat_num)
             categories = self._categories(conn)
-            documents = queries.document_entries(conn, pat_num=pat_num)
-            mounts: list[queries.MountEntry] = []
-            items: dict[int, tuple[int, int]] = {}
-            if self.has_mount_tables(conn):
-                mounts = queries.mount_entries(conn, pat_num=pat_num)
-                if mounts:
-                    items = queries.mount_items(conn, pat_num=pat_num)
-        return patient_list(
+            keys = queries.list_page(
+                conn,
+                pat_num=pat_num,
+                limit=limit,
+                offset=offset,
+                with_mounts=self.has_mount_tables(conn),
+            )
+            documents = queries.document_entries(
+                conn, doc_nums=[k.num for k in keys if k.kind is not queries.Listed.MOUNT]
+            )
+            mount_nums = [k.num for k in keys if k.kind is queries.Listed.MOUNT]
+            mounts = queries.mount_entries(conn, mount_nums=mount_nums) if mount_nums else {}
+        return page_json(
+            keys,
             documents,
             mounts,
-            items,
             patient=patient,
             categories=categories,
             paths=self._paths,
@@ -211,9 +218,8 @@ class DocumentService:
         )
         return document_json(
             entry,
-            patient=owner,
+            folder=self._paths.folder(owner),
             categories=categories,
-            paths=self._paths,
             mount_num=mount_num,
             server_time=self._server_time(),
         )

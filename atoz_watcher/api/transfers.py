@@ -40,7 +40,7 @@ from atoz_watcher.api.service import (
 )
 from atoz_watcher.composite import MountComposer, MountNotFoundError, MountTooLargeError
 from atoz_watcher.db import queries
-from atoz_watcher.documents import CategoryError, NewDocument, PatientNotFoundError
+from atoz_watcher.documents import CategoryError, NewDocument, check_not_deleted
 from atoz_watcher.layout import folder_name
 from atoz_watcher.sftp import SftpClient
 from atoz_watcher.sftp_address import Credentials, Failure, SftpError
@@ -142,8 +142,7 @@ class SftpService:
         )
         # The patient and the category before the transfer: a 404 costs no download.
         with answered(), self._engine.connect() as conn:
-            if queries.patient(conn, pat_num=new.pat_num) is None:
-                raise PatientNotFoundError(new.pat_num)
+            check_not_deleted(conn, new.pat_num)
             if new.category is not None and not any(
                 c.def_num == new.category for c in queries.image_categories(conn)
             ):

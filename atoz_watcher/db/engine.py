@@ -54,6 +54,38 @@ def make_engine(url: str, *, busy_timeout_s: int = 60) -> Engine:
         ) from None
 
 
+def read_engine(engine: Engine, *, busy_timeout_s: int = 60) -> Engine:
+    """An engine for reads only that never waits for the registration lock.
+
+    On SQLite, ``engine`` begins every transaction with BEGIN IMMEDIATE, the write lock: a read
+    through it would queue behind every registration. The reader has connections of its own
+    that begin with a plain (deferred) BEGIN and are ``query_only``: under WAL a read sees the
+    last committed state and neither waits for a writer nor holds one up. On MariaDB/MySQL reads
+    take no lock already (the registration lock is a named lock the writers take), so the
+    engine itself is returned.
+    """
+    if not is_sqlite(engine) or engine.url.database in {None, "", ":memory:"}:
+        return engine
+    reader = create_engine(engine.url)
+
+    @event.listens_for(reader, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        # A reader waits only while SQLite recovers or resets the WAL, never for a writer.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA query_only=1")
+        cursor.close()
+
+    @event.listens_for(reader, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # One snapshot for the statements of a request (patient, categories, page).
+        connection.exec_driver_sql("BEGIN DEFERRED")
+
+    return reader
+
+
 def _sqlite_engine(url: str, database: str | None, busy_timeout_s: int) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

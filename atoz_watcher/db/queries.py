@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import Connection, func, inspect, select, text, update
@@ -128,6 +129,34 @@ def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[
         rows = conn.execute(select(_DOC.c.PatNum, _DOC.c.FileName).where(_DOC.c.PatNum.in_(chunk)))
         for pat_num, file_name in rows:
             known[int(pat_num)].add(file_name)
+    return known
+
+
+def known_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[str]]:
+    """``file_names`` for a rescan that reads a letter folder's patients at a time: the same
+    answer, read cheaply (the whole tree's FileNames, hundreds of thousands, pass through here).
+
+    On SQLite each patient's names come joined in one row (NUL between them; a name that holds
+    a NUL, which no file on disk can be called, left out), split here: a string a patient, not
+    a row a file. Elsewhere the rows are fetched at once, not wrapped one by one.
+    """
+    known: dict[int, set[str]] = {pat_num: set() for pat_num in pat_nums}
+    sqlite = conn.dialect.name == "sqlite"
+    for chunk in _chunks(pat_nums):
+        numbers = ", ".join(str(int(n)) for n in chunk)
+        if sqlite:
+            rows = conn.exec_driver_sql(
+                "SELECT PatNum, group_concat(FileName, char(0)) FROM document "
+                f"WHERE PatNum IN ({numbers}) AND instr(FileName, char(0)) = 0 GROUP BY PatNum"
+            ).fetchall()
+            for pat_num, joined in rows:
+                known[int(pat_num)] = set(joined.split("\0"))
+            continue
+        rows = conn.exec_driver_sql(
+            f"SELECT PatNum, FileName FROM document WHERE PatNum IN ({numbers})"
+        ).fetchall()
+        for pat_num, file_name in rows:
+            known[int(pat_num)].add(file_name or "")
     return known
 
 
@@ -352,16 +381,23 @@ def _document_entry(r: Sequence[Any]) -> DocumentEntry:
     )
 
 
-def document_entries(conn: Connection, *, pat_num: int) -> list[DocumentEntry]:
-    """Every document of a patient, in DocNum order; no RawBase64, no whole file in a Note.
+def document_entries(conn: Connection, *, doc_nums: Collection[int]) -> dict[int, DocumentEntry]:
+    """DocNum -> its entry, for the given DocNums (a page of a list); no RawBase64, no whole
+    file in a Note. Plain SQL, so the dates come back as stored: a row another program wrote
+    with a date SQLAlchemy cannot parse must not fail the whole list."""
+    found: dict[int, DocumentEntry] = {}
+    for chunk in _chunks(doc_nums):
+        numbers = ", ".join(str(int(n)) for n in chunk)
+        for r in _fetch(conn, f"{_DOCUMENT_ENTRY_SQL} WHERE DocNum IN ({numbers})"):
+            entry = _document_entry(r)
+            found[entry.doc_num] = entry
+    return found
 
-    Plain SQL, so the dates come back as stored: a row another program wrote with a date
-    SQLAlchemy cannot parse must not fail the whole list.
-    """
-    rows = conn.execute(
-        text(f"{_DOCUMENT_ENTRY_SQL} WHERE PatNum = :p ORDER BY DocNum"), {"p": pat_num}
-    )
-    return [_document_entry(r) for r in rows]
+
+def _fetch(conn: Connection, sql: str) -> Sequence[Sequence[Any]]:
+    """Every row of a fixed query (no parameters), fetched at once: a page of a patient's list
+    is a GET's main cost, and fetching its rows one at a time a third of it."""
+    return conn.exec_driver_sql(sql).fetchall()
 
 
 def document_entry(conn: Connection, *, doc_num: int) -> DocumentEntry | None:
@@ -375,38 +411,94 @@ def has_mount_tables(conn: Connection) -> bool:
     return inspector.has_table("mount") and inspector.has_table("mountitem")
 
 
-def mount_entries(conn: Connection, *, pat_num: int) -> list[MountEntry]:
-    rows = conn.execute(
-        text(
-            "SELECT MountNum, PatNum, DocCategory, DateCreated, Description, Note FROM mount "
-            "WHERE PatNum = :p ORDER BY MountNum"
-        ),
-        {"p": pat_num},
-    )
-    return [
-        MountEntry(
-            mount_num=int(r[0]),
-            pat_num=int(r[1]),
-            doc_category=int(r[2] or 0),
-            date_created=r[3],
-            description=r[4] or "",
-            note=r[5] or "",
+def mount_entries(conn: Connection, *, mount_nums: Collection[int]) -> dict[int, MountEntry]:
+    """MountNum -> its entry, for the given MountNums (a page of a list)."""
+    found: dict[int, MountEntry] = {}
+    for chunk in _chunks(mount_nums):
+        numbers = ", ".join(str(int(n)) for n in chunk)
+        rows = conn.execute(
+            text(
+                "SELECT MountNum, PatNum, DocCategory, DateCreated, Description, Note FROM mount "
+                f"WHERE MountNum IN ({numbers})"
+            )
         )
-        for r in rows
+        for r in rows:
+            found[int(r[0])] = MountEntry(
+                mount_num=int(r[0]),
+                pat_num=int(r[1]),
+                doc_category=int(r[2] or 0),
+                date_created=r[3],
+                description=r[4] or "",
+                note=r[5] or "",
+            )
+    return found
+
+
+class Listed(IntEnum):
+    """What a line of a patient's list is."""
+
+    MOUNT = 0
+    DOCUMENT = 1  # a document on its own
+    ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
+
+
+@dataclass(frozen=True, slots=True)
+class ListKey:
+    kind: Listed
+    num: int  # the DocNum, or the MountNum of a mount
+    mount_num: int  # the mount a document is listed under; 0 for one on its own
+
+
+# The order of GET /documents, as one sort over documents and mounts: by DateCreated, a mount
+# before a document of the same date; a document on an item of one of the patient's mounts
+# takes its mount's place, right after it, in ItemOrder. Every key ends in a unique number, so
+# the order is total and pages of it neither overlap nor skip. The date column sorts as stored
+# (Open Dental's "no date", 0001-01-01 or MySQL's zero date, first). The numbers are put in
+# as integers (``list_page``), so the query runs on the DB-API cursor.
+_PAGE_WITH_MOUNTS_SQL = (
+    "SELECT kind, num, mount_num FROM ("
+    " SELECT CASE WHEN m.MountNum IS NULL THEN 1 ELSE 2 END AS kind, d.DocNum AS num,"
+    " COALESCE(m.MountNum, 0) AS mount_num,"
+    " CASE WHEN m.MountNum IS NULL THEN d.DateCreated ELSE m.DateCreated END AS s_date,"
+    " CASE WHEN m.MountNum IS NULL THEN 1 ELSE 0 END AS s_kind,"
+    " COALESCE(m.MountNum, d.DocNum) AS s_num,"
+    " CASE WHEN m.MountNum IS NULL THEN 0 ELSE 1 END AS s_member,"
+    " COALESCE(mi.ItemOrder, 0) AS s_order, d.DocNum AS s_doc"
+    " FROM document d"
+    " LEFT JOIN mountitem mi ON d.MountItemNum <> 0 AND mi.MountItemNum = d.MountItemNum"
+    " LEFT JOIN mount m ON m.MountNum = mi.MountNum AND m.PatNum = {p}"
+    " WHERE d.PatNum = {p}"
+    " UNION ALL"
+    " SELECT 0, MountNum, MountNum, DateCreated, 0, MountNum, 0, 0, 0 FROM mount"
+    " WHERE PatNum = {p}"
+    ") listed ORDER BY s_date, s_kind, s_num, s_member, s_order, s_doc"
+    " LIMIT {limit} OFFSET {offset}"
+)
+_PAGE_SQL = (
+    "SELECT 1, DocNum, 0 FROM document WHERE PatNum = {p} "
+    "ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+)
+
+
+def list_page(
+    conn: Connection, *, pat_num: int, limit: int, offset: int, with_mounts: bool
+) -> list[ListKey]:
+    """One page of a patient's documents and mounts in the list's order (see above): only the
+    page's keys are read, by the database's LIMIT and OFFSET."""
+    sql = (_PAGE_WITH_MOUNTS_SQL if with_mounts else _PAGE_SQL).format(
+        p=int(pat_num), limit=int(limit), offset=int(offset)
+    )
+    kinds = tuple(Listed)
+    return [
+        ListKey(kind=kinds[int(r[0])], num=int(r[1]), mount_num=int(r[2]))
+        for r in _fetch(conn, sql)
     ]
 
 
-def mount_items(conn: Connection, *, pat_num: int) -> dict[int, tuple[int, int]]:
-    """MountItemNum -> (MountNum, ItemOrder) for every item of the patient's mounts."""
-    rows = conn.execute(
-        text(
-            "SELECT mountitem.MountItemNum, mountitem.MountNum, mountitem.ItemOrder "
-            "FROM mountitem JOIN mount ON mount.MountNum = mountitem.MountNum "
-            "WHERE mount.PatNum = :p"
-        ),
-        {"p": pat_num},
-    )
-    return {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+def pat_status(conn: Connection, *, pat_num: int) -> int | None:
+    """patient.PatStatus (4 is Deleted); None when there is no such patient."""
+    value = conn.execute(select(_PAT.c.PatStatus).where(_PAT.c.PatNum == pat_num)).first()
+    return None if value is None else int(value[0] or 0)
 
 
 def mount_of_item(conn: Connection, *, mount_item_num: int) -> int | None:
