@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,11 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db.queries import image_categories
+from atoz_watcher.errors import RootUnusableError
+from atoz_watcher.layout import THUMBNAILS_DIR
+from atoz_watcher.scan import FolderEntry, walk_folders
 from atoz_watcher.watch.handler import PATIENT
 
 REQUIRED_TABLES = ("patient", "definition", "document")
@@ -44,6 +50,7 @@ def run_checks(
     return [
         *check_database(engine),
         check_root(root),
+        check_links(root),
         *check_inotify(root, mode=settings.watcher.mode, proc=proc),
         check_state_dir(settings.state_path),
     ]
@@ -187,6 +194,38 @@ def check_root(root: Path) -> CheckResult:
     return CheckResult(
         name, ok=True, detail=f"{root}: readable and writable, {len(letters)} letter folders"
     )
+
+
+def check_links(root: Path) -> CheckResult:
+    """No letter folder, patient folder or ``Thumbnails/`` folder is a link: the service never
+    follows one (it could lead out of the tree), so what is behind it is never registered,
+    sent or written to."""
+    name = "links in the A-to-Z tree"
+    links: list[str] = []
+
+    def unlisted(entry: FolderEntry, exc: OSError) -> None:
+        del entry  # the error names the link relative to the root
+        if isinstance(exc, LinkRefusedError):
+            links.append(exc.relative)
+
+    try:
+        folders = list(walk_folders(root, on_unlisted=unlisted))
+    except RootUnusableError:
+        return _not_checked(name, "the A-to-Z root is unusable")
+    for folder in folders:
+        thumbnails = os.path.join(folder.path, THUMBNAILS_DIR)  # noqa: PTH118 - strings
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.lstat(thumbnails).st_mode):
+                links.append(f"{folder.letter}/{folder.name}/{THUMBNAILS_DIR}")
+    if links:
+        shown = ", ".join(sorted(links)[:SHOWN])
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"{len(links)} {'folder is a link' if len(links) == 1 else 'folders are links'}"
+            f" ({shown}): the service refuses them; replace each with the real folder",
+        )
+    return CheckResult(name, ok=True, detail="no letter, patient or Thumbnails folder is a link")
 
 
 def check_state_dir(state: Path) -> CheckResult:

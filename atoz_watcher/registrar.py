@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from atoz_watcher import naming
+from atoz_watcher.contained import Folder, LinkRefusedError, Tree
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
@@ -29,7 +30,6 @@ from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.dicom import NO_WINDOWING, Windowing, read_windowing
 from atoz_watcher.errors import NoImageCategoryError
-from atoz_watcher.fsops import rename_noreplace
 from atoz_watcher.journal import Intent, Journal
 
 log = structlog.get_logger("atoz_watcher.registrar")
@@ -43,6 +43,7 @@ class Gone(StrEnum):
     NOT_REGULAR = "not-a-regular-file"
     UNREADABLE = "unreadable"
     RENAME_FAILED = "rename-failed"
+    LINK = "link"  # the patient folder is a link (swapped in since it was listed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,12 @@ class Candidate:
     @property
     def path(self) -> Path:
         return self.folder / self.name
+
+    def open_folder(self) -> AbstractContextManager[Folder]:
+        """The patient folder, reached from the A-to-Z root (two folders up: ``<root>/<Letter>/
+        <Folder>``) without following a link (LinkRefusedError)."""
+        tree = Tree(self.folder.parents[1])
+        return tree.folder(tree.parts(self.folder))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +132,28 @@ def plan_one(
     return Plan(candidate, final, category, img_type_for(final))
 
 
-def _check_file(path: Path) -> Gone | int:
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename a file within its patient folder (``dst`` in the same folder), never replacing
+    a file and never through a link (LinkRefusedError)."""
+    with Candidate(0, src.parent, src.name).open_folder() as folder:
+        folder.rename_noreplace(src.name, dst.name)
+
+
+def _check_file(candidate: Candidate) -> Gone | int:
     """The file's inode number, or why it cannot be registered."""
     try:
-        info = path.lstat()
+        with candidate.open_folder() as folder:
+            info = folder.lstat(candidate.name)
+            readable = os.access(candidate.name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
     except FileNotFoundError:
         return Gone.VANISHED
+    except LinkRefusedError:
+        return Gone.LINK
     except OSError:
         return Gone.UNREADABLE
     if not stat.S_ISREG(info.st_mode):
         return Gone.NOT_REGULAR
-    if not os.access(path, os.R_OK):
+    if not readable:
         return Gone.UNREADABLE
     return info.st_ino
 
@@ -165,7 +183,7 @@ def plan_batch(
 
         outcome = plan_one(candidate, categories=categories, taken=taken)
         if isinstance(outcome, Plan):
-            inode = _check_file(candidate.path)
+            inode = _check_file(candidate)
             if isinstance(inode, Gone):
                 outcome = Skipped(candidate, inode)
             else:
@@ -273,6 +291,8 @@ class Registrar:
                 plan = replace(plan, final_name=free)
             except FileNotFoundError:
                 return Skipped(plan.candidate, Gone.VANISHED)
+            except LinkRefusedError:
+                return Skipped(plan.candidate, Gone.LINK)
             except OSError as exc:
                 detail = exc.strerror or errno.errorcode.get(exc.errno or 0, "")
                 return Skipped(plan.candidate, Gone.RENAME_FAILED, detail)
@@ -330,19 +350,22 @@ def _taken(plan: Plan, rows: Collection[str]) -> Callable[[str], bool]:
 
 def _replay_plan(intent: Intent, known: Mapping[int, Collection[str]]) -> Plan | None:
     """The row an interrupted intent still needs, or None when it needs none."""
-    folder = Path(intent.folder)
-    src, dst = folder / intent.src, folder / intent.dst
     if intent.dst in known.get(intent.pat_num, ()):
         return None  # the row was committed before the crash
-    if not os.path.lexists(dst):
-        # The rename never happened: the file keeps its prefix and a rescan handles it; or the
-        # file is gone, and there is nothing to register.
-        return None
-    if dst.lstat().st_ino != intent.inode:
-        return None  # another file took the name; ours was never renamed
-    if os.path.lexists(src) and src.lstat().st_ino == intent.inode:
-        src.unlink()  # a crash between link and unlink (no renameat2) leaves both names
-    candidate = Candidate(intent.pat_num, folder, intent.src)
+    candidate = Candidate(intent.pat_num, Path(intent.folder), intent.src)
+    try:
+        with candidate.open_folder() as folder:
+            if not folder.lexists(intent.dst):
+                # The rename never happened: the file keeps its prefix and a rescan handles
+                # it; or the file is gone, and there is nothing to register.
+                return None
+            if folder.lstat(intent.dst).st_ino != intent.inode:
+                return None  # another file took the name; ours was never renamed
+            if folder.lexists(intent.src) and folder.lstat(intent.src).st_ino == intent.inode:
+                # A crash between link and unlink (no renameat2) leaves both names.
+                folder.unlink(intent.src)
+    except (FileNotFoundError, LinkRefusedError):
+        return None  # the folder is gone, or is a link now: nothing of ours to register
     return Plan(candidate, intent.dst, intent.category, intent.img_type, intent.inode)
 
 
@@ -363,7 +386,8 @@ def _windowing(plan: Plan) -> Windowing:
         return NO_WINDOWING
     # Read the renamed file: Open Dental's import reads the old (prefixed) path, a known bug.
     try:
-        return read_windowing(plan.final_path)
+        with plan.candidate.open_folder() as folder, folder.open_read(plan.final_name) as handle:
+            return read_windowing(plan.final_path, opened=handle)
     except Exception as exc:  # noqa: BLE001 - one odd file must never jam the batch or journal
         log.warning("dicom.unreadable", path=str(plan.final_path), error=str(exc))
         return NO_WINDOWING

@@ -29,6 +29,7 @@ NAMES = [
     "tables",
     "image categories",
     "A-to-Z root",
+    "links in the A-to-Z tree",
     "inotify watches",
     "inotify instances",
     "state directory",
@@ -210,7 +211,7 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=missing), bare_world.engine, proc=proc)
 
         checks = by_name(results)
-        assert failed(results) == {"A-to-Z root", "inotify watches"}
+        assert failed(results) == {"A-to-Z root", "links in the A-to-Z tree", "inotify watches"}
         assert "does not exist" in checks["A-to-Z root"].detail
         assert checks["inotify watches"].detail.startswith("not checked")
 
@@ -222,7 +223,7 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=a_file), bare_world.engine, proc=proc)
 
         assert "not a directory" in by_name(results)["A-to-Z root"].detail
-        assert failed(results) == {"A-to-Z root", "inotify watches"}
+        assert failed(results) == {"A-to-Z root", "links in the A-to-Z tree", "inotify watches"}
 
 
 class TestInotify:

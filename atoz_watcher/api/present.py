@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from atoz_watcher.contained import plain
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, MountEntry
 from atoz_watcher.documents import RAW_BASE64_NOTE
@@ -75,6 +76,8 @@ class FilePaths:
         if self.root is None or not file_name:
             return ""
         folder = image_folder or folder_name(lname, fname, pat_num)
+        if not (plain(file_name) and plain(folder)):
+            return ""  # a name that could lead out of its folder is never shown as a path
         root = self.root.rstrip(self.separator)  # "" for "/": the join starts with "/"
         return self.separator.join((root, letter_folder(folder), folder, file_name))
 

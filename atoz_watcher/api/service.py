@@ -28,6 +28,7 @@ from atoz_watcher.api.present import (
     document_json,
     patient_list,
 )
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db import queries
 from atoz_watcher.documents import (
     DOWNLOAD_NOTE,
@@ -99,6 +100,12 @@ def answered() -> Iterator[None]:
         raise ApiError(400, str(exc)) from None
     except UnsafeNameError as exc:
         raise ApiError(400, f"the patient's files cannot be stored: {exc}") from None
+    except LinkRefusedError as exc:
+        raise ApiError(
+            400,
+            f"The patient's folder holds a link where a file or folder belongs ({exc.relative}):"
+            " refused, a link could lead out of the A-to-Z folder",
+        ) from None
     except LockTimeoutError:
         raise ApiError(503, DATABASE_BUSY) from None
     except (DatabaseUnavailableError, DBAPIError) as exc:

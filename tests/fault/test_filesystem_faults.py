@@ -413,7 +413,7 @@ def test_letter_folder_renamed_while_a_rescan_lists_it(
     real = scan_module._subfolders
     renamed = threading.Event()
 
-    def subfolders(path: str) -> list[os.DirEntry[str]]:
+    def subfolders(path: str) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
         found = real(path)
         if Path(path) == world.root and not renamed.is_set():
             letter.rename(aside)  # the root is listed; M is not yet
