@@ -66,23 +66,27 @@ def _component(name: str) -> bool:
 class Ownership:
     """The group and group permissions of the root, to give what we create."""
 
-    gid: int | None  # chown to this; None when the kernel gives it (setgid) or we cannot know
+    gid: int  # the root's group
     file_bits: int  # group read/write of the root, for files
-    dir_bits: int  # group read/write/search of the root, for folders
+    dir_bits: int  # group read/write/search of the root, and its setgid bit, for folders
 
     @classmethod
     def of(cls, root: os.stat_result) -> Ownership:
-        setgid = bool(root.st_mode & stat.S_ISGID)
         return cls(
-            gid=None if setgid else root.st_gid,
+            gid=root.st_gid,
             file_bits=root.st_mode & _GROUP_RW,
-            dir_bits=root.st_mode & stat.S_IRWXG,
+            dir_bits=root.st_mode & (stat.S_IRWXG | stat.S_ISGID),
         )
 
     def apply(self, fd: int, *, directory: bool) -> None:
-        """Give a file or folder we just created the root's group and its group bits."""
+        """Give a file or folder we just created the root's group and its group bits.
+
+        Below setgid folders the kernel has already given the group (no chown then); a
+        folder made below one that lacks the bit (made by someone else) is changed here, and
+        a folder we make carries the root's setgid bit on, so its own files get the group.
+        """
         info = os.fstat(fd)
-        if self.gid is not None and info.st_gid != self.gid:
+        if info.st_gid != self.gid:
             try:
                 os.fchown(fd, -1, self.gid)
             except PermissionError:
@@ -144,19 +148,20 @@ class Folder:
     def open_dir(self, name: str, *, create: bool = False) -> Folder:
         """The subfolder ``name`` (made, with the root's group, when ``create``)."""
         self._check(name)
-        made = False
+        tried = made = False
         while True:
             try:
                 fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
                 break
             except FileNotFoundError:
-                if not create or made:
+                if not create or tried:
                     raise
+                tried = True
                 try:
                     os.mkdir(name, 0o777, dir_fd=self.fd)
                     made = True
                 except FileExistsError:
-                    made = True  # someone else made it: open theirs
+                    pass  # someone else made it meanwhile: open theirs, as it is
             except OSError as exc:
                 if self._swapped(name, exc):
                     raise self.refuse(name) from None

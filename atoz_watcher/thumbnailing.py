@@ -87,6 +87,7 @@ def job_for_document(root: Path, document: DocumentFile) -> ThumbJob | str | Non
         pat_num=document.pat_num,
         doc_num=document.doc_num,
         adjust=adjust_of(document),
+        root=root,
     )
 
 

@@ -20,6 +20,7 @@ import os
 import stat
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -166,6 +167,7 @@ class Swapper:
             link.unlink()
         assert self.error is None, self.error
         assert self.swaps > 0
+        print(f"link swaps: {self.swaps}")  # noqa: T201 - the figure docs/RELIABILITY.md cites
 
 
 @contextmanager
@@ -392,6 +394,7 @@ def test_links_swapped_in_during_requests_never_carry_a_byte(
     stored = {d["FileName"] for d in world.documents(other)}
     assert stored <= {p.name for p in other_folder.iterdir() if p.is_file()}
     assert statuses.count(201) > 0
+    print(f"replies: {sorted(Counter(statuses).items())}")  # noqa: T201 - for the table
 
 
 def test_the_registrar_and_thumbnail_worker_never_follow_a_swapped_in_link(
