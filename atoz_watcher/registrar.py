@@ -12,11 +12,12 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -132,19 +133,46 @@ def plan_one(
     return Plan(candidate, final, category, img_type_for(final))
 
 
-def rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename a file within its patient folder (``dst`` in the same folder), never replacing
-    a file and never through a link (LinkRefusedError)."""
-    with Candidate(0, src.parent, src.name).open_folder() as folder:
-        folder.rename_noreplace(src.name, dst.name)
+class Folders:
+    """The patient folders of one batch, each opened once (from the root, following no link)
+    and held until the batch ends: every step on a file goes through its folder's descriptor,
+    so a folder swapped for a link meanwhile is never entered."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._open: dict[Path, Folder | OSError] = {}
+
+    def of(self, candidate: Candidate) -> Folder:
+        """The candidate's folder; raises what opening it raised (the same for the batch)."""
+        found = self._open.get(candidate.folder)
+        if found is None:
+            try:
+                found = self._stack.enter_context(candidate.open_folder())
+            except OSError as exc:
+                found = exc
+            self._open[candidate.folder] = found
+        if isinstance(found, OSError):
+            raise found
+        return found
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
-def _check_file(candidate: Candidate) -> Gone | int:
+def rename_noreplace(src: Path, dst: Path, *, folder: Folder) -> None:
+    """Rename ``src`` to ``dst``, both in ``folder`` (open), never replacing a file."""
+    folder.rename_noreplace(src.name, dst.name)
+
+
+def _check_file(candidate: Candidate, folders: Folders) -> Gone | int:
     """The file's inode number, or why it cannot be registered."""
     try:
-        with candidate.open_folder() as folder:
-            info = folder.lstat(candidate.name)
-            readable = os.access(candidate.name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
+        folder = folders.of(candidate)
+        info = folder.lstat(candidate.name)
+        readable = os.access(candidate.name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
     except FileNotFoundError:
         return Gone.VANISHED
     except LinkRefusedError:
@@ -163,6 +191,7 @@ def plan_batch(
     *,
     categories: Collection[naming.ImageCategory],
     known: Mapping[int, Collection[str]],
+    folders: Folders,
 ) -> list[Plan | Skipped]:
     """Plan a batch: names already in the database are skipped, names planned earlier in the
     batch count as taken, and so does every name on disk."""
@@ -183,7 +212,7 @@ def plan_batch(
 
         outcome = plan_one(candidate, categories=categories, taken=taken)
         if isinstance(outcome, Plan):
-            inode = _check_file(candidate)
+            inode = _check_file(candidate, folders)
             if isinstance(inode, Gone):
                 outcome = Skipped(candidate, inode)
             else:
@@ -216,12 +245,12 @@ class Registrar:
         """Register a batch; returns one result per candidate, in order."""
         if not candidates:
             return []
-        with self._locked() as conn:
+        with self._locked() as conn, Folders() as folders:
             self._replay_journal(conn)
             categories = queries.image_categories(conn)
             known = queries.file_names(conn, pat_nums={c.pat_num for c in candidates})
-            plans = plan_batch(candidates, categories=categories, known=known)
-            results = self._execute(conn, plans, known)
+            plans = plan_batch(candidates, categories=categories, known=known, folders=folders)
+            results = self._execute(conn, plans, known, folders)
         for result in results:
             _log_result(result)
         return results
@@ -237,7 +266,8 @@ class Registrar:
             categories = queries.image_categories(conn)
             known = queries.file_names(conn, pat_nums={c.pat_num for c in candidates})
             conn.rollback()
-        return plan_batch(candidates, categories=categories, known=known)
+        with Folders() as folders:
+            return plan_batch(candidates, categories=categories, known=known, folders=folders)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -250,7 +280,11 @@ class Registrar:
         return self._shape
 
     def _execute(
-        self, conn: Connection, plans: list[Plan | Skipped], known: Mapping[int, Collection[str]]
+        self,
+        conn: Connection,
+        plans: list[Plan | Skipped],
+        known: Mapping[int, Collection[str]],
+        folders: Folders,
     ) -> list[Result]:
         intents = {id(p): _intent(p) for p in plans if isinstance(p, Plan) and p.renames}
         entry = self._journal.write(list(intents.values())) if intents else None
@@ -260,9 +294,8 @@ class Registrar:
             if isinstance(plan, Skipped):
                 results.append(plan)
                 continue
-            done = (
-                self._rename(plan, known.get(plan.candidate.pat_num, ())) if plan.renames else plan
-            )
+            rows = known.get(plan.candidate.pat_num, ())
+            done = self._rename(plan, rows, folders) if plan.renames else plan
             if entry is not None and isinstance(done, Plan) and done.final_name != plan.final_name:
                 # The name was taken between plan and rename: the journal must name the one used.
                 intents[id(plan)] = _intent(done)
@@ -272,18 +305,19 @@ class Registrar:
                 results.append(Registered(done, None))
             else:
                 results.append(done)
-        self._insert(conn, inserts)
+        self._insert(conn, inserts, folders)
         conn.commit()
         if entry is not None:
             self._journal.remove(entry)
         return self._with_doc_nums(conn, results)
 
-    def _rename(self, plan: Plan, rows: Collection[str]) -> Plan | Skipped:
+    def _rename(self, plan: Plan, rows: Collection[str], folders: Folders) -> Plan | Skipped:
         """Rename without ever replacing a file; a name taken meanwhile gets another ``x``
         (free on disk and among the patient's ``rows``)."""
         while True:
             try:
-                rename_noreplace(plan.candidate.path, plan.final_path)
+                folder = folders.of(plan.candidate)
+                rename_noreplace(plan.candidate.path, plan.final_path, folder=folder)
             except FileExistsError:
                 free = naming.collision_free_name("x" + plan.final_name, _taken(plan, rows))
                 if free is None:
@@ -299,12 +333,12 @@ class Registrar:
             else:
                 return plan
 
-    def _insert(self, conn: Connection, plans: Sequence[Plan]) -> None:
+    def _insert(self, conn: Connection, plans: Sequence[Plan], folders: Folders) -> None:
         if not plans:
             return
         shape = self._table(conn)
         now = self._now().replace(microsecond=0)
-        rows = [document_row(p, now=now, windowing=_windowing(p)) for p in plans]
+        rows = [document_row(p, now=now, windowing=_windowing(p, folders)) for p in plans]
         conn.execute(shape.table.insert(), shape.complete_all(rows))
 
     def _with_doc_nums(self, conn: Connection, results: list[Result]) -> list[Result]:
@@ -331,7 +365,8 @@ class Registrar:
         for entry in self._journal.pending():
             known = queries.file_names(conn, pat_nums={i.pat_num for i in entry.intents})
             plans = [p for p in (_replay_plan(i, known) for i in entry.intents) if p is not None]
-            self._insert(conn, plans)
+            with Folders() as folders:
+                self._insert(conn, plans, folders)
             conn.commit()
             self._journal.remove(entry)
             replayed.extend(Registered(p, None) for p in plans)
@@ -381,12 +416,12 @@ def _intent(plan: Plan) -> Intent:
     )
 
 
-def _windowing(plan: Plan) -> Windowing:
+def _windowing(plan: Plan, folders: Folders) -> Windowing:
     if plan.img_type != IMG_TYPE_RADIOGRAPH:
         return NO_WINDOWING
     # Read the renamed file: Open Dental's import reads the old (prefixed) path, a known bug.
     try:
-        with plan.candidate.open_folder() as folder, folder.open_read(plan.final_name) as handle:
+        with folders.of(plan.candidate).open_read(plan.final_name) as handle:
             return read_windowing(plan.final_path, opened=handle)
     except Exception as exc:  # noqa: BLE001 - one odd file must never jam the batch or journal
         log.warning("dicom.unreadable", path=str(plan.final_path), error=str(exc))
