@@ -47,6 +47,13 @@ class LinkRefusedError(OSError):
         self.relative = relative
 
 
+class NotRegularError(OSError):
+    """A FIFO, device or socket where a file was to be read: never opened for its content."""
+
+    def __init__(self, relative: str) -> None:
+        super().__init__(errno.EINVAL, "not a regular file", relative)
+
+
 class OutsideRootError(ValueError):
     """A path that is not below the A-to-Z root, or has a part that is not a plain name."""
 
@@ -197,7 +204,7 @@ class Folder:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "is a folder", self._where(name))
         if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file", self._where(name))
+            raise NotRegularError(self._where(name))
 
     def read_bytes(self, name: str) -> bytes:
         with self.open_read(name) as handle:

@@ -37,7 +37,7 @@ from atoz_watcher.api.service import (
     answered,
 )
 from atoz_watcher.composite import MountComposer, MountNotFoundError, MountTooLargeError
-from atoz_watcher.contained import LinkRefusedError, plain
+from atoz_watcher.contained import LinkRefusedError, NotRegularError, plain
 from atoz_watcher.db import queries
 from atoz_watcher.documents import CategoryError, NewDocument, PatientNotFoundError
 from atoz_watcher.layout import folder_name
@@ -211,7 +211,13 @@ class SftpService:
                     ) from None
                 log.info("api.file_unreadable", docnum=source.doc_num, reason="link")
                 return None
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
+            except (
+                FileNotFoundError,
+                IsADirectoryError,
+                NotADirectoryError,
+                NotRegularError,
+                ValueError,
+            ) as exc:
                 # ValueError: an unsafe name (UnsafeNameError), RawBase64 that is not base64.
                 log.info("api.file_unreadable", docnum=source.doc_num, reason=type(exc).__name__)
                 return None

@@ -226,7 +226,16 @@ def test_files_that_are_links_are_refused(
             _on_item(world, doc, _item(world, mount, order))
         mounted = api.post(DOWNLOAD_MOUNT, json=creds("mount/", site, MountNum=mount))
         composite = api.post(DOWNLOAD_SFTP, json=creds("composite/", site, MountNum=mount))
+        # A FIFO at a document's place: refused at once, never opened for reading (a hang).
+        piped, piped_name = upload(api, clinic.pat, image((10, 10), RED))
+        (clinic.folder / piped_name).unlink()
+        os.mkfifo(clinic.folder / piped_name)
+        fifo = api.post(DOWNLOAD_SFTP, json=creds("fifo/", site, DocNum=piped))
 
+    assert (fifo.status_code, fifo.json().startswith(f"Document {piped} has no file")) == (
+        400,
+        True,
+    )
     assert download.status_code == 400
     assert "is a link" in download.json()
     only_fresh = [{"DocNum": fresh, "FileName": fresh_name}]
