@@ -167,12 +167,17 @@ def rename_noreplace(src: Path, dst: Path, *, folder: Folder) -> None:
     folder.rename_noreplace(src.name, dst.name)
 
 
+def _readable(folder: Folder, name: str) -> bool:
+    """May this user read ``name`` in ``folder``?"""
+    return os.access(name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
+
+
 def _check_file(candidate: Candidate, folders: Folders) -> Gone | int:
     """The file's inode number, or why it cannot be registered."""
     try:
         folder = folders.of(candidate)
         info = folder.lstat(candidate.name)
-        readable = os.access(candidate.name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
+        readable = _readable(folder, candidate.name)
     except FileNotFoundError:
         return Gone.VANISHED
     except LinkRefusedError:
