@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -16,9 +17,12 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db.queries import image_categories
-from atoz_watcher.errors import AtozError
+from atoz_watcher.errors import AtozError, RootUnusableError
 from atoz_watcher.ignore import IgnoreRules
+from atoz_watcher.layout import THUMBNAILS_DIR
+from atoz_watcher.scan import FolderEntry, walk_folders
 from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 from atoz_watcher.wording import plural
@@ -62,6 +66,7 @@ def run_checks(
         *check_database(engine),
         check_root(root),
         check_root_group(root),
+        check_links(root),
         check_filesystem(filesystem, mode=mode),
         *check_inotify(root, mode=inotify_mode, proc=proc),
         *([check_smb(settings)] if mode == "smb" else []),
@@ -246,6 +251,38 @@ def group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
+
+
+def check_links(root: Path) -> CheckResult:
+    """No letter folder, patient folder or ``Thumbnails/`` folder is a link: the service never
+    follows one (it could lead out of the tree), so what is behind it is never registered,
+    sent or written to."""
+    name = "links in the A-to-Z tree"
+    links: list[str] = []
+
+    def unlisted(entry: FolderEntry, exc: OSError) -> None:
+        del entry  # the error names the link relative to the root
+        if isinstance(exc, LinkRefusedError):
+            links.append(exc.relative)
+
+    try:
+        folders = list(walk_folders(root, on_unlisted=unlisted))
+    except RootUnusableError:
+        return _not_checked(name, "the A-to-Z root is unusable")
+    for folder in folders:
+        thumbnails = os.path.join(folder.path, THUMBNAILS_DIR)  # noqa: PTH118 - strings
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.lstat(thumbnails).st_mode):
+                links.append(f"{folder.letter}/{folder.name}/{THUMBNAILS_DIR}")
+    if links:
+        shown = ", ".join(sorted(links)[:SHOWN])
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"{len(links)} {'folder is a link' if len(links) == 1 else 'folders are links'}"
+            f" ({shown}): the service refuses them; replace each with the real folder",
+        )
+    return CheckResult(name, ok=True, detail="no letter, patient or Thumbnails folder is a link")
 
 
 def check_state_dir(state: Path) -> CheckResult:

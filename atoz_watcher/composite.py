@@ -11,17 +11,20 @@ image is drawn as an empty item (its number) and logged.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import structlog
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import Engine
 
+from atoz_watcher.contained import Tree
 from atoz_watcher.db import queries
 from atoz_watcher.db.queries import MountDocument, MountItemLayout, MountLayout
 from atoz_watcher.errors import AtozError, ThumbnailError
-from atoz_watcher.layout import folder_name, patient_dir
+from atoz_watcher.layout import folder_name, letter_folder
 from atoz_watcher.storage import Storage
 from atoz_watcher.storage.base import require_plain
 from atoz_watcher.thumbs import Adjust, Renderer
@@ -85,6 +88,7 @@ class MountComposer:
         self._engine = engine
         self._storage = storage
         self._root = root
+        self._tree = Tree(root)
         self._renderer = renderer
 
     def jpeg(self, mount_num: int) -> bytes:
@@ -150,8 +154,8 @@ class MountComposer:
             crop=document.crop, flip=document.flip, degrees=document.degrees, window=document.window
         )
         try:
-            source = self._source(document)
-            return self._renderer.fit(source, box=box, adjust=adjust, name=document.file_name)
+            with self._source(document) as source:
+                return self._renderer.fit(source, box=box, adjust=adjust, name=document.file_name)
         except ThumbnailError as exc:
             log.warning("mount.item_unreadable", reason=exc.reason, **fields)
         except FileNotFoundError:
@@ -161,22 +165,28 @@ class MountComposer:
             log.warning("mount.item_unreadable", reason=str(exc), **fields)
         return None
 
-    def _source(self, document: MountDocument) -> Path | bytes:
-        """The document's file in its patient folder, or its bytes when the storage holds them."""
+    @contextmanager
+    def _source(self, document: MountDocument) -> Iterator[BinaryIO | bytes]:
+        """The document's file in its patient folder (opened without following a link), or
+        its bytes when the storage holds them."""
         folder = document.image_folder or folder_name(
             document.lname, document.fname, document.pat_num
         )
         if self._storage.kind == "LocalAtoZ":
-            # A path, not bytes: the renderer then reads only what it decodes (a JPEG at 1/8).
-            require_plain(folder, "patient folder")
-            path = patient_dir(self._root, folder) / require_plain(document.file_name, "file name")
-            if not path.is_file():
-                raise FileNotFoundError(path)
-            return path
+            # An open file, not bytes: the renderer then reads only what it decodes (a JPEG at
+            # 1/8).
+            parts = (
+                letter_folder(require_plain(folder, "patient folder")),
+                folder,
+                require_plain(document.file_name, "file name"),
+            )
+            with self._tree.open_read(self._root.joinpath(*parts)) as handle:
+                yield handle
+            return
         # One row at a time, in a short connection: RawBase64 can hold megabytes.
         with self._engine.connect() as conn:
             raw = queries.raw_base64(conn, doc_num=document.doc_num)
-        return self._storage.read(folder=folder, file_name=document.file_name, raw_base64=raw)
+        yield self._storage.read(folder=folder, file_name=document.file_name, raw_base64=raw)
 
 
 # -- drawing ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from atoz_watcher.errors import ThumbnailError
 
@@ -60,17 +60,20 @@ def _window(low: float, high: float) -> Windowing | None:
     return window
 
 
-def read_windowing(path: Path) -> Windowing:
+def read_windowing(path: Path, *, opened: BinaryIO | None = None) -> Windowing:
     """The file's window (centre C, width W) as ``[C - W/2, C + W/2]``, rounded.
 
     Falls back to Smallest/LargestImagePixelValue, then to (0, 0), which Open Dental treats as
     "no windowing stored"; a window that is not finite or does not fit the int columns is no
-    window. A file that is not DICOM at all, or is damaged, raises ValueError.
+    window. A file that is not DICOM at all, or is damaged, raises ValueError. ``opened``:
+    the file already open (``path`` then only names it).
     """
     import pydicom  # noqa: PLC0415 - see the note at the top
 
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+        dataset = pydicom.dcmread(
+            path if opened is None else opened, stop_before_pixels=True, force=False
+        )
         return _windowing_of(dataset)
     except _damaged() as exc:
         raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None

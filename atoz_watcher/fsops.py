@@ -25,32 +25,42 @@ def _renameat2() -> Any:  # noqa: ANN401 - a ctypes function
 
 
 def rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError then).
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError then)."""
+    rename_noreplace_at(_AT_FDCWD, os.fspath(src), _AT_FDCWD, os.fspath(dst))
+
+
+def rename_noreplace_at(src_dir: int, src: str, dst_dir: int, dst: str) -> None:
+    """Rename ``src`` (in the folder open as ``src_dir``, or relative to the working folder
+    with ``_AT_FDCWD``) to ``dst`` unless ``dst`` exists (FileExistsError then).
 
     ``os.rename`` silently replaces an existing target on POSIX, which would destroy a file that
     a scanner dropped under the same name a moment ago. renameat2(RENAME_NOREPLACE) refuses
     atomically; where the kernel or file system lacks it (some network shares), a hard link
     plus unlink does the same; where links are refused too, a check-then-rename is the last
-    resort.
+    resort. None of them follows a link at ``src`` or ``dst``.
     """
     func = _renameat2()
     if func is not None:
-        result = func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        result = func(src_dir, os.fsencode(src), dst_dir, os.fsencode(dst), _RENAME_NOREPLACE)
         if result == 0:
             return
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+            raise OSError(err, os.strerror(err), src, None, dst)
+    src_fd = None if src_dir == _AT_FDCWD else src_dir
+    dst_fd = None if dst_dir == _AT_FDCWD else dst_dir
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
             raise
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "File exists", str(dst)) from None
-        src.rename(dst)
-        return
-    src.unlink()
+        try:
+            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            return
+        raise FileExistsError(errno.EEXIST, "File exists", dst) from None
+    os.unlink(src, dir_fd=src_fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -12,16 +12,18 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 import structlog
 from sqlalchemy import Connection, Engine
 
 from atoz_watcher import naming
+from atoz_watcher.contained import Folder, LinkRefusedError, Tree
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
@@ -29,7 +31,6 @@ from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.dicom import NO_WINDOWING, Windowing, read_windowing
 from atoz_watcher.errors import NoImageCategoryError
-from atoz_watcher.fsops import rename_noreplace
 from atoz_watcher.journal import Intent, Journal
 
 log = structlog.get_logger("atoz_watcher.registrar")
@@ -43,6 +44,7 @@ class Gone(StrEnum):
     NOT_REGULAR = "not-a-regular-file"
     UNREADABLE = "unreadable"
     RENAME_FAILED = "rename-failed"
+    LINK = "link"  # the patient folder is a link (swapped in since it was listed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,12 @@ class Candidate:
     @property
     def path(self) -> Path:
         return self.folder / self.name
+
+    def open_folder(self) -> AbstractContextManager[Folder]:
+        """The patient folder, reached from the A-to-Z root (two folders up: ``<root>/<Letter>/
+        <Folder>``) without following a link (LinkRefusedError)."""
+        tree = Tree(self.folder.parents[1])
+        return tree.folder(tree.parts(self.folder))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +133,60 @@ def plan_one(
     return Plan(candidate, final, category, img_type_for(final))
 
 
-def _check_file(path: Path) -> Gone | int:
+class Folders:
+    """The patient folders of one batch, each opened once (from the root, following no link)
+    and held until the batch ends: every step on a file goes through its folder's descriptor,
+    so a folder swapped for a link meanwhile is never entered."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._open: dict[Path, Folder | OSError] = {}
+
+    def of(self, candidate: Candidate) -> Folder:
+        """The candidate's folder; raises what opening it raised (the same for the batch)."""
+        found = self._open.get(candidate.folder)
+        if found is None:
+            try:
+                found = self._stack.enter_context(candidate.open_folder())
+            except OSError as exc:
+                found = exc
+            self._open[candidate.folder] = found
+        if isinstance(found, OSError):
+            raise found
+        return found
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def rename_noreplace(src: Path, dst: Path, *, folder: Folder) -> None:
+    """Rename ``src`` to ``dst``, both in ``folder`` (open), never replacing a file."""
+    folder.rename_noreplace(src.name, dst.name)
+
+
+def _readable(folder: Folder, name: str) -> bool:
+    """May this user read ``name`` in ``folder``?"""
+    return os.access(name, os.R_OK, dir_fd=folder.fd, follow_symlinks=False)
+
+
+def _check_file(candidate: Candidate, folders: Folders) -> Gone | int:
     """The file's inode number, or why it cannot be registered."""
     try:
-        info = path.lstat()
+        folder = folders.of(candidate)
+        info = folder.lstat(candidate.name)
+        readable = _readable(folder, candidate.name)
     except FileNotFoundError:
         return Gone.VANISHED
+    except LinkRefusedError:
+        return Gone.LINK
     except OSError:
         return Gone.UNREADABLE
     if not stat.S_ISREG(info.st_mode):
         return Gone.NOT_REGULAR
-    if not os.access(path, os.R_OK):
+    if not readable:
         return Gone.UNREADABLE
     return info.st_ino
 
@@ -145,6 +196,7 @@ def plan_batch(
     *,
     categories: Collection[naming.ImageCategory],
     known: Mapping[int, Collection[str]],
+    folders: Folders,
 ) -> list[Plan | Skipped]:
     """Plan a batch: names already in the database are skipped, names planned earlier in the
     batch count as taken, and so does every name on disk."""
@@ -165,7 +217,7 @@ def plan_batch(
 
         outcome = plan_one(candidate, categories=categories, taken=taken)
         if isinstance(outcome, Plan):
-            inode = _check_file(candidate.path)
+            inode = _check_file(candidate, folders)
             if isinstance(inode, Gone):
                 outcome = Skipped(candidate, inode)
             else:
@@ -198,12 +250,12 @@ class Registrar:
         """Register a batch; returns one result per candidate, in order."""
         if not candidates:
             return []
-        with self._locked() as conn:
+        with self._locked() as conn, Folders() as folders:
             self._replay_journal(conn)
             categories = queries.image_categories(conn)
             known = queries.file_names(conn, pat_nums={c.pat_num for c in candidates})
-            plans = plan_batch(candidates, categories=categories, known=known)
-            results = self._execute(conn, plans, known)
+            plans = plan_batch(candidates, categories=categories, known=known, folders=folders)
+            results = self._execute(conn, plans, known, folders)
         for result in results:
             _log_result(result)
         return results
@@ -219,7 +271,8 @@ class Registrar:
             categories = queries.image_categories(conn)
             known = queries.file_names(conn, pat_nums={c.pat_num for c in candidates})
             conn.rollback()
-        return plan_batch(candidates, categories=categories, known=known)
+        with Folders() as folders:
+            return plan_batch(candidates, categories=categories, known=known, folders=folders)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -232,7 +285,11 @@ class Registrar:
         return self._shape
 
     def _execute(
-        self, conn: Connection, plans: list[Plan | Skipped], known: Mapping[int, Collection[str]]
+        self,
+        conn: Connection,
+        plans: list[Plan | Skipped],
+        known: Mapping[int, Collection[str]],
+        folders: Folders,
     ) -> list[Result]:
         intents = {id(p): _intent(p) for p in plans if isinstance(p, Plan) and p.renames}
         entry = self._journal.write(list(intents.values())) if intents else None
@@ -242,9 +299,8 @@ class Registrar:
             if isinstance(plan, Skipped):
                 results.append(plan)
                 continue
-            done = (
-                self._rename(plan, known.get(plan.candidate.pat_num, ())) if plan.renames else plan
-            )
+            rows = known.get(plan.candidate.pat_num, ())
+            done = self._rename(plan, rows, folders) if plan.renames else plan
             if entry is not None and isinstance(done, Plan) and done.final_name != plan.final_name:
                 # The name was taken between plan and rename: the journal must name the one used.
                 intents[id(plan)] = _intent(done)
@@ -254,18 +310,19 @@ class Registrar:
                 results.append(Registered(done, None))
             else:
                 results.append(done)
-        self._insert(conn, inserts)
+        self._insert(conn, inserts, folders)
         conn.commit()
         if entry is not None:
             self._journal.remove(entry)
         return self._with_doc_nums(conn, results)
 
-    def _rename(self, plan: Plan, rows: Collection[str]) -> Plan | Skipped:
+    def _rename(self, plan: Plan, rows: Collection[str], folders: Folders) -> Plan | Skipped:
         """Rename without ever replacing a file; a name taken meanwhile gets another ``x``
         (free on disk and among the patient's ``rows``)."""
         while True:
             try:
-                rename_noreplace(plan.candidate.path, plan.final_path)
+                folder = folders.of(plan.candidate)
+                rename_noreplace(plan.candidate.path, plan.final_path, folder=folder)
             except FileExistsError:
                 free = naming.collision_free_name("x" + plan.final_name, _taken(plan, rows))
                 if free is None:
@@ -273,18 +330,20 @@ class Registrar:
                 plan = replace(plan, final_name=free)
             except FileNotFoundError:
                 return Skipped(plan.candidate, Gone.VANISHED)
+            except LinkRefusedError:
+                return Skipped(plan.candidate, Gone.LINK)
             except OSError as exc:
                 detail = exc.strerror or errno.errorcode.get(exc.errno or 0, "")
                 return Skipped(plan.candidate, Gone.RENAME_FAILED, detail)
             else:
                 return plan
 
-    def _insert(self, conn: Connection, plans: Sequence[Plan]) -> None:
+    def _insert(self, conn: Connection, plans: Sequence[Plan], folders: Folders) -> None:
         if not plans:
             return
         shape = self._table(conn)
         now = self._now().replace(microsecond=0)
-        rows = [document_row(p, now=now, windowing=_windowing(p)) for p in plans]
+        rows = [document_row(p, now=now, windowing=_windowing(p, folders)) for p in plans]
         conn.execute(shape.table.insert(), shape.complete_all(rows))
 
     def _with_doc_nums(self, conn: Connection, results: list[Result]) -> list[Result]:
@@ -311,7 +370,8 @@ class Registrar:
         for entry in self._journal.pending():
             known = queries.file_names(conn, pat_nums={i.pat_num for i in entry.intents})
             plans = [p for p in (_replay_plan(i, known) for i in entry.intents) if p is not None]
-            self._insert(conn, plans)
+            with Folders() as folders:
+                self._insert(conn, plans, folders)
             conn.commit()
             self._journal.remove(entry)
             replayed.extend(Registered(p, None) for p in plans)
@@ -330,19 +390,22 @@ def _taken(plan: Plan, rows: Collection[str]) -> Callable[[str], bool]:
 
 def _replay_plan(intent: Intent, known: Mapping[int, Collection[str]]) -> Plan | None:
     """The row an interrupted intent still needs, or None when it needs none."""
-    folder = Path(intent.folder)
-    src, dst = folder / intent.src, folder / intent.dst
     if intent.dst in known.get(intent.pat_num, ()):
         return None  # the row was committed before the crash
-    if not os.path.lexists(dst):
-        # The rename never happened: the file keeps its prefix and a rescan handles it; or the
-        # file is gone, and there is nothing to register.
-        return None
-    if dst.lstat().st_ino != intent.inode:
-        return None  # another file took the name; ours was never renamed
-    if os.path.lexists(src) and src.lstat().st_ino == intent.inode:
-        src.unlink()  # a crash between link and unlink (no renameat2) leaves both names
-    candidate = Candidate(intent.pat_num, folder, intent.src)
+    candidate = Candidate(intent.pat_num, Path(intent.folder), intent.src)
+    try:
+        with candidate.open_folder() as folder:
+            if not folder.lexists(intent.dst):
+                # The rename never happened: the file keeps its prefix and a rescan handles
+                # it; or the file is gone, and there is nothing to register.
+                return None
+            if folder.lstat(intent.dst).st_ino != intent.inode:
+                return None  # another file took the name; ours was never renamed
+            if folder.lexists(intent.src) and folder.lstat(intent.src).st_ino == intent.inode:
+                # A crash between link and unlink (no renameat2) leaves both names.
+                folder.unlink(intent.src)
+    except (FileNotFoundError, LinkRefusedError):
+        return None  # the folder is gone, or is a link now: nothing of ours to register
     return Plan(candidate, intent.dst, intent.category, intent.img_type, intent.inode)
 
 
@@ -358,12 +421,13 @@ def _intent(plan: Plan) -> Intent:
     )
 
 
-def _windowing(plan: Plan) -> Windowing:
+def _windowing(plan: Plan, folders: Folders) -> Windowing:
     if plan.img_type != IMG_TYPE_RADIOGRAPH:
         return NO_WINDOWING
     # Read the renamed file: Open Dental's import reads the old (prefixed) path, a known bug.
     try:
-        return read_windowing(plan.final_path)
+        with folders.of(plan.candidate).open_read(plan.final_name) as handle:
+            return read_windowing(plan.final_path, opened=handle)
     except Exception as exc:  # noqa: BLE001 - one odd file must never jam the batch or journal
         log.warning("dicom.unreadable", path=str(plan.final_path), error=str(exc))
         return NO_WINDOWING

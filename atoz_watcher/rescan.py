@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from atoz_watcher import naming
 from atoz_watcher.config import DEFAULT_IGNORE
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db import queries
 from atoz_watcher.folders import adopt
 from atoz_watcher.ignore import IGNORED, IgnoreRules
@@ -33,6 +34,9 @@ UNREADABLE_FOLDER = "unreadable-folder"
 # A folder the walk listed that was gone when it came to it: renamed (or deleted) meanwhile. Its
 # files are left for the next rescan, which finds the folder under its new name.
 FOLDER_VANISHED = "folder-vanished"
+# A letter or patient folder that is a link: never followed (it could lead out of the tree),
+# listed as unmatched and counted.
+LINK = "link"
 # A file written to within the last ``min_age_s``: perhaps still being written. A rescan leaves
 # it; the daemon hands it to its stability check, the command says to run again.
 TOO_RECENT = "still-being-written"
@@ -423,7 +427,7 @@ class Rescanner:
         path = patient_dir(self._root, name)
 
         def skipped_here(letter: FolderEntry, exc: OSError) -> None:
-            if Path(letter.path) == path.parent:
+            if Path(letter.path) in {path, path.parent}:
                 skipped(letter, exc)
 
         walk = walk_folders(self._root, on_unlisted=skipped_here)
@@ -433,7 +437,10 @@ class Rescanner:
         """A (letter or patient) folder that could not be listed: counted, named in the
         summary and logged; its files wait for the next rescan."""
         gone = isinstance(exc, FileNotFoundError | NotADirectoryError)
-        reason = FOLDER_VANISHED if gone else UNREADABLE_FOLDER
+        if isinstance(exc, LinkRefusedError):
+            reason = LINK
+        else:
+            reason = FOLDER_VANISHED if gone else UNREADABLE_FOLDER
         summary.skipped[reason] += 1
         where = f"{folder.letter}/{folder.name}" if folder.name else folder.letter
         summary.unmatched.append((where, reason))

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import structlog
+
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.errors import RootUnusableError
+
+log = structlog.get_logger("atoz_watcher.scan")
 
 SYMLINK = "symlink"
 NOT_REGULAR = "not-a-regular-file"
@@ -26,9 +31,13 @@ class Listing:
     odd: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
 
-def _subfolders(path: str) -> list[os.DirEntry[str]]:
+def _subfolders(path: str) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
+    """The folders in ``path``, and the links (to anything: a link is never followed)."""
     with os.scandir(path) as entries:
-        return [e for e in entries if e.is_dir(follow_symlinks=False)]
+        found = list(entries)
+    folders = [e for e in found if e.is_dir(follow_symlinks=False)]
+    links = [e for e in found if e.is_symlink()] if len(folders) < len(found) else []
+    return folders, links
 
 
 class FolderEntry(NamedTuple):
@@ -51,16 +60,26 @@ def walk_folders(root: Path, *, on_unlisted: Unlisted | None = None) -> Iterator
     a time: the root is listed now (RootUnusableError when it cannot be), each letter folder
     when the walk reaches it, and only its patient folders are held meanwhile, not the whole
     tree's. A letter folder that cannot be listed (unreadable, or renamed since the root was
-    listed) is skipped and handed, with the error, to ``on_unlisted``."""
+    listed) is skipped and handed, with the error, to ``on_unlisted``; so is a letter or
+    patient folder that is a link (with LinkRefusedError): never followed, always reported."""
     try:
-        letters = sorted(e.name for e in _subfolders(os.fspath(root)))
+        folders, links = _subfolders(os.fspath(root))
+        letters = sorted(e.name for e in folders)
     except FileNotFoundError:
         raise RootUnusableError(root, "it does not exist") from None
     except NotADirectoryError:
         raise RootUnusableError(root, "it is not a folder") from None
     except PermissionError:
         raise RootUnusableError(root, "permission denied") from None
+    if on_unlisted is not None:
+        for link in sorted(links, key=lambda e: e.name):
+            on_unlisted(FolderEntry(link.name, "", link.path), _refused(link.name))
     return _walk_letters(os.fspath(root), letters, on_unlisted)
+
+
+def _refused(relative: str) -> LinkRefusedError:
+    log.warning("path.link_refused", path=relative)
+    return LinkRefusedError(relative)
 
 
 def _walk_letters(
@@ -69,11 +88,15 @@ def _walk_letters(
     for letter in letters:
         path = os.path.join(root, letter)  # noqa: PTH118 - strings: no Path per folder
         try:
-            patients = _subfolders(path)
+            patients, links = _subfolders(path)
         except OSError as exc:
             if on_unlisted is not None:
                 on_unlisted(FolderEntry(letter, "", path), exc)
             continue
+        if on_unlisted is not None:
+            for link in sorted(links, key=lambda e: e.name):
+                found = FolderEntry(letter, link.name, link.path)
+                on_unlisted(found, _refused(f"{letter}/{link.name}"))
         patients.sort(key=lambda e: e.name)
         for entry in patients:
             yield FolderEntry(letter, entry.name, entry.path)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import enum
-import os
-from collections.abc import Callable
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import structlog
 
+from atoz_watcher.contained import LinkRefusedError, OutsideRootError, Tree, plain
 from atoz_watcher.db.queries import DocumentFile
 from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.layout import THUMBNAILS_DIR, folder_name, patient_dir
@@ -18,8 +18,6 @@ from atoz_watcher.registrar import Registered
 from atoz_watcher.thumbs import NO_ADJUST, Adjust, Renderer, thumbnailable
 
 log = structlog.get_logger("atoz_watcher.thumbnails")
-
-Stat = Callable[[Path], os.stat_result]
 
 
 class Outcome(enum.StrEnum):
@@ -38,6 +36,14 @@ class ThumbJob:
     pat_num: int
     doc_num: int | None
     adjust: Adjust = NO_ADJUST
+    # Where the walk to source and dest starts, following no link below it: the A-to-Z root,
+    # which for a file in the tree (``<root>/<Letter>/<Folder>/<FileName>``) is three folders
+    # up from it, the default; a private scratch folder for a thumbnail made outside the tree.
+    root: Path | None = None
+
+    @property
+    def tree(self) -> Tree:
+        return Tree(self.root if self.root is not None else self.source.parents[2])
 
 
 def is_fresh(thumbnail_mtime: datetime | None, stamp: datetime) -> bool:
@@ -65,18 +71,13 @@ def job_for_registered(result: Registered, *, stamp: datetime) -> ThumbJob | Non
     )
 
 
-def _plain(name: str) -> bool:
-    """A single path component: a name from the database never leads outside its folder."""
-    return name not in {"", ".", ".."} and not any(c in name for c in "/\\\0")
-
-
 def job_for_document(root: Path, document: DocumentFile) -> ThumbJob | str | None:
     """The job for a registered document; a reason (str) when its names are unsafe; None
     when it is not an image."""
     if not thumbnailable(document.file_name):
         return None
     folder = document.image_folder or folder_name(document.lname, document.fname, document.pat_num)
-    if not (_plain(document.file_name) and _plain(folder)):
+    if not (plain(document.file_name) and plain(folder)):
         return f"unsafe FileName or ImageFolder: {document.file_name!r} in {folder!r}"
     source = patient_dir(root, folder) / document.file_name
     return ThumbJob(
@@ -86,6 +87,7 @@ def job_for_document(root: Path, document: DocumentFile) -> ThumbJob | str | Non
         pat_num=document.pat_num,
         doc_num=document.doc_num,
         adjust=adjust_of(document),
+        root=root,
     )
 
 
@@ -96,25 +98,64 @@ def adjust_of(document: DocumentFile) -> Adjust:
     )
 
 
-def _mtime(path: Path, stat: Stat) -> datetime | None:
+def _mtime(tree: Tree, path: Path) -> datetime | None:
+    """The thumbnail's time; None when there is none to trust: missing, unreadable (building it
+    says what is wrong), or a link, which is never taken for a thumbnail (it is replaced)."""
     try:
-        return datetime.fromtimestamp(stat(path).st_mtime)
-    except OSError:  # missing, or Thumbnails/ unreadable: build it (writing says what is wrong)
+        info = tree.lstat(path)
+    except (OSError, OutsideRootError):
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        log.warning("path.link_refused", path=str(path.relative_to(tree.root)))
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return datetime.fromtimestamp(info.st_mtime)
+
+
+def read_thumbnail(job: ThumbJob) -> bytes | None:
+    """The job's thumbnail as written; None when it cannot be read (or is a link)."""
+    try:
+        return job.tree.read_bytes(job.dest)
+    except (OSError, OutsideRootError):
         return None
 
 
-def carry_out(
-    job: ThumbJob, renderer: Renderer, *, force: bool = False, stat: Stat = os.stat
-) -> Outcome:
+def _source_exists(job: ThumbJob) -> bool:
+    try:
+        job.tree.lstat(job.source)
+    except (OSError, OutsideRootError):
+        return False
+    return True
+
+
+def carry_out(job: ThumbJob, renderer: Renderer, *, force: bool = False) -> Outcome:
     """Build the job's thumbnail unless it is fresh; log what went wrong, never raise for a bad
-    file (the document row stays; the next file goes on)."""
-    if not force and is_fresh(_mtime(job.dest, stat), job.stamp):
+    file (the document row stays; the next file goes on). The image is read, and the thumbnail
+    and its ``Thumbnails/`` folder written, without following a link (``contained``)."""
+    if not force and is_fresh(_mtime(job.tree, job.dest), job.stamp):
         return Outcome.FRESH
+    outcome = _build(job, renderer)
+    if outcome is Outcome.MADE:
+        log.debug(
+            "thumbnail.made",
+            thumbnail=str(job.dest),
+            path=str(job.source),
+            patnum=job.pat_num,
+            docnum=job.doc_num,
+        )
+    return outcome
+
+
+def _build(job: ThumbJob, renderer: Renderer) -> Outcome:  # noqa: PLR0911 - one per outcome
+    tree = job.tree
     fields = {"path": str(job.source), "patnum": job.pat_num, "docnum": job.doc_num}
     try:
-        renderer.write(job.source, job.dest, adjust=job.adjust)
+        with tree.open_read(job.source) as handle:
+            _, data = renderer.encode(handle, name=job.source.name, adjust=job.adjust)
+        tree.replace_file(job.dest, data)
     except ThumbnailError as exc:
-        if not job.source.exists():
+        if not _source_exists(job):
             log.info("thumbnail.missing", **fields)
             return Outcome.MISSING
         log.warning("thumbnail.failed", reason=exc.reason, **fields)
@@ -122,9 +163,14 @@ def carry_out(
     except FileNotFoundError:
         log.info("thumbnail.missing", **fields)
         return Outcome.MISSING
+    except LinkRefusedError as exc:
+        log.warning("thumbnail.failed", reason=f"a link, refused: {exc.relative}", **fields)
+        return Outcome.FAILED
+    except OutsideRootError as exc:
+        log.warning("thumbnail.failed", reason=str(exc), **fields)
+        return Outcome.FAILED
     except OSError as exc:
         # Writing failed: a full disk, a read-only share, Thumbnails/ not ours to write.
         log.warning("thumbnail.failed", reason=f"cannot write {job.dest}: {exc.strerror}", **fields)
         return Outcome.FAILED
-    log.debug("thumbnail.made", thumbnail=str(job.dest), **fields)
     return Outcome.MADE

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from PIL import Image, UnidentifiedImageError
 
@@ -172,7 +172,7 @@ class Renderer:
 
     def fit(
         self,
-        source: Path | bytes,
+        source: Path | bytes | BinaryIO,
         *,
         box: tuple[int, int],
         adjust: Adjust = NO_ADJUST,
@@ -181,8 +181,8 @@ class Renderer:
         """``source`` fitted into ``box`` (width, height), aspect kept, after ``adjust``.
 
         An RGBA image of exactly ``box``, the picture centred and the padding transparent.
-        ``source`` is a file, or a file's content with ``name`` its file name: the extension
-        decides how it is read (raster, DICOM or PDF), as for a file. Raises ThumbnailError.
+        ``source`` is a file, or a file's content or an open file with ``name`` its file name:
+        the extension decides how it is read (raster, DICOM or PDF). Raises ThumbnailError.
         """
         if box[0] < 1 or box[1] < 1:
             raise ValueError(f"a box of {box[0]}x{box[1]} holds no picture")
@@ -217,20 +217,31 @@ class Renderer:
     def _refuse(source: Path, reason: str) -> Image.Image:
         raise ThumbnailError(source, reason)
 
+    def encode(
+        self, source: Path | BinaryIO, *, name: str, adjust: Adjust = NO_ADJUST
+    ) -> tuple[str, bytes]:
+        """The thumbnail of ``source`` (a file, or an open file named ``name``) encoded as
+        the file type of ``name`` where Pillow writes it, else PNG: (format, bytes)."""
+        thumbnail = self.fit(source, box=(self._size, self._size), adjust=adjust, name=name)
+        fmt = output_format(name)
+        if fmt in _OPAQUE:
+            thumbnail = _flatten(thumbnail)
+        options: dict[str, object] = {"sizes": [thumbnail.size]} if fmt == "ICO" else {}
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, format=fmt, **options)
+        return fmt, buffer.getvalue()
+
     def write(self, source: Path, dest: Path, *, adjust: Adjust = NO_ADJUST) -> str:
-        """Render and write ``dest`` atomically (a temporary file, then a rename).
+        """Render and write ``dest`` atomically (a temporary file, then a rename), outside the
+        A-to-Z tree (in it, ``thumbnailing.carry_out`` writes through ``contained``).
 
         Returns the format written. Nothing is left behind when rendering or writing fails.
         """
-        thumbnail = self.render(source, adjust=adjust)
-        fmt = output_format(source.name)
-        if fmt in _OPAQUE:
-            thumbnail = _flatten(thumbnail)
+        fmt, data = self.encode(source, name=source.name, adjust=adjust)
         dest.parent.mkdir(exist_ok=True)
         temporary = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            options: dict[str, object] = {"sizes": [thumbnail.size]} if fmt == "ICO" else {}
-            thumbnail.save(temporary, format=fmt, **options)
+            temporary.write_bytes(data)
             temporary.replace(dest)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -240,9 +251,9 @@ class Renderer:
     # -- sources ---------------------------------------------------------------------------------
 
     def _raster(
-        self, source: Path | bytes, label: Path, adjust: Adjust, box: tuple[int, int]
+        self, source: Path | bytes | BinaryIO, label: Path, adjust: Adjust, box: tuple[int, int]
     ) -> Image.Image:
-        opened = source if isinstance(source, Path) else io.BytesIO(source)
+        opened = io.BytesIO(source) if isinstance(source, bytes) else source
         with ExitStack() as held:  # the budget, given back once the decoded pixels are freed
             with Image.open(opened) as image:
                 width, height = image.size
@@ -299,9 +310,11 @@ class Renderer:
             if nbytes >= _TRIM_BYTES:
                 release_free_memory()
 
-    def _dicom(self, source: Path | bytes, label: Path) -> Image.Image:
+    def _dicom(self, source: Path | bytes | BinaryIO, label: Path) -> Image.Image:
         if isinstance(source, Path):
             return self._dicom_file(source)
+        if not isinstance(source, bytes):
+            source = source.read()
         # The DICOM reader takes a file (it names it in its errors): bytes get a temporary one
         # under the document's own name.
         with tempfile.TemporaryDirectory(prefix="atoz-dicom-") as directory:
@@ -314,7 +327,9 @@ class Renderer:
         with self._reserve(dicom_decoding_bytes(path, max_pixels=self._max_pixels)):
             return Image.fromarray(read_pixels(path, max_pixels=self._max_pixels))
 
-    def _pdf(self, source: Path | bytes, label: Path, box: tuple[int, int]) -> Image.Image:
+    def _pdf(
+        self, source: Path | bytes | BinaryIO, label: Path, box: tuple[int, int]
+    ) -> Image.Image:
         import pypdfium2  # noqa: PLC0415 - only a practice that drops PDFs pays for pdfium
 
         # pdfium is not thread-safe and its state is the process's: one PDF at a time here.

@@ -30,6 +30,7 @@ NAMES = [
     "image categories",
     "A-to-Z root",
     "A-to-Z root group",
+    "links in the A-to-Z tree",
     "filesystem",
     "inotify watches",
     "inotify instances",
@@ -214,7 +215,12 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=missing), bare_world.engine, proc=proc)
 
         checks = by_name(results)
-        assert failed(results) == {"A-to-Z root", "A-to-Z root group", "inotify watches"}
+        assert failed(results) == {
+            "A-to-Z root",
+            "A-to-Z root group",
+            "links in the A-to-Z tree",
+            "inotify watches",
+        }
         assert "does not exist" in checks["A-to-Z root"].detail
         assert checks["inotify watches"].detail.startswith("not checked")
 
@@ -226,7 +232,12 @@ class TestRoot:
         results = run_checks(settings_for(bare_world, root=a_file), bare_world.engine, proc=proc)
 
         assert "not a directory" in by_name(results)["A-to-Z root"].detail
-        assert failed(results) == {"A-to-Z root", "A-to-Z root group", "inotify watches"}
+        assert failed(results) == {
+            "A-to-Z root",
+            "A-to-Z root group",
+            "links in the A-to-Z tree",
+            "inotify watches",
+        }
 
     def test_a_root_its_group_cannot_write_is_reported(self, bare_world: World, proc: Path) -> None:
         bare_world.add_category("X-Rays", order=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from structlog.testing import capture_logs
 
 from atoz_watcher import registrar as registrar_module
 from atoz_watcher.config import Settings, ThumbnailSettings, WatcherSettings
+from atoz_watcher.contained import Folder
 from atoz_watcher.daemon import Daemon
 from atoz_watcher.metrics import Metrics
 from atoz_watcher.sdnotify import Notifier
@@ -241,14 +241,14 @@ def test_unreadable_file_is_retried_once_readable(
     locked = folder / "locked.jpg"
     denied = threading.Event()
     denied.set()
-    real_access = os.access
+    real_readable = registrar_module._readable
 
-    def access(path: Any, mode: int) -> bool:
-        if denied.is_set() and os.fspath(path) == str(locked):
+    def readable(in_folder: Folder, name: str) -> bool:
+        if denied.is_set() and name == locked.name:
             return False
-        return real_access(path, mode)
+        return real_readable(in_folder, name)
 
-    monkeypatch.setattr(registrar_module.os, "access", access)
+    monkeypatch.setattr(registrar_module, "_readable", readable)
     with running(world) as daemon:
         locked.write_bytes(b"x")
         (folder / "open.jpg").write_bytes(b"y")

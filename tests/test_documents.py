@@ -110,7 +110,7 @@ def test_a_failed_write_leaves_neither_row_nor_file(
 ) -> None:
     world, pat, _ = smith
     if failing == "writing the file":
-        monkeypatch.setattr("atoz_watcher.storage.local.os.fsync", no_space)
+        monkeypatch.setattr("atoz_watcher.contained.os.fsync", no_space)
     else:
         monkeypatch.setattr(DocumentWriter, "_update", staticmethod(no_space))
 

@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import text
 
 from atoz_watcher import registrar as registrar_module
+from atoz_watcher.contained import Folder
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
 from atoz_watcher.errors import NoImageCategoryError
 from atoz_watcher.registrar import Candidate, Registered
@@ -472,10 +473,10 @@ def test_name_taken_between_plan_and_rename(
     (folder / f"_{xrays}_a.jpg").write_bytes(b"ours")
     real_rename = registrar_module.rename_noreplace
 
-    def rename_after_a_drop(src: Path, dst: Path) -> None:
+    def rename_after_a_drop(src: Path, dst: Path, *, folder: Folder) -> None:
         if dst.name == "a.jpg" and not dst.exists():
             dst.write_bytes(b"dropped meanwhile")
-        real_rename(src, dst)
+        real_rename(src, dst, folder=folder)
 
     monkeypatch.setattr(registrar_module, "rename_noreplace", rename_after_a_drop)
     world.rescan()

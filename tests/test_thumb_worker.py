@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -28,10 +29,12 @@ def job(folder: Path, name: str, *, image: bool = True) -> ThumbJob:
 class ExplodingRenderer(Renderer):
     """A renderer with a bug: it raises something no one expects for one file."""
 
-    def write(self, source: Path, dest: Path, *, adjust: Adjust = NO_ADJUST) -> str:
-        if source.name == "boom.png":
+    def encode(
+        self, source: Path | BinaryIO, *, name: str, adjust: Adjust = NO_ADJUST
+    ) -> tuple[str, bytes]:
+        if name == "boom.png":
             raise RuntimeError("a bug in a codec")
-        return super().write(source, dest, adjust=adjust)
+        return super().encode(source, name=name, adjust=adjust)
 
 
 def outcomes(metrics: Metrics) -> dict[str, float]:

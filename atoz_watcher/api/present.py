@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from atoz_watcher.contained import plain
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
 from atoz_watcher.documents import RAW_BASE64_NOTE
@@ -72,13 +73,16 @@ class FilePaths:
         if self.root is None:
             return None
         folder = patient.image_folder or folder_name(patient.lname, patient.fname, patient.pat_num)
+        if not plain(folder):
+            return None  # a folder that could lead out of the root is never shown as a path
         root = self.root.rstrip(self.separator)  # "" for "/": the join starts with "/"
         return self.separator.join((root, letter_folder(folder), folder, ""))
 
 
 def file_path(folder: str | None, file_name: str) -> str:
-    """A document's filePath from ``FilePaths.folder``: blank for InDatabase and for no file."""
-    return "" if folder is None or not file_name else folder + file_name
+    """A document's filePath from ``FilePaths.folder``: blank for InDatabase, for no file, and
+    for a FileName that is not a plain name (it could lead out of its folder)."""
+    return "" if folder is None or not plain(file_name) else folder + file_name
 
 
 def document_json(

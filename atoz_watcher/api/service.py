@@ -28,6 +28,7 @@ from atoz_watcher.api.present import (
     page_json,
 )
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
+from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db import queries
 from atoz_watcher.documents import (
     DOWNLOAD_NOTE,
@@ -80,6 +81,12 @@ def answered() -> Iterator[None]:
         raise ApiError(400, str(exc)) from None
     except UnsafeNameError as exc:
         raise ApiError(400, f"the patient's files cannot be stored: {exc}") from None
+    except LinkRefusedError as exc:
+        raise ApiError(
+            400,
+            f"The patient's folder holds a link where a file or folder belongs ({exc.relative}):"
+            " refused, a link could lead out of the A-to-Z folder",
+        ) from None
     except LockTimeoutError:
         raise ApiError(503, DATABASE_BUSY) from None
     except (DatabaseUnavailableError, DBAPIError) as exc:

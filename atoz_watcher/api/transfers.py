@@ -39,13 +39,21 @@ from atoz_watcher.api.service import (
     answered,
 )
 from atoz_watcher.composite import MountComposer, MountNotFoundError, MountTooLargeError
+from atoz_watcher.contained import LinkRefusedError, NotRegularError, plain
 from atoz_watcher.db import queries
 from atoz_watcher.documents import CategoryError, NewDocument, check_not_deleted
 from atoz_watcher.layout import folder_name
 from atoz_watcher.sftp import SftpClient
 from atoz_watcher.sftp_address import Credentials, Failure, SftpError
 from atoz_watcher.storage import Storage
-from atoz_watcher.thumbnailing import Outcome, ThumbJob, adjust_of, carry_out, job_for_document
+from atoz_watcher.thumbnailing import (
+    Outcome,
+    ThumbJob,
+    adjust_of,
+    carry_out,
+    job_for_document,
+    read_thumbnail,
+)
 from atoz_watcher.thumbs import Renderer, extension, thumbnailable
 
 log = structlog.get_logger("atoz_watcher.api")
@@ -175,7 +183,13 @@ class SftpService:
             source = queries.document_source(conn, doc_num=doc_num, with_raw=self._in_database)
         if source is None:
             raise ApiError(404, DOCUMENT_NOT_FOUND)
-        data = self._read(source)
+        if source.file_name and not plain(source.file_name):
+            raise ApiError(
+                400,
+                f"Document {doc_num}'s FileName is not a plain file name (it holds a folder "
+                "separator, '..' or NUL): refused, it could lead out of the patient's folder",
+            )
+        data = self._read(source, links=True)
         if data is None:
             raise ApiError(
                 400,
@@ -184,8 +198,9 @@ class SftpService:
             )
         return source.file_name, data
 
-    def _read(self, source: queries.DocumentSource) -> bytes | None:
-        """A document's bytes; None when it has none (a placeholder, a missing file)."""
+    def _read(self, source: queries.DocumentSource, *, links: bool = False) -> bytes | None:
+        """A document's bytes; None when it has none (a placeholder, a missing file, a name
+        that is not plain, a link). ``links``: a link is a 400 saying so instead."""
         if not source.file_name or (self._in_database and not source.raw_base64):
             return None
         folder = source.image_folder or folder_name(source.lname, source.fname, source.pat_num)
@@ -194,7 +209,22 @@ class SftpService:
                 return self._storage.read(
                     folder=folder, file_name=source.file_name, raw_base64=source.raw_base64
                 )
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
+            except LinkRefusedError:
+                if links:
+                    raise ApiError(
+                        400,
+                        f"Document {source.doc_num}'s file or patient folder is a link: refused,"
+                        " a link could lead out of the A-to-Z folder",
+                    ) from None
+                log.info("api.file_unreadable", docnum=source.doc_num, reason="link")
+                return None
+            except (
+                FileNotFoundError,
+                IsADirectoryError,
+                NotADirectoryError,
+                NotRegularError,
+                ValueError,
+            ) as exc:
                 # ValueError: an unsafe name (UnsafeNameError), RawBase64 that is not base64.
                 log.info("api.file_unreadable", docnum=source.doc_num, reason=type(exc).__name__)
                 return None
@@ -250,10 +280,7 @@ class SftpService:
             return None
         if carry_out(job, self._renderer) not in {Outcome.MADE, Outcome.FRESH}:
             return None
-        try:
-            return job.dest.read_bytes()
-        except OSError:
-            return None
+        return read_thumbnail(job)
 
     def _thumbnail_from_row(self, document: queries.DocumentFile) -> bytes | None:
         """InDatabase: the image from RawBase64 into a private temporary folder, its thumbnail
@@ -275,10 +302,11 @@ class SftpService:
                 pat_num=document.pat_num,
                 doc_num=document.doc_num,
                 adjust=adjust_of(document),
+                root=Path(scratch),
             )
             if carry_out(job, self._renderer, force=True) is not Outcome.MADE:
                 return None
-            return job.dest.read_bytes()
+            return read_thumbnail(job)
 
     # -- DownloadMount ---------------------------------------------------------------------------
 

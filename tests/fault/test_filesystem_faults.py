@@ -29,6 +29,7 @@ from structlog.testing import capture_logs
 
 from atoz_watcher import registrar as registrar_module
 from atoz_watcher import scan as scan_module
+from atoz_watcher.contained import Folder
 from atoz_watcher.layout import folder_name, patient_dir
 from atoz_watcher.matching import Unmatched
 from atoz_watcher.registrar import Gone
@@ -141,10 +142,10 @@ def test_file_deleted_between_event_and_registration(
     folder = world.folder("GoneSoon1")
     real = registrar_module.rename_noreplace
 
-    def rename(src: Path, dst: Path) -> None:
+    def rename(src: Path, dst: Path, *, folder: Folder) -> None:
         if src.name.endswith("vanishing.jpg"):
             src.unlink()  # deleted after the batch was planned, just before its rename
-        real(src, dst)
+        real(src, dst, folder=folder)
 
     monkeypatch.setattr(registrar_module, "rename_noreplace", rename)
     with capture_logs() as logs, running(world):
@@ -413,7 +414,7 @@ def test_letter_folder_renamed_while_a_rescan_lists_it(
     real = scan_module._subfolders
     renamed = threading.Event()
 
-    def subfolders(path: str) -> list[os.DirEntry[str]]:
+    def subfolders(path: str) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
         found = real(path)
         if Path(path) == world.root and not renamed.is_set():
             letter.rename(aside)  # the root is listed; M is not yet
