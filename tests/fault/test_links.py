@@ -21,8 +21,6 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -42,7 +40,7 @@ from atoz_watcher.thumb_worker import ThumbnailWorker
 from atoz_watcher.thumbnailing import ThumbJob, thumbnail_of
 from atoz_watcher.thumbs import Renderer
 from tests.conftest import World
-from tests.test_api import DOCUMENTS, UPLOAD, Clinic, api_settings, b64, make_clinic, serving
+from tests.test_api import DOCUMENTS, UPLOAD, api_settings, b64, make_clinic, serving
 from tests.test_api_sftp import (
     DOWNLOAD_MOUNT,
     DOWNLOAD_SFTP,
@@ -53,9 +51,8 @@ from tests.test_api_sftp import (
     _mount,
     _on_item,
     creds,
-    known_hosts,
+    sftp_api,
     site,
-    with_sftp,
 )
 
 __all__ = ["site"]  # the SFTP site fixture, used by name
@@ -168,16 +165,6 @@ class Swapper:
         assert self.error is None, self.error
         assert self.swaps > 0
         print(f"link swaps: {self.swaps}")  # noqa: T201 - the figure docs/RELIABILITY.md cites
-
-
-@contextmanager
-def sftp_api(
-    clinic: Clinic, site: SftpSite, tmp_path: Path, **settings: Any
-) -> Iterator[httpx.Client]:
-    options = {"known_hosts": known_hosts(tmp_path, site.known_hosts_line()), "connect_timeout": 10}
-    config = with_sftp(api_settings(clinic.world, **settings), **options)
-    with serving(config, clinic.world) as api:
-        yield api
 
 
 def upload(api: httpx.Client, pat: int, data: bytes, extension: str = ".png") -> tuple[int, str]:
