@@ -138,7 +138,8 @@ class RawValue:
         self.escaped(chr(value))
 
     def end(self) -> None:
-        """The closing quote: what is left must be complete; the spool is made durable."""
+        """The closing quote: what is left must be complete. The spool is made durable by
+        ``UploadBody.finish`` (off the event loop), and only the one that is stored."""
         self._unpaired()
         if self._carry and not self.bad:
             self._fail(self._carry)  # a quantum cut short: "QUJDRA"
@@ -147,8 +148,6 @@ class RawValue:
                 self._utf8.decode(b"", final=True)
             except UnicodeDecodeError:
                 raise ApiError(400, BODY_UNPARSABLE) from None
-        if not self.bad:
-            self.spool.finish()
 
     def _unpaired(self) -> None:
         if self._high:
@@ -481,7 +480,8 @@ class UploadBody:
     # -- the end ----------------------------------------------------------------------------
 
     def finish(self) -> ParsedUpload:
-        """The whole body has arrived: the request, validated as FastAPI would, or its 400."""
+        """The whole body has arrived: the request, validated as FastAPI would, or its 400;
+        its spool fsynced (a blocking call: not on the event loop)."""
         if not self._encoding_known:
             self._scan(self._start())
         if self._transcoder is not None:
@@ -508,6 +508,8 @@ class UploadBody:
         raw = self._raws.get(chosen)  # discard() still removes it if storage does not take it
         if raw is None:  # not reached: a value that is not a string fails the model
             raise ApiError(400, "rawBase64 is invalid: Input should be a valid string")
+        if not raw.bad:
+            raw.spool.finish()  # fsynced: storage may take it
         return ParsedUpload(request=request, raw=raw)
 
     def discard(self) -> None:
