@@ -4,9 +4,9 @@
 JSON text and validated at the end exactly as a whole body would be (``json.loads``, then the
 ``UploadRequest`` model), so a bad field gets the same 400 text as before. The value of
 ``rawBase64`` (or ``RawBase64``) is a string that can be 140 MB long: it is scanned as it
-comes (JSON escapes included, across chunk boundaries), checked as strict RFC 4648 base64 four
-characters at a time, and its bytes written to a spool file. Memory stays one chunk per
-request, whatever the file's size.
+comes (JSON escapes included, across chunk boundaries), checked as strict RFC 4648 base64 in
+whole quanta (``strict_base64``: binascii's verdict, at SIMD speed), and its bytes written to a
+spool file. Memory stays one chunk per request, whatever the file's size.
 
 What a whole-body parser would report first is still reported first: invalid JSON, then the
 fields in the model's order, then the base64. One exception, on purpose: a rawBase64 longer
