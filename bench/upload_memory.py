@@ -217,14 +217,15 @@ def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
         UploadFigures,
         fill,
         measure_upload,
-        print_upload,
+        upload_lines,
         upload_peak,
     )
 
     root, state = base / "served", base / "served-state"
     root.mkdir()
+    state.mkdir()
     url = f"sqlite:///{state / 'bench.sqlite3'}"
-    pat_num = fill(url)
+    pat_num, _ = fill(url, root)
     large = os.urandom(file_mb * MB)
     ten = os.urandom(UPLOAD_BYTES)
     figures: dict[str, tuple[float, UploadFigures]] = {}
@@ -241,7 +242,7 @@ def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
             f"{kind:6s}: one Upload of {file_mb} MB peaked {peak:.1f} MB above idle "
             f"({peak / file_mb:.2f}x the file's size; goal <= 2x for ours)"
         )
-    print_upload(figures["ours"][1], figures["floor"][1], UPLOAD_BYTES)
+    print("\n".join(upload_lines(figures["ours"][1], figures["floor"][1], UPLOAD_BYTES)))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

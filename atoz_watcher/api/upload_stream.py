@@ -1,6 +1,13 @@
-"""POST /documents/Upload read as it arrives: the body goes through ``UploadBody`` in batches
-on a worker thread (decoding and writing never block the event loop), then the document is
-made from the spool. Three batches of 1 MB per request are in memory at most.
+"""POST /documents/Upload read as it arrives: each chunk of the body goes through
+``UploadBody`` as the server hands it over (a socket read: 256 KB at most on uvicorn's
+asyncio loop), then, in one hop to a worker thread, the spool is fsynced and the document
+made from it. One chunk and its decoded bytes are in memory.
+
+The chunks are parsed on the event loop, not handed to a thread: with rawBase64 decoded by
+SIMD, a chunk costs ~0.1 ms to scan, decode and write into the page cache, less than a hand-over
+to a thread and back (batches on a worker thread made a 10 MB Upload ~5 ms slower, with a
+1 MB copy per batch). The write never waits for the disk: the spool has the disk write what
+it holds every 2 MB, so its dirty pages stay few; the fsync, which does wait, is not here.
 """
 
 from __future__ import annotations
@@ -16,9 +23,6 @@ from atoz_watcher.api.errors import BODY_NOT_OBJECT, ApiError
 from atoz_watcher.api.service import DocumentService, Uploaded
 from atoz_watcher.api.upload_body import UploadBody
 
-# Bytes of body handed to the worker thread at once: large enough that the hand-over costs
-# nothing next to the decoding, small enough to be nothing next to a file's size.
-BATCH_BYTES = 1024 * 1024
 UPLOAD_BODY_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadRequest"}}},
@@ -47,40 +51,19 @@ async def receive_upload(request: Request, service: DocumentService) -> Uploaded
     body = service.upload_body()
     try:
         await _read(request, body)
-        parsed = await run_in_threadpool(body.finish)
-        return await run_in_threadpool(service.upload, parsed)
+        return await run_in_threadpool(_store, body, service)
     finally:
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(body.discard)
 
 
+def _store(body: UploadBody, service: DocumentService) -> Uploaded:
+    """The body's end: the request validated, its spool fsynced, the document made."""
+    return service.upload(body.finish())
+
+
 async def _read(request: Request, body: UploadBody) -> None:
-    """The body in batches to the parser's thread; the next batch is received while the last
-    is decoded and written (three batches in memory at most). A refusal by the parser (the
+    """The body to the parser as it arrives, chunk by chunk. A refusal by the parser (the
     limit passed) stops the reading at once, whether or not more of the body comes."""
-    batches, pending = anyio.create_memory_object_stream[bytes](1)
-
-    async def feed() -> None:
-        async with pending:
-            async for batch in pending:
-                await run_in_threadpool(body.feed, batch)
-
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(feed)
-            async with batches:
-                collected: list[bytes] = []
-                size = 0
-                async for chunk in request.stream():
-                    collected.append(chunk)
-                    size += len(chunk)
-                    if size >= BATCH_BYTES:
-                        await batches.send(b"".join(collected))
-                        collected.clear()
-                        size = 0
-                if collected:
-                    await batches.send(b"".join(collected))
-    except BaseExceptionGroup as group:
-        # One failure (the parser's 400, the body limiter's 413, a client gone) is what the
-        # handlers answer; the task group only wraps it.
-        raise group.exceptions[0] from None
+    async for chunk in request.stream():
+        body.feed(chunk)
