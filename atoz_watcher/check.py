@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
+from atoz_watcher.db.models import REQUIRED_TABLES
 from atoz_watcher.db.queries import image_categories
 from atoz_watcher.errors import AtozError
 from atoz_watcher.ignore import IgnoreRules
@@ -23,7 +24,6 @@ from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 from atoz_watcher.wording import plural
 
-REQUIRED_TABLES = ("patient", "definition", "document")
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
 # What the docs and the FAIL message suggest: plenty for the largest practices, and the kernel
 # only charges memory for watches in use.
