@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.config import Settings
 from atoz_watcher.contained import LinkRefusedError
+from atoz_watcher.db.models import REQUIRED_TABLES
 from atoz_watcher.db.queries import image_categories
 from atoz_watcher.errors import AtozError, RootUnusableError
 from atoz_watcher.ignore import IgnoreRules
@@ -27,7 +28,6 @@ from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 from atoz_watcher.watch.handler import PATIENT
 from atoz_watcher.wording import plural
 
-REQUIRED_TABLES = ("patient", "definition", "document")
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
 # What the docs and the FAIL message suggest: plenty for the largest practices, and the kernel
 # only charges memory for watches in use.

@@ -18,8 +18,6 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher.backfill import Backfill, BackfillSummary
-from atoz_watcher.check import REQUIRED_TABLES, current_user, format_results, run_checks
 from atoz_watcher.cli_args import build_parser
 from atoz_watcher.config import (
     SQLITE_FILE_NAME,
@@ -29,11 +27,9 @@ from atoz_watcher.config import (
     WatcherSettings,
     load_settings,
 )
-from atoz_watcher.daemon import Daemon
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
-from atoz_watcher.db.models import IMG_TYPE_NAMES
-from atoz_watcher.demo import DemoTree, build_demo, existing_demo, registered_rows
+from atoz_watcher.db.models import IMG_TYPE_NAMES, REQUIRED_TABLES
 from atoz_watcher.errors import (
     AtozError,
     ConfigError,
@@ -46,20 +42,20 @@ from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.journal import Journal
 from atoz_watcher.layout import folder_name, patient_dir
 from atoz_watcher.logging import configure_logging
-from atoz_watcher.materialize import run_materialize
-from atoz_watcher.metrics import Metrics, MetricsServer
 from atoz_watcher.registrar import Registrar
 from atoz_watcher.reports import RescanReport, ThumbnailReport
 from atoz_watcher.rescan import Rescanner, Summary
-from atoz_watcher.sdnotify import Notifier, watchdog_interval
-from atoz_watcher.thumb_worker import default_workers
-from atoz_watcher.thumbnailing import Outcome
-from atoz_watcher.thumbs import thumbnail_renderer
 from atoz_watcher.wording import plural
 
+# What only some commands need (the daemon, thumbnails, metrics, the demo) is imported in the
+# command that runs it: every command pays for the imports at the top, and `atoz-watcher
+# rescan`'s run is short enough for them to count (bench/rescan.py, a fresh process).
 if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
+    from atoz_watcher.backfill import BackfillSummary
+    from atoz_watcher.demo import DemoTree
     from atoz_watcher.membudget import MemoryBudget
+    from atoz_watcher.metrics import Metrics, MetricsServer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -123,6 +119,8 @@ def needs_state_dir(args: argparse.Namespace, *, embedded: bool) -> bool:
 
 def require_state_dir(state: Path) -> None:
     """The state directory exists (made if need be) and this user can write in it."""
+    from atoz_watcher.check import current_user  # noqa: PLC0415 - see TYPE_CHECKING above
+
     try:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -167,6 +165,8 @@ def dispatch(
 
 
 def run_check(settings: Settings, engine: Engine, out: TextIO) -> int:
+    from atoz_watcher.check import format_results, run_checks  # noqa: PLC0415 - see TYPE_CHECKING
+
     results = run_checks(settings, engine)
     print(format_results(results), file=out)
     return EXIT_OK if all(r.ok for r in results) else 1
@@ -213,6 +213,10 @@ def exit_on_signals(handle_exit: Callable[[], None]) -> Iterator[None]:
 def run_daemon(settings: Settings, engine: Engine) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError("storage: InDatabase has no A-to-Z folder to watch")
+    from atoz_watcher.daemon import Daemon  # noqa: PLC0415 - see TYPE_CHECKING above
+    from atoz_watcher.metrics import Metrics  # noqa: PLC0415
+    from atoz_watcher.sdnotify import Notifier, watchdog_interval  # noqa: PLC0415
+
     _require_tables(engine)
     if not settings.atoz_path.is_dir():
         raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
@@ -402,6 +406,8 @@ def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
 
 def run_materialize_once(settings: Settings, engine: Engine, out: TextIO) -> int:
     """``atoz-watcher materialize``: one pass; exit 1 when some placeholder failed."""
+    from atoz_watcher.materialize import run_materialize  # noqa: PLC0415 - see TYPE_CHECKING
+
     _require_tables(engine)
     stop = threading.Event()
     with exit_on_signals(stop.set):
@@ -425,6 +431,10 @@ def run_thumbnails(
     _require_tables(engine)
     if pat_num is not None:
         _patient_folder(engine, settings.atoz_path, pat_num)
+    from atoz_watcher.backfill import Backfill  # noqa: PLC0415 - see TYPE_CHECKING above
+    from atoz_watcher.thumb_worker import default_workers  # noqa: PLC0415
+    from atoz_watcher.thumbs import thumbnail_renderer  # noqa: PLC0415
+
     renderer = thumbnail_renderer(settings.thumbnails)
     backfill = Backfill(
         engine,
@@ -455,6 +465,8 @@ def run_thumbnails(
 
 
 def print_thumbnail_summary(summary: BackfillSummary, out: TextIO, *, stopped: bool) -> None:
+    from atoz_watcher.thumbnailing import Outcome  # noqa: PLC0415 - see TYPE_CHECKING above
+
     outcomes = summary.outcomes
     lines = [
         f"documents: {summary.documents}" + (" (stopped early)" if stopped else ""),
@@ -517,6 +529,8 @@ def print_demo_tree(tree: DemoTree, url: str, out: TextIO) -> None:
 
 
 def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int:
+    from atoz_watcher.demo import build_demo, existing_demo, registered_rows  # noqa: PLC0415
+
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atoz-demo-")))
@@ -559,6 +573,10 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
                 watcher=WatcherSettings(),
                 metrics=MetricsSettings(enabled=False),
             )
+            from atoz_watcher.daemon import Daemon  # noqa: PLC0415 - see TYPE_CHECKING above
+            from atoz_watcher.metrics import Metrics  # noqa: PLC0415
+            from atoz_watcher.sdnotify import Notifier  # noqa: PLC0415
+
             daemon = Daemon(demo_settings, engine, notifier=Notifier(None), metrics=Metrics())
             with exit_on_signals(daemon.handle_exit):
                 daemon.run()

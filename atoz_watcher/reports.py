@@ -7,13 +7,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from atoz_watcher.naming import Skip
 from atoz_watcher.registrar import Plan, Registered, Skipped
 from atoz_watcher.rescan import TOO_RECENT
-from atoz_watcher.thumbnailing import Outcome, ThumbJob
 from atoz_watcher.wording import plural
+
+if TYPE_CHECKING:  # thumbnailing brings Pillow, which a rescan's report does not need
+    from atoz_watcher.thumbnailing import Outcome, ThumbJob
 
 # Never documents, in every folder (Open Dental's own rule): counted in the summary, not listed.
 LITTER = frozenset({Skip.HIDDEN, Skip.THUMBS_DB})
@@ -106,6 +108,8 @@ class ThumbnailReport:
     before_line: Callable[[], None] = _nothing
 
     def __call__(self, job: ThumbJob, outcome: Outcome) -> None:
+        from atoz_watcher.thumbnailing import Outcome  # noqa: PLC0415 - see TYPE_CHECKING
+
         docnum = f"DocNum {job.doc_num}: " if job.doc_num is not None else ""
         if outcome is Outcome.MADE:
             text = f"made {job.dest}"

@@ -24,6 +24,14 @@ DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = (
 
 
 SQLITE_CACHE_KIB = 512
+# The API's reads run on FastAPI's threadpool (anyio's 40 threads). SQLAlchemy's default pool
+# (5 connections kept, 10 more at most) made every request past the 15th wait for a connection,
+# and closed the extra ones on their return, to open them anew (on MariaDB a login and its
+# settings) a moment later. A pool keeps POOL_SIZE and opens up to POOL_MAX in all, so no
+# thread of the API waits for a connection; idle ones past POOL_SIZE are closed.
+POOL_SIZE = 20
+POOL_MAX = 40
+_POOL: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX - POOL_SIZE}
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -46,6 +54,7 @@ def make_engine(url: str, *, busy_timeout_s: int = 60) -> Engine:
             # Each registration re-reads the rows it depends on after taking the lock, so it
             # must see what others committed meanwhile.
             isolation_level="READ COMMITTED",
+            **_POOL,
         )
     except NoSuchModuleError:
         raise ConfigError(
@@ -62,11 +71,11 @@ def read_engine(engine: Engine, *, busy_timeout_s: int = 60) -> Engine:
     that begin with a plain (deferred) BEGIN and are ``query_only``: under WAL a read sees the
     last committed state and neither waits for a writer nor holds one up. On MariaDB/MySQL reads
     take no lock already (the registration lock is a named lock the writers take), so the
-    engine itself is returned.
+    engine itself is returned (its pool is sized for the API's threads: POOL_MAX).
     """
     if not is_sqlite(engine) or engine.url.database in {None, "", ":memory:"}:
         return engine
-    reader = create_engine(engine.url)
+    reader = create_engine(engine.url, **_POOL)
 
     @event.listens_for(reader, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401

@@ -216,6 +216,8 @@ TABLES = [
 ]
 
 IMAGE_CATEGORY = 18
+# The tables every command that reads or writes documents needs (Open Dental has them all).
+REQUIRED_TABLES = ("patient", "definition", "document")
 IMG_TYPE_DOCUMENT = 0
 IMG_TYPE_RADIOGRAPH = 1
 # document.ImgType by value, as Open Dental's API names them.
