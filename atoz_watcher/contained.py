@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ log = structlog.get_logger("atoz_watcher.contained")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_COPY_CHUNK = 1024 * 1024
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _GROUP_RW = stat.S_IRGRP | stat.S_IWGRP
 
@@ -220,13 +222,17 @@ class Folder:
             return False
         return True
 
-    def write_temporary(self, data: bytes, *, suffix: str) -> str:
-        """A new hidden file holding ``data``, synced, with the root's group; its name."""
+    def write_temporary(self, data: bytes | BinaryIO, *, suffix: str) -> str:
+        """A new hidden file holding ``data`` (bytes, or what is left to read of a file),
+        synced, with the root's group; its name."""
         name = f".{uuid.uuid4().hex}{suffix}"
         fd = os.open(name, _CREATE_FLAGS, 0o666, dir_fd=self.fd)
         try:
             with open(fd, "wb", closefd=False) as handle:
-                handle.write(data)
+                if isinstance(data, bytes):
+                    handle.write(data)
+                else:
+                    shutil.copyfileobj(data, handle, _COPY_CHUNK)
                 handle.flush()
                 self._ownership.apply(fd, directory=False)
                 os.fsync(fd)

@@ -6,8 +6,10 @@ link is refused (``LinkRefusedError``), never followed.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Collection
 from pathlib import Path
+from typing import BinaryIO
 
 from atoz_watcher.contained import Folder, Tree
 from atoz_watcher.layout import letter_folder
@@ -16,6 +18,19 @@ from atoz_watcher.storage.spool import Spool
 
 # Give up finding a free x-prefixed name after this many tries (a name grows by one x each).
 MAX_TRIES = 50
+
+
+def _write_free_name(
+    folder: Folder, data: bytes | BinaryIO, name: str, taken: Collection[str]
+) -> str:
+    """Write ``data`` under a free name near ``name`` in ``folder`` (never replacing)."""
+    # A hidden temporary name: the watcher, like Open Dental, never takes in a dot file.
+    temporary = folder.write_temporary(data, suffix=".upload")
+    try:
+        return _move_to_free_name(folder, temporary, name, taken)
+    except BaseException:
+        folder.unlink(temporary, missing_ok=True)
+        raise
 
 
 def _move_to_free_name(
@@ -64,17 +79,19 @@ class LocalAtoZ:
                 self._tree.folder(()) as root,
                 self._tree.folder(parts, create=True) as directory,
             ):
-                name = _move_to_free_name(directory, data.path.name, name, taken, source=root)
+                try:
+                    name = _move_to_free_name(directory, data.path.name, name, taken, source=root)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    # The patient folder is another file system (mounted below the root).
+                    with root.open_read(data.path.name) as spooled:
+                        name = _write_free_name(directory, spooled, name, taken)
+                    root.unlink(data.path.name, missing_ok=True)
                 directory.fsync()
             return Stored(file_name=name, path=self._root.joinpath(*parts, name))
         with self._tree.folder(parts, create=True) as directory:
-            # A hidden temporary name: the watcher, like Open Dental, never takes in a dot file.
-            temporary = directory.write_temporary(data, suffix=".upload")
-            try:
-                name = _move_to_free_name(directory, temporary, name, taken)
-            except BaseException:
-                directory.unlink(temporary, missing_ok=True)
-                raise
+            name = _write_free_name(directory, data, name, taken)
             directory.fsync()
         return Stored(file_name=name, path=self._root.joinpath(*parts, name))
 
