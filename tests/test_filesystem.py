@@ -83,7 +83,6 @@ def cifs_at(tmp_path: Path, root: Path) -> Path:
 @pytest.mark.parametrize("mode", ["auto", "polling", "smb"])
 def test_check_on_a_cifs_mount(bare_world: World, tmp_path: Path, mode: str) -> None:
     bare_world.add_category("X-Rays", order=0)
-    bare_world.root.chmod(0o2775)  # a practice's root: its group writes (checked apart)
     info = cifs_at(tmp_path, bare_world.root)
     settings = settings_for(bare_world, "auto").model_copy(
         update={"watcher": WatcherSettings.model_construct(mode=mode)}
@@ -102,6 +101,7 @@ def test_check_on_a_cifs_mount(bare_world: World, tmp_path: Path, mode: str) -> 
 
 def test_check_fails_native_mode_on_a_network_share(bare_world: World, tmp_path: Path) -> None:
     bare_world.add_category("X-Rays", order=0)
+    bare_world.root.chmod(0o2775)  # a practice's root: its group writes (checked apart)
     info = cifs_at(tmp_path, bare_world.root)
 
     results = run_checks(settings_for(bare_world, "native"), bare_world.engine, mountinfo=info)
