@@ -115,6 +115,10 @@ class _Rescans:
     reason: str = "startup"
     failures: int = 0
     requested: threading.Event = field(default_factory=threading.Event)
+    # Why a rescan was asked for: kept apart from ``reason``, which the rescan running when the
+    # request comes resets as it ends (an overflow during the catch-up scan was counted as
+    # "periodic").
+    requested_reason: str = "periodic"
 
 
 class Daemon:
@@ -196,7 +200,7 @@ class Daemon:
 
     def request_rescan(self, reason: str) -> None:
         """Rescan the whole tree as soon as the worker is free (e.g. events were lost)."""
-        self._rescans.reason = reason
+        self._rescans.requested_reason = reason
         self._rescans.requested.set()
 
     def run(self) -> None:
@@ -430,6 +434,7 @@ class Daemon:
     def _rescan_due(self) -> bool:
         if self._rescans.requested.is_set():
             self._rescans.requested.clear()
+            self._rescans.reason = self._rescans.requested_reason
             return True
         return self._clock() >= self._rescans.due_at
 

@@ -17,6 +17,7 @@ from PIL import Image
 from structlog.testing import capture_logs
 
 from atoz_watcher import registrar as registrar_module
+from atoz_watcher import rescan as rescan_module
 from atoz_watcher.config import Settings, ThumbnailSettings, WatcherSettings
 from atoz_watcher.contained import Folder
 from atoz_watcher.daemon import Daemon
@@ -295,6 +296,31 @@ def test_event_queue_overflow_triggers_a_full_rescan(clinic: tuple[World, int, i
 
     assert {d["DocCategory"] for d in world.documents()} == {xrays}
     assert not list(world.root.rglob("_*"))
+
+
+def test_a_rescan_asked_for_during_another_keeps_its_reason(
+    clinic: tuple[World, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overflow while the catch-up scan runs is rescanned after it, counted as an overflow
+    (it was relabelled "periodic" when the catch-up scan ended)."""
+    world, _, _ = clinic
+    inside, release = threading.Event(), threading.Event()
+    original = rescan_module.Rescanner.run
+
+    def held_first(self: rescan_module.Rescanner, **kwargs: Any) -> Any:
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(30), "the test never released the catch-up scan"
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(rescan_module.Rescanner, "run", held_first)
+    with running(world) as daemon:
+        assert inside.wait(30), "no catch-up scan"
+        daemon.request_rescan("event-queue-overflow")
+        release.set()
+        wait_for(lambda: daemon.rescans["event-queue-overflow"] == 1)
+
+    assert daemon.rescans["startup"] == 1
 
 
 def test_auto_mode_falls_back_to_polling(
