@@ -5,7 +5,8 @@ bench/shares.py: the Windows share's stand-in.
 state, cache and private folders and passdb, all in a folder given, and one share: the folder
 given (an A-to-Z root). The account is the user running it, with a random password, also
 written to a file (mode 600) as ``[watcher.smb] password_file`` wants it. No pytest here: the
-tests wrap it (tests/samba.py).
+tests wrap it (tests/samba.py). ``Workstation`` writes to the share through the SMB protocol,
+as a Windows workstation does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import smbclient
 
 SMBD = "/usr/sbin/smbd"
 SMBPASSWD = "/usr/bin/smbpasswd"
@@ -137,3 +141,38 @@ class Samba:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+class Workstation:
+    """An SMB client writing to the share, as Open Dental's workstations do."""
+
+    def __init__(self, samba: Samba) -> None:
+        self._samba = samba
+        self._cache: dict[str, Any] = {}
+        smbclient.register_session(
+            "127.0.0.1",
+            username=samba.username,
+            password=samba.password,
+            port=samba.port,
+            connection_timeout=10,
+            connection_cache=self._cache,
+        )
+
+    def _unc(self, relative: str) -> str:
+        return "\\\\127.0.0.1\\" + self._samba.share + "\\" + relative.replace("/", "\\")
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"port": self._samba.port, "connection_cache": self._cache}
+
+    def mkdir(self, relative: str) -> None:
+        smbclient.makedirs(self._unc(relative), exist_ok=True, **self._kwargs())
+
+    def write(self, relative: str, data: bytes) -> None:
+        with smbclient.open_file(self._unc(relative), "wb", **self._kwargs()) as handle:
+            handle.write(data)
+
+    def rename(self, source: str, target: str) -> None:
+        smbclient.rename(self._unc(source), self._unc(target), **self._kwargs())
+
+    def close(self) -> None:
+        smbclient.reset_connection_cache(connection_cache=self._cache)

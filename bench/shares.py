@@ -51,7 +51,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Self
 
-import smbclient
 from harness import (
     DEV_ONLY,
     SURNAMES,
@@ -63,7 +62,7 @@ from harness import (
     step,
     verdict,
 )
-from samba import Samba, why_no_smbd
+from samba import Samba, Workstation, why_no_smbd
 
 from atoz_watcher.config import DEFAULT_IGNORE
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
@@ -275,34 +274,6 @@ def daemon(tree: Tree, log: Path, settings: Mapping[str, str]) -> Iterator[Daemo
         process.close()
 
 
-class Workstation:
-    """Writes files through SMB, as a Windows workstation writes to the share."""
-
-    def __init__(self, samba: Samba, root: Path) -> None:
-        self._samba = samba
-        self._root = root
-        self._cache: dict[str, Any] = {}
-        smbclient.register_session(
-            "127.0.0.1",
-            username=samba.username,
-            password=samba.password,
-            port=samba.port,
-            connection_timeout=10,
-            connection_cache=self._cache,
-        )
-
-    def write(self, folder: str, name: str) -> None:
-        relative = Path(folder, name).relative_to(self._root)
-        unc = f"\\\\127.0.0.1\\{self._samba.share}\\" + "\\".join(relative.parts)
-        with smbclient.open_file(
-            unc, "wb", port=self._samba.port, connection_cache=self._cache
-        ) as handle:
-            handle.write(b"dropped")
-
-    def close(self) -> None:
-        smbclient.reset_connection_cache(connection_cache=self._cache)
-
-
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -426,9 +397,13 @@ def smb_run(tree: Tree, base: Path, drops: int) -> dict[str, Any]:
             memory = process.memory_kb()
             mode = process.events("daemon.started")[0]["mode"]
             rescans = len(process.events("rescan.started"))
-            client = Workstation(samba, tree.root)
+            client = Workstation(samba)
+
+            def write(folder: str, name: str) -> None:
+                client.write(str(Path(folder, name).relative_to(tree.root)), b"dropped")
+
             try:
-                latencies = drop_and_time(tree, drops, client.write, "smb", 120.0)
+                latencies = drop_and_time(tree, drops, write, "smb", 120.0)
             finally:
                 client.close()
             extra = len(process.events("rescan.started")) - rescans

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import smbclient
 from structlog.testing import capture_logs
 
 from atoz_watcher.check import CheckResult, run_checks
@@ -26,45 +25,10 @@ from atoz_watcher.errors import ConfigError
 from atoz_watcher.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
 from atoz_watcher.watch.observer import WatchError, start_watching
-from bench.samba import Samba
+from bench.samba import Samba, Workstation
 from tests.conftest import World, _make_world
 from tests.samba import Relay, start_samba
 from tests.test_daemon import by_name, running, wait_for
-
-
-class Workstation:
-    """An SMB client writing to the share, as Open Dental's workstations do."""
-
-    def __init__(self, samba: Samba) -> None:
-        self._samba = samba
-        self._cache: dict[str, Any] = {}
-        smbclient.register_session(
-            "127.0.0.1",
-            username=samba.username,
-            password=samba.password,
-            port=samba.port,
-            connection_timeout=10,
-            connection_cache=self._cache,
-        )
-
-    def _unc(self, relative: str) -> str:
-        return "\\\\127.0.0.1\\" + self._samba.share + "\\" + relative.replace("/", "\\")
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"port": self._samba.port, "connection_cache": self._cache}
-
-    def mkdir(self, relative: str) -> None:
-        smbclient.makedirs(self._unc(relative), exist_ok=True, **self._kwargs())
-
-    def write(self, relative: str, data: bytes) -> None:
-        with smbclient.open_file(self._unc(relative), "wb", **self._kwargs()) as handle:
-            handle.write(data)
-
-    def rename(self, source: str, target: str) -> None:
-        smbclient.rename(self._unc(source), self._unc(target), **self._kwargs())
-
-    def close(self) -> None:
-        smbclient.reset_connection_cache(connection_cache=self._cache)
 
 
 @contextmanager
