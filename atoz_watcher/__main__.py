@@ -1,3 +1,3 @@
-from atoz_watcher.cli import main
+from atoz_watcher.app.cli import main
 
 raise SystemExit(main())

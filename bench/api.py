@@ -69,8 +69,8 @@ from atoz_watcher.db.engine import (  # noqa: E402
 )
 from atoz_watcher.db.rows import blank_document  # noqa: E402
 from atoz_watcher.db.shape import TableShape  # noqa: E402
-from atoz_watcher.layout import patient_dir  # noqa: E402
-from atoz_watcher.logging import configure_logging  # noqa: E402
+from atoz_watcher.rules.layout import patient_dir  # noqa: E402
+from atoz_watcher.system.logging import configure_logging  # noqa: E402
 
 DOCUMENTS = 200
 BURST_PATIENTS = 100

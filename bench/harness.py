@@ -1,4 +1,4 @@
-"""What the benches and tests/test_large_tree.py share: the large tree, the daemon as a real
+"""What the benches and tests/ingest/test_large_tree.py share: the large tree, the daemon as a real
 process, the inotify watch limit, and the benches' reporting helpers.
 
 The benches import it as ``harness`` (a script's own folder is on sys.path), the test as
@@ -28,7 +28,7 @@ from typing import Any, TextIO, TypeVar
 from sqlalchemy import Connection
 
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
-from atoz_watcher.layout import folder_name, letter_folder
+from atoz_watcher.rules.layout import folder_name, letter_folder
 
 T = TypeVar("T")
 
@@ -335,7 +335,7 @@ def daemon_command(hide: Sequence[str] = ()) -> list[str]:
         return [sys.executable, "-m", "atoz_watcher", "run"]
     script = (
         f"import sys; sys.modules.update(dict.fromkeys({tuple(hide)!r})); "
-        "from atoz_watcher.cli import main; raise SystemExit(main(['run']))"
+        "from atoz_watcher.app.cli import main; raise SystemExit(main(['run']))"
     )
     return [sys.executable, "-c", script]
 

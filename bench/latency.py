@@ -7,7 +7,7 @@ Run from the project root::
 
 Everything lives in a temporary directory that is removed at the end. The daemon is the real
 ``Daemon`` (native inotify, default watcher settings but for a rescan interval of a day) run on
-a thread of this process, as tests/test_daemon.py runs it. The files are written by another
+a thread of this process, as tests/app/test_daemon.py runs it. The files are written by another
 Python process, as a scanner writes them (a writer on a thread of this process would wait for
 the daemon's threads at every system call), which reports the time after each close on the
 same clock (CLOCK_MONOTONIC). A side thread polls the database every 10 ms for new DocNums and
@@ -58,16 +58,16 @@ import sqlalchemy
 from harness import failure, insert_patients, run_script, step, verdict
 from sqlalchemy import Engine
 
+from atoz_watcher.app.daemon import Daemon
 from atoz_watcher.config import Settings, WatcherSettings
-from atoz_watcher.daemon import Daemon
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
-from atoz_watcher.journal import Journal
-from atoz_watcher.layout import folder_name, patient_dir
-from atoz_watcher.logging import configure_logging
-from atoz_watcher.metrics import Metrics
-from atoz_watcher.registrar import Candidate, Registered, Registrar
-from atoz_watcher.sdnotify import Notifier
+from atoz_watcher.ingest.registrar import Candidate, Registered, Registrar
+from atoz_watcher.rules.layout import folder_name, patient_dir
+from atoz_watcher.system.journal import Journal
+from atoz_watcher.system.logging import configure_logging
+from atoz_watcher.system.metrics import Metrics
+from atoz_watcher.system.sdnotify import Notifier
 
 P99_GOAL_S = 1.0
 RATIO_GOAL = 0.7  # daemon / direct files per second, above

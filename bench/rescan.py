@@ -44,13 +44,13 @@ from sqlalchemy import Engine, func, select
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, Document, Patient
-from atoz_watcher.dicom import NO_WINDOWING
-from atoz_watcher.journal import Journal
-from atoz_watcher.layout import folder_name, patient_dir
-from atoz_watcher.logging import configure_logging
-from atoz_watcher.naming import ImageCategory, category_for
-from atoz_watcher.registrar import Candidate, Plan, Registrar, document_row
-from atoz_watcher.rescan import Rescanner, Summary
+from atoz_watcher.imaging.dicom import NO_WINDOWING
+from atoz_watcher.ingest.registrar import Candidate, Plan, Registrar, document_row
+from atoz_watcher.ingest.rescan import Rescanner, Summary
+from atoz_watcher.rules.layout import folder_name, patient_dir
+from atoz_watcher.rules.naming import ImageCategory, category_for
+from atoz_watcher.system.journal import Journal
+from atoz_watcher.system.logging import configure_logging
 
 FIRST_GOAL = 0.1  # ours / baseline files per second, at least
 RESCAN_GOAL = 2.0  # ours / bare walk seconds, under

@@ -1,12 +1,12 @@
-"""A real Samba server on loopback (Debian's ``samba`` package), for tests/test_smb.py and
+"""A real Samba server on loopback (Debian's ``samba`` package), for tests/watch/test_smb.py and
 bench/shares.py: the Windows share's stand-in.
 
 ``smbd`` runs in the foreground on 127.0.0.1 and a free high port, with its own smb.conf, lock,
 state, cache and private folders and passdb, all in a folder given, and one share: the folder
 given (an A-to-Z root). The account is the user running it, with a random password, also
 written to a file (mode 600) as ``[watcher.smb] password_file`` wants it. No pytest here: the
-tests wrap it (tests/samba.py). ``Workstation`` writes to the share through the SMB protocol,
-as a Windows workstation does.
+tests wrap it (tests/support/samba.py). ``Workstation`` writes to the share through the SMB
+protocol, as a Windows workstation does.
 """
 
 from __future__ import annotations

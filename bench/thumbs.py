@@ -43,7 +43,7 @@ import numpy as np
 from harness import failure, run_script, step, verdict
 from PIL import Image, ImageOps
 
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.imaging.render import Renderer
 
 NAIVE_GOAL = 2.5  # ours / naive, large JPEG
 PYVIPS_GOAL = 1.0  # ours / pyvips, every JPEG
@@ -89,7 +89,7 @@ def hwm_kb():
 
 how, source, tiny, out = sys.argv[1:5]
 if how == "ours":
-    from atoz_watcher.thumbs import Renderer
+    from atoz_watcher.imaging.render import Renderer
     renderer = Renderer()
     render = lambda path, dest: renderer.write(Path(path), Path(dest))
 else:

@@ -59,7 +59,7 @@ from atoz_watcher.db.engine import (  # noqa: E402
 )
 from atoz_watcher.db.rows import blank_document  # noqa: E402
 from atoz_watcher.db.shape import TableShape  # noqa: E402
-from atoz_watcher.logging import configure_logging  # noqa: E402
+from atoz_watcher.system.logging import configure_logging  # noqa: E402
 
 KEY = ApiKey(developer_key="bench-dev", customer_key="bench-cust")
 AUTH = {"Authorization": "ODFHIR bench-dev/bench-cust"}

@@ -29,10 +29,10 @@ from sqlalchemy import Engine, MetaData, Table, select, text
 
 from atoz_watcher.db.engine import create_missing_tables, make_engine
 from atoz_watcher.db.shape import TableShape
-from atoz_watcher.journal import Journal
-from atoz_watcher.layout import patient_dir
-from atoz_watcher.registrar import Registrar
-from atoz_watcher.rescan import Rescanner, Summary
+from atoz_watcher.ingest.registrar import Registrar
+from atoz_watcher.ingest.rescan import Rescanner, Summary
+from atoz_watcher.rules.layout import patient_dir
+from atoz_watcher.system.journal import Journal
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 IMAGE_CATEGORY = 18
@@ -314,7 +314,7 @@ def _no_thread_leaks() -> Iterator[None]:
 # ``subprocess.run``, the body of every httpx or requests response with status >= 400, failure
 # reports, and at the end every ``*.log`` file under the session's temporary root (the stderr of
 # daemon processes). At session end no registered secret may appear in any of it; a leak fails
-# the run and names where it was found (the secret masked). tests/test_secrets.py tests it.
+# the run and names where it was found (the secret masked). tests/system/test_secrets.py tests it.
 
 MIN_SECRET_CHARS = 8  # shorter values would match by chance ("root", "pw")
 PAYLOAD_SLICE_CHARS = 32  # a base64 payload leaks when a 32-character slice of it shows...
@@ -383,7 +383,7 @@ class Secrets:
 
 @dataclass(frozen=True)
 class Leak:
-    where: str  # e.g. "tests/test_api.py::test_x (Captured stderr call)"
+    where: str  # e.g. "tests/api/test_api.py::test_x (Captured stderr call)"
     what: str  # the kind of secret, never the secret itself
     excerpt: str  # the secret masked, with a little context
 

@@ -23,15 +23,15 @@ from atoz_watcher.api.routes import PREFIX, build_router
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
 from atoz_watcher.api.upload_body import encoded_limit
-from atoz_watcher.composite import MountComposer
 from atoz_watcher.config import Settings
 from atoz_watcher.db.engine import read_engine
-from atoz_watcher.documents import DocumentWriter
-from atoz_watcher.membudget import MemoryBudget
-from atoz_watcher.sftp import SftpClient
+from atoz_watcher.documents.writer import DocumentWriter
+from atoz_watcher.imaging.jobs import ThumbJob, carry_out
+from atoz_watcher.imaging.mounts import MountComposer
+from atoz_watcher.imaging.render import Renderer, thumbnail_renderer
+from atoz_watcher.net.sftp import SftpClient
 from atoz_watcher.storage import spool, storage_for
-from atoz_watcher.thumbnailing import ThumbJob, carry_out
-from atoz_watcher.thumbs import Renderer, thumbnail_renderer
+from atoz_watcher.system.membudget import MemoryBudget
 
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.

@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
-from atoz_watcher.sftp_address import SftpError, parse_address
-from atoz_watcher.teeth import ToothNumberError, normalise
+from atoz_watcher.net.sftp_address import SftpError, parse_address
+from atoz_watcher.rules.teeth import ToothNumberError, normalise
 
 BIGINT_MAX = 2**63 - 1
 MAX_VARCHAR = 255  # Description, ToothNumbers: varchar(255)

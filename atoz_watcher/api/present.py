@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from atoz_watcher.contained import plain
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
-from atoz_watcher.documents import RAW_BASE64_NOTE
-from atoz_watcher.layout import folder_name, letter_folder
+from atoz_watcher.documents.writer import RAW_BASE64_NOTE
+from atoz_watcher.rules.layout import folder_name, letter_folder
+from atoz_watcher.system.contained import plain
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Open Dental treats any date before 1880 as "no date" (0001-01-01 is what it stores); the API

@@ -23,7 +23,7 @@ from atoz_watcher.api.paging import LIMIT_INVALID, OFFSET_INVALID, page_of
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
 from atoz_watcher.api.upload_stream import UPLOAD_BODY_SCHEMA, receive_upload
-from atoz_watcher.thumbnailing import ThumbJob
+from atoz_watcher.imaging.jobs import ThumbJob
 
 PREFIX = "/api/v1"
 

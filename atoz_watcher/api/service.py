@@ -28,9 +28,8 @@ from atoz_watcher.api.present import (
     page_json,
 )
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
-from atoz_watcher.contained import LinkRefusedError
 from atoz_watcher.db import queries
-from atoz_watcher.documents import (
+from atoz_watcher.documents.writer import (
     DOWNLOAD_NOTE,
     CategoryError,
     Created,
@@ -45,9 +44,10 @@ from atoz_watcher.errors import (
     LockTimeoutError,
     NoImageCategoryError,
 )
+from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
+from atoz_watcher.imaging.render import thumbnailable
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
-from atoz_watcher.thumbnailing import ThumbJob, thumbnail_of
-from atoz_watcher.thumbs import thumbnailable
+from atoz_watcher.system.contained import LinkRefusedError
 
 log = structlog.get_logger("atoz_watcher.api")
 

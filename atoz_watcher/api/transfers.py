@@ -38,15 +38,9 @@ from atoz_watcher.api.service import (
     Uploaded,
     answered,
 )
-from atoz_watcher.composite import MountComposer, MountNotFoundError, MountTooLargeError
-from atoz_watcher.contained import LinkRefusedError, NotRegularError, plain
 from atoz_watcher.db import queries
-from atoz_watcher.documents import CategoryError, NewDocument, check_not_deleted
-from atoz_watcher.layout import folder_name
-from atoz_watcher.sftp import SftpClient
-from atoz_watcher.sftp_address import Credentials, Failure, SftpError
-from atoz_watcher.storage import Storage
-from atoz_watcher.thumbnailing import (
+from atoz_watcher.documents.writer import CategoryError, NewDocument, check_not_deleted
+from atoz_watcher.imaging.jobs import (
     Outcome,
     ThumbJob,
     adjust_of,
@@ -54,7 +48,13 @@ from atoz_watcher.thumbnailing import (
     job_for_document,
     read_thumbnail,
 )
-from atoz_watcher.thumbs import Renderer, extension, thumbnailable
+from atoz_watcher.imaging.mounts import MountComposer, MountNotFoundError, MountTooLargeError
+from atoz_watcher.imaging.render import Renderer, extension, thumbnailable
+from atoz_watcher.net.sftp import SftpClient
+from atoz_watcher.net.sftp_address import Credentials, Failure, SftpError
+from atoz_watcher.rules.layout import folder_name
+from atoz_watcher.storage import Storage
+from atoz_watcher.system.contained import LinkRefusedError, NotRegularError, plain
 
 log = structlog.get_logger("atoz_watcher.api")
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, func, inspect, select, text, update
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
-from atoz_watcher.matching import PatientRow
-from atoz_watcher.naming import ImageCategory
+from atoz_watcher.rules.matching import PatientRow
+from atoz_watcher.rules.naming import ImageCategory
 
 _DEF = Definition.__table__  # type: ignore[attr-defined]
 _DOC = Document.__table__  # type: ignore[attr-defined]

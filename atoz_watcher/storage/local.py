@@ -11,10 +11,10 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
 
-from atoz_watcher.contained import Folder, Tree
-from atoz_watcher.layout import letter_folder
+from atoz_watcher.rules.layout import letter_folder
 from atoz_watcher.storage.base import Content, Stored, require_plain
 from atoz_watcher.storage.spool import Spool
+from atoz_watcher.system.contained import Folder, Tree
 
 # Give up finding a free x-prefixed name after this many tries (a name grows by one x each).
 MAX_TRIES = 50

@@ -19,7 +19,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from atoz_watcher.ignore import IgnoreRules
+from atoz_watcher.rules.ignore import IgnoreRules
 
 # Depth below the root: 1 = letter folder, 2 = patient folder, 3 = a file in a patient folder.
 LETTER, PATIENT, FILE = 1, 2, 3

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from atoz_watcher.ignore import IgnoreRules
+from atoz_watcher.rules.ignore import IgnoreRules
 
 log = structlog.get_logger("atoz_watcher.watch")
 

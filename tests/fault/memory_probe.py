@@ -127,8 +127,8 @@ def _main(argv: list[str]) -> None:
     import pydicom.pixels.utils  # noqa: F401, PLC0415 - loaded before the idle reading
 
     from atoz_watcher.errors import ThumbnailError  # noqa: PLC0415
-    from atoz_watcher.membudget import MemoryBudget  # noqa: PLC0415
-    from atoz_watcher.thumbs import Renderer  # noqa: PLC0415
+    from atoz_watcher.imaging.render import Renderer  # noqa: PLC0415
+    from atoz_watcher.system.membudget import MemoryBudget  # noqa: PLC0415
 
     budget_mb, threads, files = int(argv[0]), int(argv[1]), [Path(a) for a in argv[2:]]
     renderer = Renderer(budget=MemoryBudget(budget_mb * MB))

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IMAGE_CATEGORY, World
-from tests.processes import AtozProcess
+from tests.support.processes import AtozProcess
 
 KILLS_CI = 25  # per database; three (SQLite, MariaDB InnoDB, MariaDB MyISAM): 75 kill points
 KILLS_LONG = 250

@@ -5,7 +5,7 @@
 - the registration lock held by someone else for longer than ``scan.lock_timeout`` (MariaDB:
   ``GET_LOCK`` from a test connection; SQLite: a ``BEGIN IMMEDIATE`` write transaction);
 - MariaDB stopped and started (the server itself; skipped under ATOZ_TEST_NO_OUTAGE, and always
-  started again in a ``finally``). ``tests/test_daemon_process.py`` has the ten-second outage;
+  started again in a ``finally``). ``tests/app/test_daemon_process.py`` has the ten-second outage;
   this one measures the recovery.
 
 Each ends with nothing lost, nothing doubled, nothing misplaced, and everything registered
@@ -29,9 +29,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db.lock import LOCK_NAME, registration_lock
+from tests.app.test_daemon_process import mariadb_start, mariadb_stop
 from tests.conftest import MARIADB, World, _make_world
 from tests.fault.test_crash import DaemonLife
-from tests.test_daemon_process import mariadb_start, mariadb_stop
 
 RECOVERY_S = 5.0  # the bound: everything registered within 5 s of the return
 LOCK_TIMEOUT_S = 1  # scan.lock_timeout for these tests

@@ -5,7 +5,7 @@ Real faults where root can make them: ``chattr +i`` (which even root cannot rena
 a patient folder that refuses changes, a 1 MB tmpfs for a full disk, a real rename of a folder
 from inside a rescan (its progress callback) for a folder renamed while being scanned. The
 event queue overflow is covered by
-tests/test_daemon.py::test_event_queue_overflow_triggers_a_full_rescan.
+tests/app/test_daemon.py::test_event_queue_overflow_triggers_a_full_rescan.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher import registrar as registrar_module
-from atoz_watcher import scan as scan_module
-from atoz_watcher.contained import Folder
-from atoz_watcher.layout import folder_name, patient_dir
-from atoz_watcher.matching import Unmatched
-from atoz_watcher.registrar import Gone
-from atoz_watcher.rescan import FOLDER_VANISHED, Rescanner, Summary
+from atoz_watcher.ingest import registrar as registrar_module
+from atoz_watcher.ingest import scan as scan_module
+from atoz_watcher.ingest.registrar import Gone
+from atoz_watcher.ingest.rescan import FOLDER_VANISHED, Rescanner, Summary
+from atoz_watcher.rules.layout import folder_name, patient_dir
+from atoz_watcher.rules.matching import Unmatched
+from atoz_watcher.system.contained import Folder
+from tests.api.test_api import UPLOAD, api_settings, b64, make_clinic, serving
+from tests.app.test_daemon import running, wait_for
 from tests.conftest import World
-from tests.test_api import UPLOAD, api_settings, b64, make_clinic, serving
-from tests.test_daemon import running, wait_for
 
 
 def _tool(name: str) -> str:

@@ -26,13 +26,13 @@ from structlog.testing import capture_logs
 
 from atoz_watcher.api.service import encoded_limit
 from atoz_watcher.config import MaterializerSettings, SftpSettings
-from atoz_watcher.download import downloader_for
-from atoz_watcher.placeholders import Failure, MaterializeError
+from atoz_watcher.net.download import downloader_for
+from atoz_watcher.rules.notes import Failure, MaterializeError
+from tests.api.test_api import api_settings, make_clinic, serving
+from tests.app.test_daemon import running, wait_for
 from tests.conftest import World
-from tests.test_api import api_settings, make_clinic, serving
-from tests.test_daemon import running, wait_for
-from tests.test_netguard import redirect
-from tests.test_netguard import serving as serving_site
+from tests.net.test_guard import redirect
+from tests.net.test_guard import serving as serving_site
 
 CORPUS = Path(__file__).parent / "corpus"
 FILE_CASES: list[dict[str, Any]] = json.loads((CORPUS / "file_names.json").read_text())

@@ -30,18 +30,17 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
-from atoz_watcher import fsops
-from atoz_watcher.check import check_links
-from atoz_watcher.layout import patient_dir
-from atoz_watcher.metrics import Metrics
-from atoz_watcher.registrar import Candidate, Gone, Registered, Result
-from atoz_watcher.rescan import LINK
-from atoz_watcher.thumb_worker import ThumbnailWorker
-from atoz_watcher.thumbnailing import ThumbJob, thumbnail_of
-from atoz_watcher.thumbs import Renderer
-from tests.conftest import World
-from tests.test_api import DOCUMENTS, UPLOAD, api_settings, b64, make_clinic, serving
-from tests.test_api_sftp import (
+from atoz_watcher.app.check import check_links
+from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
+from atoz_watcher.imaging.queue import ThumbnailWorker
+from atoz_watcher.imaging.render import Renderer
+from atoz_watcher.ingest.registrar import Candidate, Gone, Registered, Result
+from atoz_watcher.ingest.rescan import LINK
+from atoz_watcher.rules.layout import patient_dir
+from atoz_watcher.system import fsops
+from atoz_watcher.system.metrics import Metrics
+from tests.api.test_api import DOCUMENTS, UPLOAD, api_settings, b64, make_clinic, serving
+from tests.api.test_api_sftp import (
     DOWNLOAD_MOUNT,
     DOWNLOAD_SFTP,
     THUMBNAILS,
@@ -54,6 +53,7 @@ from tests.test_api_sftp import (
     sftp_api,
     site,
 )
+from tests.conftest import World
 
 __all__ = ["site"]  # the SFTP site fixture, used by name
 

@@ -34,7 +34,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SECRETS, World, _make_world
-from tests.processes import AtozProcess
+from tests.support.processes import AtozProcess
 
 LOAD_S_CI = 60.0
 LOAD_S_LONG = 600.0

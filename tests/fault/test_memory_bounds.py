@@ -26,14 +26,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from atoz_watcher.api.upload_body import encoded_limit
-from atoz_watcher.membudget import MB, MemoryBudget
-from atoz_watcher.thumbnailing import Outcome, ThumbJob, carry_out
-from atoz_watcher.thumbs import Renderer
+from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out
+from atoz_watcher.imaging.render import Renderer
+from atoz_watcher.system.membudget import MB, MemoryBudget
+from tests.api.test_api import AUTH, make_clinic
+from tests.api.test_api_cli import API_ENV, process
 from tests.conftest import World
 from tests.fault import memory_probe
 from tests.fault.memory_probe import Rendered, render_in_process, reset_peak, status_kb
-from tests.test_api import AUTH, make_clinic
-from tests.test_api_cli import API_ENV, process
 
 MAX_UPLOAD = 24 * MB  # api.max_upload_bytes here: a "maximum Upload" the test can afford
 UPLOADS_AT_ONCE = 4

@@ -38,16 +38,15 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from atoz_watcher.config import MaterializerSettings, SftpSettings
-from atoz_watcher.download import downloader_for
-from atoz_watcher.materialize import Materializer
-from atoz_watcher.placeholders import Failure as MaterializeFailure
-from atoz_watcher.placeholders import MaterializeError
-from atoz_watcher.sftp import SftpClient
-from atoz_watcher.sftp_address import Failure, SftpError
+from atoz_watcher.documents.materializer import Materializer
+from atoz_watcher.net.download import downloader_for
+from atoz_watcher.net.sftp import SftpClient
+from atoz_watcher.net.sftp_address import Failure, SftpError
+from atoz_watcher.rules.notes import Failure as MaterializeFailure
+from atoz_watcher.rules.notes import MaterializeError
 from atoz_watcher.storage import LocalAtoZ
-from tests.conftest import World
-from tests.test_api import DOCUMENTS, PAYLOAD, Clinic, make_clinic
-from tests.test_api_sftp import (
+from tests.api.test_api import DOCUMENTS, PAYLOAD, Clinic, make_clinic
+from tests.api.test_api_sftp import (
     PASSWORD,
     UPLOAD_SFTP,
     USER,
@@ -56,9 +55,10 @@ from tests.test_api_sftp import (
     known_hosts,
     sftp_api,
 )
-from tests.test_daemon import wait_for
-from tests.test_materialize import set_by_url
-from tests.test_netguard import Route, Site, serving, table_resolver
+from tests.app.test_daemon import wait_for
+from tests.conftest import World
+from tests.documents.test_materializer import set_by_url
+from tests.net.test_guard import Route, Site, serving, table_resolver
 
 # The margin the issue allows past transfer_timeout for the 400.
 MARGIN_S = 2.0
@@ -549,7 +549,7 @@ def test_the_guard_makes_no_http_client_load() -> None:
     program = (
         "import sys\n"
         "from atoz_watcher.config import MaterializerSettings, SftpSettings\n"
-        "from atoz_watcher.sftp import SftpClient\n"
+        "from atoz_watcher.net.sftp import SftpClient\n"
         "SftpClient(SftpSettings()).credentials('93.184.216.34/x.png', 22, 'u', 'p')\n"
         "print(sorted(m for m in ('httpx', 'httpcore', 'asyncssh') if m in sys.modules))"
     )
@@ -580,7 +580,7 @@ def test_a_session_that_never_unwinds_is_abandoned_and_keeps_its_slot(
     """The backstop: a session that ignores every deadline of its own (here it blocks its
     event loop) still frees the caller at connect + transfer timeout + 2 s; its slot stays
     taken until its thread really ends, so abandoned transfers count against max_in_flight."""
-    from atoz_watcher import sftp_session  # noqa: PLC0415 - the module the facade runs
+    from atoz_watcher.net import sftp_session  # noqa: PLC0415 - the module the facade runs
 
     stuck = threading.Event()
     release = threading.Event()

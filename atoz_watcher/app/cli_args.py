@@ -1,0 +1,154 @@
+"""The command line: the subcommands, what each does with an example, and their options."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from atoz_watcher import __version__
+from atoz_watcher.system.logging import LEVELS
+
+CONFIG = "/etc/atoz-watcher/config.toml"
+# A subcommand's description is wrapped to this (its example is printed as written).
+HELP_WIDTH = 78
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand's one-line help, what it does, and an example."""
+
+    help: str
+    description: str
+    example: str
+
+
+COMMANDS = {
+    "run": Command(
+        "watch the A-to-Z folder and register files as they land (the service)",
+        "Watch the A-to-Z folder and register each new file once it is completely written; "
+        "serve metrics and, with [api] enabled = true, the Documents API. Runs until SIGTERM "
+        "or Ctrl-C; meant to run under systemd (systemd/atoz-watcher.service).",
+        f"atoz-watcher --config {CONFIG} run",
+    ),
+    "api": Command(
+        "serve Open Dental's Documents API ([api] settings) until SIGTERM or Ctrl-C",
+        "Serve Open Dental's Documents API alone (whatever api.enabled says); the way to serve "
+        'it for storage = "InDatabase". Needs at least one [[api.keys]] pair.',
+        f"atoz-watcher --config {CONFIG} api",
+    ),
+    "check": Command(
+        "check the config, database, A-to-Z root and inotify limits; say what is wrong",
+        "Check everything the service needs, one line each (ok or FAIL, and what to do): the "
+        "database, its tables and image categories, the A-to-Z root and its group, the inotify "
+        "limits and the state directory. Exit code 1 when anything failed.",
+        f"atoz-watcher --config {CONFIG} check",
+    ),
+    "init-db": Command(
+        "create missing tables; add image categories when there are none",
+        "Create whichever of Open Dental's tables the database lacks (never altering one) "
+        "and, only when there is no image category at all, add five. For the embedded SQLite "
+        "database and tests; on Open Dental's own database it changes nothing.",
+        "atoz-watcher init-db",
+    ),
+    "rescan": Command(
+        "register every unknown file in the tree",
+        "Register every file in the patient folders that no document row names yet, as Open "
+        "Dental's import would, one line per file, then a summary. Files written to a moment "
+        "ago are left for a later rescan, and named.",
+        f"atoz-watcher --config {CONFIG} rescan --dry-run",
+    ),
+    "materialize": Command(
+        "turn placeholder rows (SetByUrl, Upload by other clients) into files, once",
+        "One pass over the placeholder document rows (Note _download_:URL or _rawBase64_:) "
+        "left by API clients: store each file as Upload does. Exit code 1 when some failed.",
+        f"atoz-watcher --config {CONFIG} materialize",
+    ),
+    "thumbnails": Command(
+        "build missing or stale thumbnails of registered documents",
+        "Build the 100x100 thumbnail (<patient folder>/Thumbnails/<FileName>) of every "
+        "registered image whose thumbnail is missing or older than its document.",
+        f"atoz-watcher --config {CONFIG} thumbnails --patient 15",
+    ),
+    "demo": Command(
+        "import a throw-away sample tree into a throw-away SQLite database",
+        "Build a sample A-to-Z folder and SQLite database (never the configured ones), import "
+        "it and list the documents. With --dir DIR they are kept there, and a second run "
+        "reuses them.",
+        "atoz-watcher demo --dir /tmp/atoz-demo --watch",
+    ),
+}
+
+
+def _common_options(*, in_command: bool) -> argparse.ArgumentParser:
+    """--config and --log-level, taken before or after the subcommand. After it, they are
+    not filled in when absent (SUPPRESS), so they never undo a value given before it."""
+    default = argparse.SUPPRESS if in_command else None
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=default,
+        help="TOML settings file (default: $ATOZ_CONFIG, if set)",
+    )
+    options.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=default,
+        help="level of the log events on stderr (default: info for run, api and demo "
+        "--watch, warning otherwise); for rescan and thumbnails, warning or error also "
+        "leaves out the per-file lines on stdout",
+    )
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atoz-watcher",
+        description="Registers files in Open Dental's A-to-Z folder as document rows.",
+        epilog="examples:\n  atoz-watcher demo\n"
+        f"  atoz-watcher --config {CONFIG} check\n"
+        "  atoz-watcher rescan --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(in_command=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options(in_command=True)
+    sub = {
+        name: commands.add_parser(
+            name,
+            help=command.help,
+            description=textwrap.fill(command.description, width=HELP_WIDTH),
+            epilog=f"example:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        )
+        for name, command in COMMANDS.items()
+    }
+    rescan = sub["rescan"]
+    rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
+    rescan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be registered (final path, patient, category), change nothing",
+    )
+    thumbnails = sub["thumbnails"]
+    thumbnails.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
+    thumbnails.add_argument(
+        "--force", action="store_true", help="rebuild every thumbnail, fresh ones too"
+    )
+    demo = sub["demo"]
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        help="build the demo here and keep it; a rerun reuses it (default: a temporary folder)",
+    )
+    demo.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep running the daemon on it: drop files into its folders (Ctrl-C stops)",
+    )
+    return parser

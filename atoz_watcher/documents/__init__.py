@@ -1,0 +1,1 @@
+"""Documents the API asks for: the writer (Upload, UploadSftp) and the materialiser."""

@@ -1,0 +1,1 @@
+"""Pictures: thumbnails, DICOM windowing, mount composites, and the queue that renders them."""

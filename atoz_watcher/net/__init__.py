@@ -1,0 +1,1 @@
+"""Outbound connections, each with a guard and a total deadline: downloads and SFTP."""

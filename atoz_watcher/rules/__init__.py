@@ -1,0 +1,4 @@
+"""Open Dental's rules as pure functions: paths, names, folders, tooth numbers, Notes.
+
+Standard library only.
+"""
