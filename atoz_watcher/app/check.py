@@ -23,10 +23,9 @@ from atoz_watcher.db.queries import image_categories
 from atoz_watcher.errors import AtozError, RootUnusableError
 from atoz_watcher.ingest.scan import FolderEntry, walk_folders
 from atoz_watcher.rules.ignore import IgnoreRules
-from atoz_watcher.rules.layout import THUMBNAILS_DIR
+from atoz_watcher.rules.layout import PATIENT, THUMBNAILS_DIR
 from atoz_watcher.system.contained import LinkRefusedError
 from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
-from atoz_watcher.watch.handler import PATIENT
 
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
 # What the docs and the FAIL message suggest: plenty for the largest practices, and the kernel

@@ -33,19 +33,13 @@ from atoz_watcher.ingest.rescan import TOO_RECENT, Rescanner
 from atoz_watcher.ingest.resolver import FolderResolver
 from atoz_watcher.ingest.scan import list_files
 from atoz_watcher.rules.ignore import IgnoreRules
+from atoz_watcher.rules.layout import FILE, PATIENT
 from atoz_watcher.rules.matching import FolderMatch
 from atoz_watcher.storage import storage_for
 from atoz_watcher.system.journal import Journal
 from atoz_watcher.system.metrics import Metrics
 from atoz_watcher.system.sdnotify import Notifier
-from atoz_watcher.watch.handler import (
-    FILE,
-    PATIENT,
-    Event,
-    Kind,
-    QueueingHandler,
-    relative_parts,
-)
+from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_parts
 from atoz_watcher.watch.observer import Watching, start_watching
 from atoz_watcher.watch.retry import RetryBook
 from atoz_watcher.watch.stability import StabilityTracker

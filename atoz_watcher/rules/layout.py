@@ -6,6 +6,9 @@ from pathlib import Path
 
 THUMBNAILS_DIR = "Thumbnails"
 
+# Depth below the root: 1 = letter folder, 2 = patient folder, 3 = a file in a patient folder.
+LETTER, PATIENT, FILE = 1, 2, 3
+
 
 def folder_name(lname: str, fname: str, patnum: int) -> str:
     """Open Dental's computed patient folder name: the letters of LName+FName, then PatNum.

@@ -20,9 +20,7 @@ from watchdog.events import (
 )
 
 from atoz_watcher.rules.ignore import IgnoreRules
-
-# Depth below the root: 1 = letter folder, 2 = patient folder, 3 = a file in a patient folder.
-LETTER, PATIENT, FILE = 1, 2, 3
+from atoz_watcher.rules.layout import FILE, LETTER, PATIENT
 
 # What the observer asks the kernel for. Without a filter, watchdog also subscribes to opens and
 # no-write closes: walking a large tree then floods the inotify queue with directory-open

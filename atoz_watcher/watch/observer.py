@@ -14,8 +14,9 @@ import structlog
 from atoz_watcher.config import WatcherSettings
 from atoz_watcher.errors import AtozError
 from atoz_watcher.rules.ignore import IgnoreRules
+from atoz_watcher.rules.layout import PATIENT
 from atoz_watcher.watch.filesystem import Filesystem, filesystem_of
-from atoz_watcher.watch.handler import EVENT_FILTER, PATIENT, Kind, QueueingHandler
+from atoz_watcher.watch.handler import EVENT_FILTER, Kind, QueueingHandler
 from atoz_watcher.watch.inotify import TreeObserver
 from atoz_watcher.watch.polling import TreePoller
 

@@ -64,7 +64,8 @@ from smbprotocol.tree import TreeConnect
 
 from atoz_watcher.config import SmbSettings
 from atoz_watcher.errors import AtozError, ConfigError
-from atoz_watcher.watch.handler import FILE, Kind, QueueingHandler
+from atoz_watcher.rules.layout import FILE
+from atoz_watcher.watch.handler import Kind, QueueingHandler
 
 log = structlog.get_logger("atoz_watcher.watch")
 
