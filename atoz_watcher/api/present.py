@@ -12,7 +12,7 @@ from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
 from atoz_watcher.documents.writer import RAW_BASE64_NOTE
 from atoz_watcher.rules.layout import folder_name, letter_folder
-from atoz_watcher.system.contained import plain
+from atoz_watcher.rules.naming import plain
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Open Dental treats any date before 1880 as "no date" (0001-01-01 is what it stores); the API

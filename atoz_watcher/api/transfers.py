@@ -53,8 +53,9 @@ from atoz_watcher.imaging.render import Renderer, extension, thumbnailable
 from atoz_watcher.net.sftp import SftpClient
 from atoz_watcher.net.sftp_address import Credentials, Failure, SftpError
 from atoz_watcher.rules.layout import folder_name
+from atoz_watcher.rules.naming import plain
 from atoz_watcher.storage import Storage
-from atoz_watcher.system.contained import LinkRefusedError, NotRegularError, plain
+from atoz_watcher.system.contained import LinkRefusedError, NotRegularError
 
 log = structlog.get_logger("atoz_watcher.api")
 

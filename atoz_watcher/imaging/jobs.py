@@ -15,7 +15,8 @@ from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.imaging.render import NO_ADJUST, Adjust, Renderer, thumbnailable
 from atoz_watcher.ingest.registrar import Registered
 from atoz_watcher.rules.layout import THUMBNAILS_DIR, folder_name, patient_dir
-from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree, plain
+from atoz_watcher.rules.naming import plain
+from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree
 
 log = structlog.get_logger("atoz_watcher.thumbnails")
 

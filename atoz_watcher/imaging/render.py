@@ -29,6 +29,7 @@ from atoz_watcher.config import ThumbnailSettings
 from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.imaging.dicom import decoding_bytes as dicom_decoding_bytes
 from atoz_watcher.imaging.dicom import read_pixels
+from atoz_watcher.rules.naming import plain
 from atoz_watcher.system.membudget import MB, MemoryBudget, OverBudgetError
 from atoz_watcher.system.memory import release_free_memory
 
@@ -318,7 +319,7 @@ class Renderer:
         # The DICOM reader takes a file (it names it in its errors): bytes get a temporary one
         # under the document's own name.
         with tempfile.TemporaryDirectory(prefix="atoz-dicom-") as directory:
-            path = Path(directory) / (label.name if _plain_name(label.name) else "document.dcm")
+            path = Path(directory) / (label.name if plain(label.name) else "document.dcm")
             path.write_bytes(source)
             return self._dicom_file(path)
 
@@ -382,10 +383,6 @@ def _finish(picture: Image.Image, adjust: Adjust, box: tuple[int, int]) -> Image
     canvas = Image.new("RGBA", box, _CLEAR)
     canvas.paste(picture, ((box[0] - fit[0]) // 2, (box[1] - fit[1]) // 2))
     return canvas
-
-
-def _plain_name(name: str) -> bool:
-    return name not in {"", ".", ".."} and not any(c in name for c in "/\\\0")
 
 
 def _reason(exc: BaseException) -> str:

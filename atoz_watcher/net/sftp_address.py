@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from atoz_watcher.rules.naming import plain
+
 DEFAULT_PORT: Final = 22
 MAX_ADDRESS_CHARS: Final = 4096
 # A host as written: a name or IPv4 address, or an IPv6 address in brackets.
@@ -158,5 +160,5 @@ def target(address: SftpAddress, name: str, *, is_dir: bool) -> tuple[str, str]:
 
 
 def require_plain(name: str) -> None:
-    if name in {"", ".", ".."} or any(c in name for c in "/\\\0"):
+    if not plain(name):
         raise SftpError(Failure.TRANSFER, f"Not a file name the SFTP site can take: {name!r}")

@@ -1,4 +1,5 @@
-"""File names in a patient folder: which are taken in, the ``_##_`` prefix, ``x`` collisions.
+"""File names in a patient folder: which are plain, which are taken in, the ``_##_`` prefix,
+``x`` collisions.
 
 Pure functions; the rules are Open Dental's (see the README, "How files are imported").
 """
@@ -6,7 +7,7 @@ Pure functions; the rules are Open Dental's (see the README, "How files are impo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,6 +26,12 @@ class Skip(StrEnum):
     TOO_LONG = "name-too-long"
     EMPTY_AFTER_PREFIX = "empty-after-prefix"
     HIDDEN_AFTER_PREFIX = "hidden-after-prefix"
+
+
+def plain(name: str) -> bool:
+    """A plain file name: one path component here and on Windows, where Open Dental reads it
+    (no ``/``, ``\\``, NUL, ``.`` or ``..``), so it cannot lead out of its folder."""
+    return name not in {"", ".", ".."} and not any(c in name for c in "/\\\0")
 
 
 def skip_reason(name: str) -> Skip | None:
@@ -77,12 +84,22 @@ def final_name_reason(name: str) -> Skip | None:
     return skip_reason(name)
 
 
+def x_prefixed(name: str) -> Iterator[str]:
+    """``name``, ``xname``, ``xxname``, ...: Open Dental's way to a free name when one is taken.
+
+    Endless: each caller says when to stop (a name too long, too many tries).
+    """
+    candidate = name
+    while True:
+        yield candidate
+        candidate = "x" + candidate
+
+
 def collision_free_name(name: str, taken: Callable[[str], bool]) -> str | None:
     """Put ``x`` in front of ``name`` while ``taken(name)``; None when it would grow too long."""
-    candidate = name
-    while taken(candidate):
-        candidate = "x" + candidate
-        if len(candidate) > MAX_NAME_CHARS:
+    candidates = x_prefixed(name)
+    while taken(candidate := next(candidates)):
+        if len(candidate) >= MAX_NAME_CHARS:  # one more x would not fit
             return None
     return candidate
 

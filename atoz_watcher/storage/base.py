@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from atoz_watcher.rules.naming import plain
 from atoz_watcher.storage.spool import Spool
 
 # What put stores: the bytes, or a finished spool holding them (a streamed Upload).
@@ -19,7 +20,7 @@ class UnsafeNameError(ValueError):
 
 def require_plain(name: str, what: str) -> str:
     """``name`` if it is a single path component; never lets a name leave its folder."""
-    if name in {"", ".", ".."} or any(c in name for c in "/\\\0"):
+    if not plain(name):
         raise UnsafeNameError(f"unsafe {what}: {name!r}")
     return name
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Collection
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from atoz_watcher.rules.layout import letter_folder
+from atoz_watcher.rules.naming import x_prefixed
 from atoz_watcher.storage.base import Content, Stored, require_plain
 from atoz_watcher.storage.spool import Spool
 from atoz_watcher.system.contained import Folder, Tree
@@ -43,18 +45,17 @@ def _move_to_free_name(
 ) -> str:
     """Rename ``temporary`` (in ``source``, else in ``folder``) to ``name`` in ``folder``,
     x-prefixed while that is taken; never replaces."""
-    for _ in range(MAX_TRIES):
-        if name not in taken:
+    for candidate in islice(x_prefixed(name), MAX_TRIES):
+        if candidate not in taken:
             try:
                 if source is None:
-                    folder.rename_noreplace(temporary, name)
+                    folder.rename_noreplace(temporary, candidate)
                 else:
-                    folder.move_in(source, temporary, name)
+                    folder.move_in(source, temporary, candidate)
             except FileExistsError:
                 pass
             else:
-                return name
-        name = require_plain(f"x{name}", "file name")
+                return candidate
     raise FileExistsError(f"no free name near {name} in {folder.relative}")
 
 

@@ -60,14 +60,9 @@ class OutsideRootError(ValueError):
     """A path that is not below the A-to-Z root, or has a part that is not a plain name."""
 
 
-def plain(name: str) -> bool:
-    """A plain file name from the database: one path component here and on Windows, where
-    Open Dental reads it (no ``/``, ``\\``, NUL, ``.`` or ``..``)."""
-    return _component(name) and "\\" not in name
-
-
 def _component(name: str) -> bool:
-    """One path component on this system (a name found on disk may hold a backslash)."""
+    """One path component on this system. Looser than ``rules.naming.plain`` (a name from the
+    database, read on Windows too): a name found on disk may hold a backslash."""
     return name not in {"", ".", ".."} and "/" not in name and "\0" not in name
 
 

@@ -1,8 +1,10 @@
-"""Which names Open Dental imports, the ``_##_`` prefix, ``x`` collisions, image categories."""
+"""Which names are plain, which Open Dental imports, the ``_##_`` prefix, ``x`` collisions,
+image categories."""
 
 from __future__ import annotations
 
 import os
+from itertools import islice
 
 import pytest
 
@@ -15,11 +17,31 @@ from atoz_watcher.rules.naming import (
     final_name_reason,
     first_visible,
     parse_prefix,
+    plain,
     skip_reason,
+    x_prefixed,
 )
 
 BAD_UTF8 = os.fsdecode(b"bad\xff.jpg")  # how os.listdir() hands over a name that is not UTF-8
 BIGINT_MAX = 9_223_372_036_854_775_807
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.png", True),
+        ("x..y.png", True),
+        ("..", False),
+        (".", False),
+        ("", False),
+        ("a/b.png", False),
+        ("a\\b.png", False),
+        ("/etc/passwd", False),
+        ("a\0b", False),
+    ],
+)
+def test_plain_file_names(name: str, expected: bool) -> None:
+    assert plain(name) is expected
 
 
 class TestSkipReason:
@@ -135,6 +157,10 @@ class TestCollisionFreeName:
 
         assert collision_free_name("x.jpg", taken) == "xxx.jpg"
         assert asked == ["x.jpg", "xx.jpg", "xxx.jpg"]
+
+    def test_x_prefixed_adds_one_x_at_a_time(self) -> None:
+        # The name as it is first, then one more x at a time, without end: the callers stop.
+        assert list(islice(x_prefixed("a.jpg"), 4)) == ["a.jpg", "xa.jpg", "xxa.jpg", "xxxa.jpg"]
 
 
 def cat(def_num: int, item_order: int, *, hidden: bool = False) -> ImageCategory:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree, plain
+from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree
 
 
 @pytest.fixture
@@ -109,24 +109,6 @@ def test_a_fifo_is_refused_without_hanging(tree: Tree) -> None:
 def test_paths_that_are_not_below_the_root_are_refused(tree: Tree, path: str) -> None:
     with pytest.raises(OutsideRootError):
         tree.read_bytes(tree.root / path if not path.startswith("/") else Path(path))
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("a.png", True),
-        ("x..y.png", True),
-        ("..", False),
-        (".", False),
-        ("", False),
-        ("a/b.png", False),
-        ("a\\b.png", False),
-        ("/etc/passwd", False),
-        ("a\0b", False),
-    ],
-)
-def test_plain_file_names(name: str, expected: bool) -> None:
-    assert plain(name) is expected
 
 
 @pytest.mark.parametrize("setgid", [True, False], ids=["setgid-root", "plain-root"])
