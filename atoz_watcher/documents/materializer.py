@@ -52,6 +52,7 @@ from atoz_watcher.rules.notes import (
     redact_url,
 )
 from atoz_watcher.storage import Storage, storage_for
+from atoz_watcher.system.backoff import next_delay
 
 if TYPE_CHECKING:  # at run time both are imported with the first download (httpx)
     from atoz_watcher.net.download import Downloader
@@ -318,9 +319,9 @@ class Materializer:
         self._backoff(record)
 
     def _backoff(self, record: _Attempts) -> float:
-        # Grown from the last delay (not first * 2**n, which overflows after many failures).
-        delay = self._retry_first_s if record.delay == 0 else record.delay * 2
-        record.delay = min(delay, self._retry_max_s)
+        record.delay = next_delay(
+            record.delay, first=self._retry_first_s, maximum=self._retry_max_s
+        )
         record.not_before = self._clock() + record.delay
         return record.delay
 

@@ -12,6 +12,8 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from atoz_watcher.system.backoff import next_delay
+
 
 @dataclass(slots=True)
 class _Record:
@@ -55,10 +57,10 @@ class RetryBook:
         record = self._records.get(path)
         if record is None:
             record = self._records[path] = _Record(attempts=0, delay=0.0, ticket=None)
-        # Grown from the last delay rather than first_s * factor**n, which overflows a float
-        # after about a thousand failures of a file that never becomes readable.
-        delay = self._first_s if record.attempts == 0 else record.delay * self._factor
-        delay = min(delay, self._max_s)
+        # record.delay is 0 until the first failure: a record is dropped when its path succeeds.
+        delay = next_delay(
+            record.delay, first=self._first_s, maximum=self._max_s, factor=self._factor
+        )
         record.attempts += 1
         record.delay = delay
         if record.ticket is None:
