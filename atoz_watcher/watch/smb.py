@@ -65,6 +65,7 @@ from smbprotocol.tree import TreeConnect
 from atoz_watcher.config import SmbSettings
 from atoz_watcher.errors import AtozError, ConfigError
 from atoz_watcher.rules.layout import FILE
+from atoz_watcher.system.backoff import next_delay
 from atoz_watcher.watch.handler import Kind, QueueingHandler
 
 log = structlog.get_logger("atoz_watcher.watch")
@@ -378,14 +379,14 @@ class ShareWatcher:
             self._drop(old.connection)
         with self._lock:
             self._link = None
-        delay = RECONNECT_FIRST_S
+        delay = next_delay(0.0, first=RECONNECT_FIRST_S, maximum=RECONNECT_MAX_S)
         while not self._stop.wait(delay):
             try:
                 self._subscribe()
             except Exception as exc:  # noqa: BLE001 - the server may be down for a while
                 reason = str(exc) if isinstance(exc, SmbError) else _reason(exc, self._password)
                 log.warning("smb.reconnect_failed", where=self.where, reason=reason)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+                delay = next_delay(delay, first=RECONNECT_FIRST_S, maximum=RECONNECT_MAX_S)
                 continue
             if self._stop.is_set():
                 return False
