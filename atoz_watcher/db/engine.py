@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,22 +77,17 @@ def read_engine(engine: Engine, *, busy_timeout_s: int = 60) -> Engine:
     if not is_sqlite(engine) or engine.url.database in {None, "", ":memory:"}:
         return engine
     reader = create_engine(engine.url, **_POOL)
-
-    @event.listens_for(reader, "connect")
-    def _on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-        # A reader waits only while SQLite recovers or resets the WAL, never for a writer.
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA query_only=1")
-        cursor.close()
-
-    @event.listens_for(reader, "begin")
-    def _on_begin(connection: Connection) -> None:
+    _set_up_sqlite(
+        reader,
+        pragmas=(
+            f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}",
+            # A reader waits only while SQLite recovers or resets the WAL, never for a writer.
+            f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}",
+            "PRAGMA query_only=1",
+        ),
         # One snapshot for the statements of a request (patient, categories, page).
-        connection.exec_driver_sql("BEGIN DEFERRED")
-
+        begin="BEGIN DEFERRED",
+    )
     return reader
 
 
@@ -99,28 +95,40 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: int) -> Engin
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
+    _set_up_sqlite(
+        engine,
+        pragmas=(
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            # 512 KiB of pages a connection, not SQLite's 2 MiB: a whole-tree rescan reads every
+            # row once (the OS caches the file anyway), and each pooled connection would keep
+            # its 2 MiB for good: on 40,000 folders ~3.5 MB of the daemon's memory
+            # (bench/large_tree.py).
+            f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}",
+            f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}",
+        ),
+        # BEGIN IMMEDIATE takes the write lock up front: a registrar that read "this file is
+        # unknown" still holds the lock when it inserts, so two registrars cannot both insert.
+        begin="BEGIN IMMEDIATE",
+    )
+    return engine
+
+
+def _set_up_sqlite(engine: Engine, *, pragmas: Sequence[str], begin: str) -> None:
+    """Run ``pragmas`` on each new connection of ``engine`` and start each transaction with
+    ``begin``: we issue BEGIN ourselves instead of pysqlite's deferred one."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
-        # Let us issue BEGIN ourselves (below) instead of pysqlite's deferred one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # 512 KiB of pages a connection, not SQLite's 2 MiB: a whole-tree rescan reads every
-        # row once (the OS caches the file anyway), and each pooled connection would keep its
-        # 2 MiB for good: on 40,000 folders ~3.5 MB of the daemon's memory (bench/large_tree.py).
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front: a registrar that read "this file is
-        # unknown" still holds the lock when it inserts, so two registrars cannot both insert.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
+        connection.exec_driver_sql(begin)
 
 
 def create_missing_tables(engine: Engine) -> list[str]:
