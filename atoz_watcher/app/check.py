@@ -25,6 +25,7 @@ from atoz_watcher.ingest.scan import FolderEntry, walk_folders
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import PATIENT, THUMBNAILS_DIR
 from atoz_watcher.system.contained import LinkRefusedError
+from atoz_watcher.system.fsops import is_folder
 from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of
 
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
@@ -190,7 +191,7 @@ def check_root(root: Path) -> CheckResult:
         )
     try:
         with os.scandir(root) as entries:
-            letters = [entry for entry in entries if _is_dir(entry)]
+            letters = [entry for entry in entries if is_folder(entry)]
     except OSError as exc:
         return CheckResult(name, ok=False, detail=f"{root} cannot be listed: {exc.strerror}")
     unlistable = []
@@ -321,13 +322,6 @@ def current_user() -> str:
         return str(uid)
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False
-
-
 # -- filesystem -------------------------------------------------------------------------------
 
 
@@ -418,7 +412,7 @@ def count_folders(root: Path, *, max_depth: int = PATIENT) -> tuple[int, int]:
             continue
         try:
             with os.scandir(path) as entries:
-                pending.extend((entry.path, depth + 1) for entry in entries if _is_dir(entry))
+                pending.extend((entry.path, depth + 1) for entry in entries if is_folder(entry))
         except OSError:
             unlistable += 1
     return folders, unlistable

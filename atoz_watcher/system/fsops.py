@@ -1,4 +1,4 @@
-"""File-system operations the registrar needs, each safe against a file appearing meanwhile."""
+"""File-system operations, each safe against a file appearing or going meanwhile."""
 
 from __future__ import annotations
 
@@ -61,6 +61,15 @@ def rename_noreplace_at(src_dir: int, src: str, dst_dir: int, dst: str) -> None:
             return
         raise FileExistsError(errno.EEXIST, "File exists", dst) from None
     os.unlink(src, dir_fd=src_fd)
+
+
+def is_folder(entry: os.DirEntry[str]) -> bool:
+    """``entry`` is a folder, not a link to one; False when that cannot be told (it went, or
+    may not be looked at): a walk passes it by rather than fail."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def fsync_dir(path: Path) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import structlog
 
 from atoz_watcher.rules.ignore import IgnoreRules
+from atoz_watcher.system.fsops import is_folder
 
 log = structlog.get_logger("atoz_watcher.watch")
 
@@ -234,12 +235,5 @@ class TreePoller:
             return [
                 (entry.name, entry.path)
                 for entry in entries
-                if _is_dir(entry) and not self._ignore((entry.name,))
+                if is_folder(entry) and not self._ignore((entry.name,))
             ]
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False
