@@ -10,8 +10,8 @@ from typing import Any
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
-from atoz_watcher.documents.writer import RAW_BASE64_NOTE
 from atoz_watcher.rules.layout import folder_name, letter_folder
+from atoz_watcher.rules.notes import RAW_BASE64_NOTE
 from atoz_watcher.system.contained import plain
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -30,7 +30,6 @@ from atoz_watcher.api.present import (
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
 from atoz_watcher.db import queries
 from atoz_watcher.documents.writer import (
-    DOWNLOAD_NOTE,
     CategoryError,
     Created,
     DocumentWriter,
@@ -46,6 +45,7 @@ from atoz_watcher.errors import (
 )
 from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
 from atoz_watcher.imaging.render import thumbnailable
+from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError
 

@@ -27,9 +27,6 @@ from atoz_watcher.storage import Content, Storage, Stored
 
 log = structlog.get_logger("atoz_watcher.documents")
 
-RAW_BASE64_NOTE = "_rawBase64_:"
-DOWNLOAD_NOTE = "_download_:"
-
 
 class PatientNotFoundError(AtozError):
     def __init__(self, pat_num: int) -> None:
