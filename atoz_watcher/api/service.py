@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.api.errors import ApiError
@@ -28,15 +28,10 @@ from atoz_watcher.api.present import (
     page_json,
 )
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
+from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
-from atoz_watcher.documents.writer import (
-    CategoryError,
-    Created,
-    DocumentWriter,
-    NewDocument,
-    PatientDeletedError,
-    PatientNotFoundError,
-)
+from atoz_watcher.documents.checks import CategoryError, PatientDeletedError, PatientNotFoundError
+from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
 from atoz_watcher.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -57,10 +52,6 @@ NOT_BASE64 = "rawBase64 is not valid base64"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later"
 DATABASE_BUSY = "The database is busy (another program holds the registration lock); try again"
 MYSQL_DATA_TOO_LONG = 1406
-# document.RawBase64 is MEDIUMTEXT on MySQL/MariaDB, and the UPDATE that fills it must fit in
-# one packet: over either, the server refuses (and drops the connection for the packet).
-MEDIUMTEXT_BYTES = 16 * 1024 * 1024 - 1
-PACKET_SLACK = 64 * 1024
 _URL_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 
@@ -268,11 +259,10 @@ class DocumentService:
 
     def _raw_base64_limit(self) -> int | None:
         """The longest base64 MySQL/MariaDB stores in document.RawBase64 (InDatabase)."""
-        if not self._in_database or self._engine.dialect.name not in {"mysql", "mariadb"}:
+        if not self._in_database:
             return None
         with answered(), self._engine.connect() as conn:
-            packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar() or 0)
-        return min(MEDIUMTEXT_BYTES, packet - PACKET_SLACK)
+            return document_table.raw_base64_limit(conn)
 
     def set_by_url(self, request: SetByUrlRequest) -> Json:
         """POST /documents/SetByUrl: the placeholder row, Note ``_download_:<url>``."""

@@ -39,7 +39,8 @@ from atoz_watcher.api.service import (
     answered,
 )
 from atoz_watcher.db import queries
-from atoz_watcher.documents.writer import CategoryError, NewDocument, check_not_deleted
+from atoz_watcher.documents.checks import patient_and_category
+from atoz_watcher.documents.writer import NewDocument
 from atoz_watcher.imaging.jobs import (
     Outcome,
     ThumbJob,
@@ -150,11 +151,7 @@ class SftpService:
         )
         # The patient and the category before the transfer: a 404 costs no download.
         with answered(), self._engine.connect() as conn:
-            check_not_deleted(conn, new.pat_num)
-            if new.category is not None and not any(
-                c.def_num == new.category for c in queries.image_categories(conn)
-            ):
-                raise CategoryError(new.category)
+            patient_and_category(conn, pat_num=new.pat_num, category=new.category)
         with sftp_answered():
             data = self._sftp.fetch(credentials)
         return self._documents.store(new, data)

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from atoz_watcher.documents.writer import (
-    CategoryError,
-    DocumentWriter,
-    NewDocument,
-    PatientNotFoundError,
-)
+from atoz_watcher.documents.checks import CategoryError, PatientNotFoundError
+from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.storage import InDatabase, LocalAtoZ
 from tests.app.test_daemon import running, wait_for
 from tests.conftest import World
@@ -112,7 +108,7 @@ def test_a_failed_write_leaves_neither_row_nor_file(
     if failing == "writing the file":
         monkeypatch.setattr("atoz_watcher.system.contained.os.fsync", no_space)
     else:
-        monkeypatch.setattr(DocumentWriter, "_update", staticmethod(no_space))
+        monkeypatch.setattr("atoz_watcher.db.documents.fill", no_space)
 
     with pytest.raises(OSError, match="No space"):
         writer(world).create(NewDocument(pat_num=pat, extension=".jpg"), PAYLOAD)
