@@ -18,7 +18,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.api.errors import ApiError
-from atoz_watcher.api.models import IMG_TYPES, SetByUrlRequest, UploadRequest, parse_date
+from atoz_watcher.api.models import (
+    IMG_TYPES,
+    SetByUrlRequest,
+    UploadRequest,
+    UploadSftpRequest,
+    parse_date,
+)
 from atoz_watcher.api.present import (
     DATE_FORMAT,
     FilePaths,
@@ -59,6 +65,30 @@ def url_extension(url: str) -> str:
     """The extension of a URL's last path segment when it is a safe one (``.jpg``), else ""."""
     suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix
     return suffix if _URL_EXTENSION.fullmatch(suffix) else ""
+
+
+def new_document(
+    request: UploadRequest | SetByUrlRequest | UploadSftpRequest,
+    *,
+    extension: str,
+    file_name: str | None = None,
+) -> NewDocument:
+    """The document a request asks for. ``file_name``: the file's own name, kept as FileName
+    (UploadSftp: the remote file's name, which is also its Description); None: Open Dental's
+    generated name."""
+    description = (
+        file_name if isinstance(request, UploadSftpRequest) else request.description or None
+    )
+    return NewDocument(
+        pat_num=request.pat_num,
+        extension=extension,
+        category=request.doc_category or None,  # 0 is "not given", as in Open Dental
+        img_type=IMG_TYPES[request.img_type or "Document"],
+        description=description,
+        date_created=parse_date(request.date_created) if request.date_created else None,
+        tooth_numbers=request.tooth_numbers or "",
+        file_name=file_name,
+    )
 
 
 @contextmanager
@@ -239,9 +269,7 @@ class DocumentService:
         if parsed.raw.bad:
             raise ApiError(400, NOT_BASE64)
         request = parsed.request
-        return self.store(
-            self._new_document(request, extension=request.extension), parsed.raw.spool
-        )
+        return self.store(new_document(request, extension=request.extension), parsed.raw.spool)
 
     def store(self, new: NewDocument, data: Content) -> Uploaded:
         """The file stored at once and its row (Upload, UploadSftp); the thumbnail comes later."""
@@ -266,24 +294,12 @@ class DocumentService:
 
     def set_by_url(self, request: SetByUrlRequest) -> Json:
         """POST /documents/SetByUrl: the placeholder row, Note ``_download_:<url>``."""
-        new = self._new_document(request, extension=url_extension(request.url))
+        new = new_document(request, extension=url_extension(request.url))
         with answered():
             created = self._writer.create_placeholder(new, note=DOWNLOAD_NOTE + request.url)
         if self._on_placeholder is not None:
             self._on_placeholder()
         return self.one(created.doc_num)
-
-    @staticmethod
-    def _new_document(request: UploadRequest | SetByUrlRequest, *, extension: str) -> NewDocument:
-        return NewDocument(
-            pat_num=request.pat_num,
-            extension=extension,
-            category=request.doc_category or None,  # 0 is "not given", as in Open Dental
-            img_type=IMG_TYPES[request.img_type or "Document"],
-            description=request.description or None,
-            date_created=parse_date(request.date_created) if request.date_created else None,
-            tooth_numbers=request.tooth_numbers or "",
-        )
 
     def _thumbnail(self, created: Created) -> ThumbJob | None:
         stored = created.stored
