@@ -10,9 +10,9 @@ from typing import Any
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
-from atoz_watcher.documents.writer import RAW_BASE64_NOTE
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.rules.naming import plain
+from atoz_watcher.rules.notes import RAW_BASE64_NOTE
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Open Dental treats any date before 1880 as "no date" (0001-01-01 is what it stores); the API

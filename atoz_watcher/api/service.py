@@ -14,11 +14,17 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.api.errors import ApiError
-from atoz_watcher.api.models import IMG_TYPES, SetByUrlRequest, UploadRequest, parse_date
+from atoz_watcher.api.models import (
+    IMG_TYPES,
+    SetByUrlRequest,
+    UploadRequest,
+    UploadSftpRequest,
+    parse_date,
+)
 from atoz_watcher.api.present import (
     DATE_FORMAT,
     FilePaths,
@@ -28,16 +34,10 @@ from atoz_watcher.api.present import (
     page_json,
 )
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
+from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
-from atoz_watcher.documents.writer import (
-    DOWNLOAD_NOTE,
-    CategoryError,
-    Created,
-    DocumentWriter,
-    NewDocument,
-    PatientDeletedError,
-    PatientNotFoundError,
-)
+from atoz_watcher.documents.checks import CategoryError, PatientDeletedError, PatientNotFoundError
+from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
 from atoz_watcher.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -46,6 +46,7 @@ from atoz_watcher.errors import (
 )
 from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
 from atoz_watcher.imaging.render import thumbnailable
+from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError
 
@@ -57,10 +58,6 @@ NOT_BASE64 = "rawBase64 is not valid base64"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later"
 DATABASE_BUSY = "The database is busy (another program holds the registration lock); try again"
 MYSQL_DATA_TOO_LONG = 1406
-# document.RawBase64 is MEDIUMTEXT on MySQL/MariaDB, and the UPDATE that fills it must fit in
-# one packet: over either, the server refuses (and drops the connection for the packet).
-MEDIUMTEXT_BYTES = 16 * 1024 * 1024 - 1
-PACKET_SLACK = 64 * 1024
 _URL_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 
@@ -68,6 +65,30 @@ def url_extension(url: str) -> str:
     """The extension of a URL's last path segment when it is a safe one (``.jpg``), else ""."""
     suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix
     return suffix if _URL_EXTENSION.fullmatch(suffix) else ""
+
+
+def new_document(
+    request: UploadRequest | SetByUrlRequest | UploadSftpRequest,
+    *,
+    extension: str,
+    file_name: str | None = None,
+) -> NewDocument:
+    """The document a request asks for. ``file_name``: the file's own name, kept as FileName
+    (UploadSftp: the remote file's name, which is also its Description); None: Open Dental's
+    generated name."""
+    description = (
+        file_name if isinstance(request, UploadSftpRequest) else request.description or None
+    )
+    return NewDocument(
+        pat_num=request.pat_num,
+        extension=extension,
+        category=request.doc_category or None,  # 0 is "not given", as in Open Dental
+        img_type=IMG_TYPES[request.img_type or "Document"],
+        description=description,
+        date_created=parse_date(request.date_created) if request.date_created else None,
+        tooth_numbers=request.tooth_numbers or "",
+        file_name=file_name,
+    )
 
 
 @contextmanager
@@ -248,9 +269,7 @@ class DocumentService:
         if parsed.raw.bad:
             raise ApiError(400, NOT_BASE64)
         request = parsed.request
-        return self.store(
-            self._new_document(request, extension=request.extension), parsed.raw.spool
-        )
+        return self.store(new_document(request, extension=request.extension), parsed.raw.spool)
 
     def store(self, new: NewDocument, data: Content) -> Uploaded:
         """The file stored at once and its row (Upload, UploadSftp); the thumbnail comes later."""
@@ -268,32 +287,19 @@ class DocumentService:
 
     def _raw_base64_limit(self) -> int | None:
         """The longest base64 MySQL/MariaDB stores in document.RawBase64 (InDatabase)."""
-        if not self._in_database or self._engine.dialect.name not in {"mysql", "mariadb"}:
+        if not self._in_database:
             return None
         with answered(), self._engine.connect() as conn:
-            packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar() or 0)
-        return min(MEDIUMTEXT_BYTES, packet - PACKET_SLACK)
+            return document_table.raw_base64_limit(conn)
 
     def set_by_url(self, request: SetByUrlRequest) -> Json:
         """POST /documents/SetByUrl: the placeholder row, Note ``_download_:<url>``."""
-        new = self._new_document(request, extension=url_extension(request.url))
+        new = new_document(request, extension=url_extension(request.url))
         with answered():
             created = self._writer.create_placeholder(new, note=DOWNLOAD_NOTE + request.url)
         if self._on_placeholder is not None:
             self._on_placeholder()
         return self.one(created.doc_num)
-
-    @staticmethod
-    def _new_document(request: UploadRequest | SetByUrlRequest, *, extension: str) -> NewDocument:
-        return NewDocument(
-            pat_num=request.pat_num,
-            extension=extension,
-            category=request.doc_category or None,  # 0 is "not given", as in Open Dental
-            img_type=IMG_TYPES[request.img_type or "Document"],
-            description=request.description or None,
-            date_created=parse_date(request.date_created) if request.date_created else None,
-            tooth_numbers=request.tooth_numbers or "",
-        )
 
     def _thumbnail(self, created: Created) -> ThumbJob | None:
         stored = created.stored

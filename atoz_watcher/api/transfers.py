@@ -21,14 +21,12 @@ from sqlalchemy import Engine
 
 from atoz_watcher.api.errors import ApiError
 from atoz_watcher.api.models import (
-    IMG_TYPES,
     MAX_VARCHAR,
     DownloadMountRequest,
     DownloadSftpRequest,
     SftpRequest,
     ThumbnailsRequest,
     UploadSftpRequest,
-    parse_date,
 )
 from atoz_watcher.api.present import Json
 from atoz_watcher.api.service import (
@@ -37,9 +35,10 @@ from atoz_watcher.api.service import (
     DocumentService,
     Uploaded,
     answered,
+    new_document,
 )
 from atoz_watcher.db import queries
-from atoz_watcher.documents.writer import CategoryError, NewDocument, check_not_deleted
+from atoz_watcher.documents.checks import patient_and_category
 from atoz_watcher.imaging.jobs import (
     Outcome,
     ThumbJob,
@@ -139,23 +138,10 @@ class SftpService:
         name = address.file_name
         if len(name) > MAX_VARCHAR:
             raise ApiError(400, f"The file's name is longer than {MAX_VARCHAR} characters")
-        new = NewDocument(
-            pat_num=request.pat_num,
-            extension=posixpath.splitext(name)[1],
-            category=request.doc_category or None,
-            img_type=IMG_TYPES[request.img_type or "Document"],
-            description=name,
-            date_created=parse_date(request.date_created) if request.date_created else None,
-            tooth_numbers=request.tooth_numbers or "",
-            file_name=name,
-        )
+        new = new_document(request, extension=posixpath.splitext(name)[1], file_name=name)
         # The patient and the category before the transfer: a 404 costs no download.
         with answered(), self._engine.connect() as conn:
-            check_not_deleted(conn, new.pat_num)
-            if new.category is not None and not any(
-                c.def_num == new.category for c in queries.image_categories(conn)
-            ):
-                raise CategoryError(new.category)
+            patient_and_category(conn, pat_num=new.pat_num, category=new.category)
         with sftp_answered():
             data = self._sftp.fetch(credentials)
         return self._documents.store(new, data)

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text, update
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
 from atoz_watcher.rules.matching import PatientRow
 from atoz_watcher.rules.naming import ImageCategory
+from atoz_watcher.rules.notes import DOWNLOAD_NOTE, RAW_BASE64_NOTE
 
 _DEF = Definition.__table__  # type: ignore[attr-defined]
 _DOC = Document.__table__  # type: ignore[attr-defined]
@@ -284,7 +285,7 @@ def document_files(
 
 
 # Notes that stand for a file still to come (Open Dental's API: Upload and SetByUrl).
-PLACEHOLDER_PREFIXES = ("_download_:", "_rawBase64_:")
+PLACEHOLDER_PREFIXES = (DOWNLOAD_NOTE, RAW_BASE64_NOTE)
 
 
 def _is_placeholder() -> Any:  # noqa: ANN401 - a SQL condition
@@ -325,7 +326,6 @@ def placeholder_note(conn: Connection, *, doc_num: int) -> str | None:
 
 # A Note that holds a whole file (``_rawBase64_:.jpg_<base64>``) is never read whole: the first
 # characters say what it is, and the payload can be megabytes.
-_RAW_NOTE_PREFIX = "_rawBase64_:"
 _RAW_NOTE_HEAD = 40
 
 
@@ -359,7 +359,7 @@ class MountEntry:
 
 _DOCUMENT_ENTRY_SQL = (
     "SELECT DocNum, PatNum, FileName, Description, "
-    f"CASE WHEN substr(Note, 1, {len(_RAW_NOTE_PREFIX)}) = '{_RAW_NOTE_PREFIX}' "
+    f"CASE WHEN substr(Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
     f"THEN substr(Note, 1, {_RAW_NOTE_HEAD}) ELSE Note END, "
     "DateCreated, DocCategory, ToothNumbers, DateTStamp, ImgType, MountItemNum FROM document"
 )

@@ -1,1 +1,1 @@
-"""Documents the API asks for: the writer (Upload, UploadSftp) and the materialiser."""
+"""Documents the API asks for: the writer (Upload, UploadSftp), its checks and the materialiser."""

@@ -37,7 +37,8 @@ from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.config import MaterializerSettings, Settings
 from atoz_watcher.db import queries
-from atoz_watcher.documents.writer import Created, DocumentWriter, PatientNotFoundError
+from atoz_watcher.documents.checks import PatientNotFoundError
+from atoz_watcher.documents.writer import Created, DocumentWriter
 from atoz_watcher.errors import DatabaseUnavailableError
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out, thumbnail_of
 from atoz_watcher.imaging.render import Renderer, thumbnail_renderer, thumbnailable

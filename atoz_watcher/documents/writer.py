@@ -7,63 +7,26 @@ lock, then finds the FileName already in the table and leaves the file alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
-from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
+from atoz_watcher.documents.checks import PatientNotFoundError, patient_and_category
 from atoz_watcher.rules.layout import folder_name
 from atoz_watcher.rules.matching import PatientRow
-from atoz_watcher.rules.naming import first_visible
 from atoz_watcher.storage import Content, Storage, Stored
 
 log = structlog.get_logger("atoz_watcher.documents")
-
-RAW_BASE64_NOTE = "_rawBase64_:"
-DOWNLOAD_NOTE = "_download_:"
-
-
-class PatientNotFoundError(AtozError):
-    def __init__(self, pat_num: int) -> None:
-        self.pat_num = pat_num
-        super().__init__("Patient not found")
-
-
-# patient.PatStatus of a deleted patient (Open Dental's PatientStatus.Deleted).
-PAT_STATUS_DELETED = 4
-
-
-class PatientDeletedError(AtozError):
-    """Open Dental's deleted patients take no new documents."""
-
-    def __init__(self, pat_num: int) -> None:
-        self.pat_num = pat_num
-        super().__init__("Patient is deleted; documents cannot be added to a deleted patient")
-
-
-def check_not_deleted(conn: Connection, pat_num: int) -> None:
-    """``PatientNotFoundError`` for no such patient, ``PatientDeletedError`` for a deleted one."""
-    status = queries.pat_status(conn, pat_num=pat_num)
-    if status is None:
-        raise PatientNotFoundError(pat_num)
-    if status == PAT_STATUS_DELETED:
-        raise PatientDeletedError(pat_num)
-
-
-class CategoryError(AtozError):
-    """DocCategory is not an image category (a ``definition`` with Category=18)."""
-
-    def __init__(self, def_num: int) -> None:
-        self.def_num = def_num
-        super().__init__(f"DocCategory {def_num} is not an image category")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,29 +75,19 @@ class DocumentWriter:
         any failure neither is left behind."""
         now = now or datetime.now().replace(microsecond=0)
         with self._locked() as conn:
-            patient, category = self._check(conn, new)
+            patient, category = patient_and_category(
+                conn, pat_num=new.pat_num, category=new.category
+            )
             doc_num = self._insert(conn, new, category=category, now=now, note="")
-            stored: Stored | None = None
-            try:
-                folder = self._folder(conn, patient)
-                stored = self._store(
-                    conn,
-                    patient,
-                    folder,
-                    name=new.file_name or generated_name(patient, doc_num, new.extension),
-                    data=data,
-                )
-                fields: dict[str, object] = {
-                    "FileName": stored.file_name,
-                    "RawBase64": stored.raw_base64,
-                }
-                if new.description is None:
-                    fields["Description"] = stored.file_name
-                self._update(conn, doc_num, fields)
-                conn.commit()
-            except BaseException:
-                self._undo(conn, doc_num, stored)
-                raise
+            stored = self._store_and_fill(
+                conn,
+                patient,
+                doc_num,
+                name=new.file_name or generated_name(patient, doc_num, new.extension),
+                data=data,
+                describe=new.description is None,
+                new_row=True,
+            )
         log.info(
             "document.created",
             patnum=new.pat_num,
@@ -152,7 +105,7 @@ class DocumentWriter:
         SetByUrl makes it."""
         now = now or datetime.now().replace(microsecond=0)
         with self._locked() as conn:
-            _, category = self._check(conn, new)
+            _, category = patient_and_category(conn, pat_num=new.pat_num, category=new.category)
             doc_num = self._insert(conn, new, category=category, now=now, note=note)
             conn.commit()
         log.info("document.placeholder", patnum=new.pat_num, docnum=doc_num, category=category)
@@ -167,43 +120,25 @@ class DocumentWriter:
         or another atoz-watcher, materialised it first): nothing is stored then.
         """
         with self._locked() as conn:
-            row = conn.execute(
-                text("SELECT PatNum, Note, FileName, Description FROM document WHERE DocNum = :d"),
-                {"d": doc_num},
-            ).first()
-            if row is None or row[1] != note or row[2]:
+            target = document_table.fill_target(conn, doc_num=doc_num)
+            if target is None or target.note != note or target.file_name:
                 conn.rollback()
                 return None
-            patient = queries.patient(conn, pat_num=int(row[0]))
+            patient = queries.patient(conn, pat_num=target.pat_num)
             if patient is None:
                 conn.rollback()
-                raise PatientNotFoundError(int(row[0]))
-            stored: Stored | None = None
-            try:
-                folder = self._folder(conn, patient)
-                stored = self._store(
-                    conn,
-                    patient,
-                    folder,
-                    name=generated_name(patient, doc_num, extension),
-                    data=data,
-                )
-                fields: dict[str, object] = {
-                    "FileName": stored.file_name,
-                    "RawBase64": stored.raw_base64,
-                    "Note": "",
-                    # Changed: Open Dental's freshness rule then rebuilds any old thumbnail.
-                    "DateTStamp": datetime.now().replace(microsecond=0),
-                }
-                if not row[3]:
-                    fields["Description"] = stored.file_name
-                self._update(conn, doc_num, fields)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                if stored is not None:
-                    self._storage.discard(stored)
-                raise
+                raise PatientNotFoundError(target.pat_num)
+            stored = self._store_and_fill(
+                conn,
+                patient,
+                doc_num,
+                name=generated_name(patient, doc_num, extension),
+                data=data,
+                describe=not target.description,
+                new_row=False,
+                # Changed: Open Dental's freshness rule then rebuilds any old thumbnail.
+                also={"Note": "", "DateTStamp": datetime.now().replace(microsecond=0)},
+            )
         log.info(
             "document.materialised",
             patnum=patient.pat_num,
@@ -217,21 +152,41 @@ class DocumentWriter:
     def _locked(self) -> AbstractContextManager[Connection]:
         return locked_connection(self._engine, timeout_s=self._lock_timeout_s)
 
-    @staticmethod
-    def _check(conn: Connection, new: NewDocument) -> tuple[PatientRow, int]:
-        patient = queries.patient(conn, pat_num=new.pat_num)
-        if patient is None:
-            raise PatientNotFoundError(new.pat_num)
-        check_not_deleted(conn, new.pat_num)
-        categories = queries.image_categories(conn)
-        if new.category is None:
-            default = first_visible(categories)
-            if default is None:
-                raise NoImageCategoryError
-            return patient, default.def_num
-        if not any(c.def_num == new.category for c in categories):
-            raise CategoryError(new.category)
-        return patient, new.category
+    def _store_and_fill(
+        self,
+        conn: Connection,
+        patient: PatientRow,
+        doc_num: int,
+        *,
+        name: str,
+        data: Content,
+        describe: bool,
+        new_row: bool,
+        also: Mapping[str, object] | None = None,
+    ) -> Stored:
+        """Store ``data`` as ``name`` in the patient's folder (or the row) and fill row
+        ``doc_num``'s FileName and RawBase64 (and Description when ``describe``; ``also``),
+        committed under the registration lock held on ``conn``.
+
+        On any failure the stored file is discarded and the row undone: a ``new_row`` is
+        deleted, a placeholder is left as it was.
+        """
+        stored: Stored | None = None
+        try:
+            stored = self._store(conn, patient, self._folder(conn, patient), name=name, data=data)
+            fields: dict[str, object] = {
+                "FileName": stored.file_name,
+                "RawBase64": stored.raw_base64,
+                **(also or {}),
+            }
+            if describe:
+                fields["Description"] = stored.file_name
+            document_table.fill(conn, doc_num=doc_num, fields=fields)
+            conn.commit()
+        except BaseException:
+            self._undo(conn, doc_num, stored, delete_row=new_row)
+            raise
+        return stored
 
     def _table(self, conn: Connection) -> TableShape:
         # Called under the registration lock, so two requests never reflect it at once.
@@ -242,7 +197,6 @@ class DocumentWriter:
     def _insert(
         self, conn: Connection, new: NewDocument, *, category: int, now: datetime, note: str
     ) -> int:
-        shape = self._table(conn)
         row = blank_document(
             PatNum=new.pat_num,
             Description=new.description or "",
@@ -253,18 +207,7 @@ class DocumentWriter:
             ToothNumbers=new.tooth_numbers,
             Note=note,
         )
-        key = conn.execute(shape.table.insert(), [shape.complete(row)]).inserted_primary_key
-        if key is None:
-            raise DatabaseUnavailableError("the database returned no DocNum for the new row")
-        return int(key[0])
-
-    @staticmethod
-    def _update(conn: Connection, doc_num: int, fields: dict[str, object]) -> None:
-        assignments = ", ".join(f"{column} = :{column}" for column in fields)
-        conn.execute(
-            text(f"UPDATE document SET {assignments} WHERE DocNum = :doc_num"),
-            {**fields, "doc_num": doc_num},
-        )
+        return document_table.insert(conn, shape=self._table(conn), row=row)
 
     @staticmethod
     def _folder(conn: Connection, patient: PatientRow) -> str:
@@ -291,20 +234,29 @@ class DocumentWriter:
         taken = queries.file_names(conn, pat_nums=[patient.pat_num])[patient.pat_num]
         return self._storage.put(folder=folder, file_name=name, data=data, taken=taken)
 
-    def _undo(self, conn: Connection, doc_num: int, stored: Stored | None) -> None:
-        """Leave neither a row nor a file: MyISAM keeps an inserted row through a rollback."""
+    def _undo(
+        self, conn: Connection, doc_num: int, stored: Stored | None, *, delete_row: bool
+    ) -> None:
+        """Leave no file, and no row that was not there before: MyISAM keeps an inserted row
+        through a rollback, so a new row is deleted."""
         try:
             conn.rollback()
-            conn.execute(text("DELETE FROM document WHERE DocNum = :d"), {"d": doc_num})
-            conn.commit()
+            if delete_row:
+                document_table.delete(conn, doc_num=doc_num)
+                conn.commit()
         except DBAPIError:
-            # The server may have dropped the connection (a packet over max_allowed_packet):
-            # delete on a fresh one, or MyISAM keeps the row.
-            try:
-                with self._engine.begin() as fresh:
-                    fresh.execute(text("DELETE FROM document WHERE DocNum = :d"), {"d": doc_num})
-            except DBAPIError as exc:
-                log.error("document.undo_failed", docnum=doc_num, error=str(exc.orig))  # noqa: TRY400 - the reason is enough
+            # The server may have dropped the connection (a packet over max_allowed_packet),
+            # taking what was not committed with it: delete a new row on a fresh one, or
+            # MyISAM keeps it.
+            if delete_row:
+                self._delete_afresh(doc_num)
         finally:
             if stored is not None:
                 self._storage.discard(stored)
+
+    def _delete_afresh(self, doc_num: int) -> None:
+        try:
+            with self._engine.begin() as fresh:
+                document_table.delete(fresh, doc_num=doc_num)
+        except DBAPIError as exc:
+            log.error("document.undo_failed", docnum=doc_num, error=str(exc.orig))  # noqa: TRY400 - the reason is enough

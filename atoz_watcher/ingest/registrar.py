@@ -22,6 +22,7 @@ from typing import Self
 import structlog
 from sqlalchemy import Connection, Engine
 
+from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
@@ -344,7 +345,7 @@ class Registrar:
         shape = self._table(conn)
         now = self._now().replace(microsecond=0)
         rows = [document_row(p, now=now, windowing=_windowing(p, folders)) for p in plans]
-        conn.execute(shape.table.insert(), shape.complete_all(rows))
+        document_table.insert_many(conn, shape=shape, rows=rows)
 
     def _with_doc_nums(self, conn: Connection, results: list[Result]) -> list[Result]:
         plans = [r.plan for r in results if isinstance(r, Registered)]

@@ -19,8 +19,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from atoz_watcher.documents.writer import DOWNLOAD_NOTE, RAW_BASE64_NOTE
 from atoz_watcher.errors import AtozError
+
+# The Note prefixes of a placeholder, as Open Dental's API writes them.
+RAW_BASE64_NOTE: Final = "_rawBase64_:"
+DOWNLOAD_NOTE: Final = "_download_:"
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _BASE64_WHITESPACE = re.compile(r"\s+")

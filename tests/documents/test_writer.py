@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from atoz_watcher.documents.writer import (
-    CategoryError,
-    DocumentWriter,
-    NewDocument,
-    PatientNotFoundError,
-)
+from atoz_watcher.documents.checks import CategoryError, PatientNotFoundError
+from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.storage import InDatabase, LocalAtoZ
 from tests.app.test_daemon import running, wait_for
 from tests.conftest import World
@@ -112,7 +108,7 @@ def test_a_failed_write_leaves_neither_row_nor_file(
     if failing == "writing the file":
         monkeypatch.setattr("atoz_watcher.system.contained.os.fsync", no_space)
     else:
-        monkeypatch.setattr(DocumentWriter, "_update", staticmethod(no_space))
+        monkeypatch.setattr("atoz_watcher.db.documents.fill", no_space)
 
     with pytest.raises(OSError, match="No space"):
         writer(world).create(NewDocument(pat_num=pat, extension=".jpg"), PAYLOAD)
@@ -154,6 +150,30 @@ def test_placeholder_is_materialised_once_keeping_its_docnum(
     assert (row["DocNum"], row["FileName"], row["Note"]) == (created.doc_num, name, "")
     assert row["Description"] == "Pano"
     assert [p.name for p in world.root.rglob("*.png")] == [name]
+
+
+@pytest.mark.parametrize("failing", ["writing the file", "updating the row"])
+def test_a_failed_materialise_leaves_the_placeholder_and_no_file(
+    smith: tuple[World, int, int], monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    world, pat, category = smith
+    note = "_download_:https://example.test/pano.png"
+    created = writer(world).create_placeholder(
+        NewDocument(pat_num=pat, extension=".png", description="Pano"), note
+    )
+    before = world.documents(pat)
+    if failing == "writing the file":
+        monkeypatch.setattr("atoz_watcher.system.contained.os.fsync", no_space)
+    else:
+        monkeypatch.setattr("atoz_watcher.db.documents.fill", no_space)
+
+    with pytest.raises(OSError, match="No space"):
+        writer(world).materialise(created.doc_num, note=note, extension=".png", data=PAYLOAD)
+
+    assert world.documents(pat) == before
+    (row,) = before
+    assert (row["Note"], row["FileName"], row["DocCategory"]) == (note, "", category)
+    assert not any(p.is_file() for p in world.root.rglob("*"))
 
 
 def test_the_daemon_does_not_register_an_uploaded_file_again(
