@@ -97,15 +97,15 @@ def _pdf_pages(path: Path, *, dpi: float, grayscale: bool) -> Iterator[Image.Ima
         with PDFIUM_LOCK:
             count = len(document)
         for index in range(count):
-            # The lock is held while rendering, never across the yield.
+            # The lock is held for pdfium's calls, never across the yield (nor for libjpeg).
             with PDFIUM_LOCK:
                 jpeg = _page_jpeg(document, index)
-                image = (
-                    None
-                    if jpeg is None
-                    else _decoded_jpeg(jpeg[0], size=jpeg[1], scale=scale, grayscale=grayscale)
-                )
-                if image is None:
+            image = None
+            if jpeg is not None:
+                data, size = jpeg
+                image = _decoded_jpeg(data, size=size, scale=scale, grayscale=grayscale)
+            if image is None:
+                with PDFIUM_LOCK:
                     image = _render_page(document, index, scale=scale, grayscale=grayscale)
             yield image
     finally:
@@ -150,8 +150,8 @@ def _decoded_jpeg(
     """``data`` decoded at the smallest libjpeg scale that keeps ``scale`` pixels a point."""
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            if image.mode not in {"L", "RGB"} or image.info.get("adobe_transform") is not None:
-                # CMYK, or an Adobe JPEG whose colours PDF and Pillow may read differently.
+            if image.mode not in {"L", "RGB"}:
+                # CMYK (PDF and Pillow may disagree on its inversion) or anything unusual.
                 return None
             if image.width * image.height > MAX_PAGE_PIXELS:
                 return None

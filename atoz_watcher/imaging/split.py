@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 import pypdfium2
-from PIL import Image, TiffImagePlugin
+from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from atoz_watcher.imaging.pages import ScanKind, UnreadableScanError, scan_kind
 from atoz_watcher.imaging.pdfium_lock import PDFIUM_LOCK
@@ -79,7 +79,11 @@ def _split_pdf(source: Path, parts: Sequence[PartFile]) -> None:
 
 
 def _split_tiff(source: Path, parts: Sequence[PartFile]) -> None:
-    with Image.open(source) as image:
+    try:
+        image = Image.open(source, formats=["TIFF"])
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UnreadableScanError(f"not a readable TIFF: {exc}") from exc
+    with image:
         count = int(getattr(image, "n_frames", 1))
         for part in parts:
             _check_pages(part, count)
