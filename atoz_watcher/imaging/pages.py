@@ -7,10 +7,12 @@ pixels. Pages come at ``dpi`` or more: PDF pages are rendered at ``dpi``; an ima
 frame that says it was scanned at twice ``dpi`` or more is shrunk by a whole factor.
 
 A scanner's PDF page is usually one JPEG covering the page. Rendering it makes pdfium decode
-the JPEG at full size (150-200 ms for an A4 page at 300 dpi on the 2-core test machine);
-libjpeg decodes it at 1/2, 1/4 or 1/8 scale for a fraction of that (5 ms), so such a page is
+the JPEG at full size (110-200 ms for an A4 page at 300 dpi on the 2-core test machine);
+libjpeg decodes it at 1/2, 1/4 or 1/8 scale for about a tenth of that, so such a page is
 taken from its JPEG directly, at the smallest scale that is still at least ``dpi``. Any other
-page (text, vector, several images, a rotated or clipped image, another codec) is rendered.
+page (text, vector, several images, a turned or flipped page or image, an image short of the
+page's edges, another codec, CMYK) is rendered. A clip path or soft mask over the one image
+is not looked for: scanners do not write them, and what is read is only searched for codes.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ taken from its JPEG and showing what pdfium would render."""
 
 from __future__ import annotations
 
+import io
+
 import pypdfium2
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -102,3 +104,23 @@ def test_an_unreadable_scan_says_so(tmp_path, data):
         page_count(path)
     with pytest.raises(UnreadableScanError):
         list(iter_pages(path, dpi=100))
+
+
+def test_a_jpeg_short_of_the_page_edges_is_rendered_with_its_margins(tmp_path):
+    document = pypdfium2.PdfDocument.new()
+    page = document.new_page(595, 842)  # A4 in points
+    image = pypdfium2.PdfImage.new(document)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (400, 400), "black").save(jpeg, format="JPEG")
+    jpeg.seek(0)
+    image.load_jpeg(jpeg, inline=True)
+    image.set_matrix(pypdfium2.PdfMatrix().scale(200, 200).translate(100, 300))
+    page.insert_obj(image)
+    page.gen_content()
+    path = tmp_path / "small.pdf"
+    document.save(path)
+    document.close()
+    (rendered,) = iter_pages(path, dpi=72)
+    assert rendered.size == (595, 842)  # the page, not the 400x400 JPEG
+    assert rendered.getpixel((5, 5)) == (255, 255, 255)
+    assert rendered.getpixel((200, 842 - 400)) == (0, 0, 0)
