@@ -118,8 +118,14 @@ def test_pages_before_the_first_cover_sheet_are_their_own_part(tmp_path):
     assert [(p.code, p.pages) for p in plan.parts] == [(None, (0, 1)), (CoverCode(19), (3,))]
 
 
-def test_a_single_cover_sheet_gives_no_part(tmp_path):
-    source = scans.write_pdf([scans.cover_page(BEN, dpi=150)], tmp_path / "b.pdf", dpi=150)
+@pytest.mark.parametrize("kind", ["pdf", "jpg", "png"])
+def test_a_single_cover_sheet_gives_no_part(tmp_path, kind):
+    page = scans.cover_page(BEN, dpi=150)
+    source = tmp_path / f"b.{kind}"
+    if kind == "pdf":
+        scans.write_pdf([page], source, dpi=150)
+    else:
+        page.save(source, dpi=(150, 150))
     plan = plan_parts(scan_codes(source))
     assert plan.parts == ()
     assert plan.empty_covers == (0,)
