@@ -34,6 +34,7 @@ from atoz_watcher.documents.materializer import (
 )
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.imaging.jobs import Outcome
+from atoz_watcher.imaging.queue import RenderNow
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.net.download import MAX_REDIRECTS, extension_for
 from atoz_watcher.net.guard import Resolver
@@ -98,7 +99,7 @@ def materializer(
         storage or LocalAtoZ(world.root),
         MaterializerSettings(**options),
         lock_timeout_s=30,
-        renderer=Renderer(),
+        on_stored=RenderNow(Renderer()),
         on_outcome=outcomes,
         clock=clock or Clock(),
         resolver=resolver,
