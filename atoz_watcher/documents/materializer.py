@@ -269,11 +269,11 @@ class Materializer:
             bytes=size,
         )
         path = created.stored.path
-        job = None
-        if path is not None:
-            job = job_for(
-                path, stamp=datetime.now(), pat_num=created.pat_num, doc_num=doc_num, force=True
-            )
+        if path is None:  # InDatabase: no thumbnail is kept
+            return
+        job = job_for(
+            path, stamp=datetime.now(), pat_num=created.pat_num, doc_num=doc_num, force=True
+        )
         if job is not None:
             outcome = self._on_stored(job)
             if outcome is not None:  # rendered at once (a one-shot command), not queued

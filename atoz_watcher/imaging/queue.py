@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -21,7 +22,9 @@ from atoz_watcher.imaging.backfill import Backfill, lower_thread_priority
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.system.memory import release_free_memory
-from atoz_watcher.system.metrics import Metrics
+
+if TYPE_CHECKING:  # the API served on its own and one-shot commands load no prometheus_client
+    from atoz_watcher.system.metrics import Metrics
 
 log = structlog.get_logger("atoz_watcher.thumbnails")
 
@@ -51,7 +54,7 @@ class ThumbnailWorker:
         self._backfill_days = backfill_days
         self._renderer = renderer
         self._workers = max(1, workers)
-        self._metrics = metrics if metrics is not None else Metrics()
+        self._metrics = metrics
         self._backfill = backfill
         self._jobs: queue.SimpleQueue[ThumbJob | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -83,7 +86,7 @@ class ThumbnailWorker:
         with self._lock:
             self._busy += 1
         self._jobs.put(job)
-        self._metrics.set_thumbnail_queue(self._jobs.qsize())
+        self._depth()
 
     def hold(self) -> None:
         """Pause before the next job (the job in hand finishes): registration is running."""
@@ -117,9 +120,9 @@ class ThumbnailWorker:
             if job is None or self._stop.is_set():
                 return
             try:
-                self._metrics.thumbnail(carry_out(job, self._renderer))
+                self._count(carry_out(job, self._renderer))
             except Exception:  # one bad job must not end the thread
-                self._metrics.thumbnail("failed")
+                self._count(Outcome.FAILED)
                 log.exception(
                     "thumbnail.crashed",
                     path=str(job.source),
@@ -130,13 +133,21 @@ class ThumbnailWorker:
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
-                self._metrics.set_thumbnail_queue(self._jobs.qsize())
+                self._depth()
+
+    def _count(self, outcome: Outcome) -> None:
+        if self._metrics is not None:
+            self._metrics.thumbnail(outcome)
+
+    def _depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.set_thumbnail_queue(self._jobs.qsize())
 
     def _run_backfill(self, backfill: Backfill) -> None:
         try:
             summary = backfill.run(
                 changed_since=datetime.now() - timedelta(days=self._backfill_days),
-                on_outcome=self._metrics.thumbnail,
+                on_outcome=self._count,
                 should_stop=self._stop.is_set,
             )
         except Exception as exc:  # noqa: BLE001 - best effort: the next start tries again
