@@ -5,6 +5,7 @@ Everything the routes need is built here and handed to them; nothing is global.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -26,9 +27,10 @@ from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.config import Settings
 from atoz_watcher.db.engine import read_engine
 from atoz_watcher.documents.writer import DocumentWriter
-from atoz_watcher.imaging.jobs import ThumbJob, carry_out
+from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.imaging.mounts import MountComposer
-from atoz_watcher.imaging.render import Renderer, thumbnail_renderer
+from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
+from atoz_watcher.imaging.render import thumbnail_renderer
 from atoz_watcher.net.sftp import SftpClient
 from atoz_watcher.storage import spool, storage_for
 from atoz_watcher.system.membudget import MemoryBudget
@@ -36,6 +38,9 @@ from atoz_watcher.system.membudget import MemoryBudget
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
 BODY_SLACK = 1024 * 1024
+# At shutdown, how long the API's own thumbnail queue may take to finish what Uploads queued
+# (within ApiServer's wait for the serving thread).
+THUMBNAILS_DRAIN_S = 3.0
 DESCRIPTION = (
     "Open Dental's Documents API (GET, Upload, SetByUrl, UploadSftp, DownloadSftp, Thumbnails, "
     "DownloadMount), served by atoz-watcher. "
@@ -51,28 +56,21 @@ def file_paths(settings: Settings) -> FilePaths:
     return FilePaths(root=root, separator=settings.api.file_path_separator)
 
 
-class Thumbnailer:
-    """Renders one uploaded image's thumbnail (after the reply has gone)."""
-
-    def __init__(self, renderer: Renderer) -> None:
-        self._renderer = renderer
-
-    def __call__(self, job: ThumbJob) -> None:
-        carry_out(job, self._renderer, force=True)
-
-
 def create_app(
     settings: Settings,
     engine: Engine,
     *,
     on_placeholder: Callable[[], None] | None = None,
     budget: MemoryBudget | None = None,
+    on_stored: OnStored | None = None,
 ) -> FastAPI:
     """The API for ``settings`` over ``engine``: routes, error shapes, auth, limits.
 
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
-    wakes the materialiser, so the file is fetched now rather than at its next pass, and
-    ``budget`` is its thumbnail memory budget, which the API's rendering then shares.
+    wakes the materialiser, so the file is fetched now rather than at its next pass,
+    ``budget`` is its thumbnail memory budget, which the API's rendering then shares, and
+    ``on_stored`` its thumbnail queue, which Upload and UploadSftp then feed. Served on its
+    own (``on_stored`` None), the API runs a thumbnail queue of its own while it serves.
     """
     storage = storage_for(settings)
     if settings.storage == "LocalAtoZ":
@@ -81,19 +79,25 @@ def create_app(
     # Writes take the registration lock through ``engine``; reads never wait for it.
     reader = read_engine(engine)
     writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
-    thumbnails = settings.thumbnails.enabled and settings.storage == "LocalAtoZ"
+    renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
+    own_queue = None
+    if on_stored is None:
+        on_stored = no_thumbnails
+        if settings.thumbnails.enabled and settings.storage == "LocalAtoZ":
+            own_queue = ThumbnailWorker(
+                renderer, workers=default_workers(settings.thumbnails.workers)
+            )
+            on_stored = own_queue.submit
     service = DocumentService(
         reader,
         writer,
         storage,
         paths=file_paths(settings),
         max_upload_bytes=settings.api.max_upload_bytes,
-        thumbnails=thumbnails,
         in_database=settings.storage == "InDatabase",
+        on_stored=on_stored,
         on_placeholder=on_placeholder,
     )
-    renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
-    render = Thumbnailer(renderer)
     transfers = SftpService(
         reader,
         service,
@@ -114,12 +118,10 @@ def create_app(
         # A body without a Content-Type is read as JSON too: clients of Open Dental's API
         # that never sent one keep working.
         strict_content_type=False,
-        lifespan=_closing(reader, engine),
+        lifespan=_closing(reader, engine, own_queue),
     )
     install_handlers(app)
-    app.include_router(
-        build_router(service, transfers, render=render, max_limit=settings.api.max_limit)
-    )
+    app.include_router(build_router(service, transfers, max_limit=settings.api.max_limit))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
     app.add_middleware(
@@ -135,16 +137,24 @@ def create_app(
 
 
 def _closing(
-    reader: Engine, engine: Engine
+    reader: Engine, engine: Engine, thumbnails: ThumbnailWorker | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: the reader's connections are closed when the server stops (the
-    caller's ``engine`` is the caller's to dispose)."""
+    """The app's lifespan: its own thumbnail queue (if any) runs while it serves, and the
+    reader's connections are closed when the server stops (the caller's ``engine`` is the
+    caller's to dispose)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if thumbnails is not None:
+            thumbnails.start()
         try:
             yield
         finally:
+            if thumbnails is not None:
+                # The uploads answered before the stop get their thumbnails, as they did
+                # when each was rendered after its reply.
+                await asyncio.to_thread(thumbnails.wait_idle, THUMBNAILS_DRAIN_S)
+                thumbnails.close()
             if reader is not engine:
                 reader.dispose()
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from atoz_watcher.api.models import (
@@ -23,7 +22,6 @@ from atoz_watcher.api.paging import LIMIT_INVALID, OFFSET_INVALID, page_of
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
 from atoz_watcher.api.upload_stream import UPLOAD_BODY_SCHEMA, receive_upload
-from atoz_watcher.imaging.jobs import ThumbJob
 
 PREFIX = "/api/v1"
 
@@ -62,7 +60,6 @@ def build_router(
     service: DocumentService,
     sftp: SftpService,
     *,
-    render: Callable[[ThumbJob], object],
     max_limit: int,
 ) -> APIRouter:
     """The routes, closed over the service that does the work (no global state)."""
@@ -99,12 +96,9 @@ def build_router(
         # The body is read as it arrives (upload_stream), not by FastAPI: its schema is given.
         openapi_extra=UPLOAD_BODY_SCHEMA,
     )
-    async def upload(request: Request, background: BackgroundTasks) -> JSONResponse:
+    async def upload(request: Request) -> JSONResponse:
         uploaded = await receive_upload(request, service)
-        if uploaded.thumbnail is not None:
-            # After the reply: the client does not wait for the thumbnail.
-            background.add_task(render, uploaded.thumbnail)
-        return _created(uploaded.document, background)
+        return _created(uploaded.document)
 
     @router.post(
         "/documents/SetByUrl",
@@ -114,9 +108,9 @@ def build_router(
         responses=POSTED,
     )
     def set_by_url(body: SetByUrlRequest) -> JSONResponse:
-        return _created(service.set_by_url(body), None)
+        return _created(service.set_by_url(body))
 
-    _add_sftp_routes(router, sftp, render=render)
+    _add_sftp_routes(router, sftp)
 
     # Digits only, and after the fixed paths: /documents/Upload is never taken for a DocNum
     # (GET on it is a 405 with "Allow: POST", not a 400 about DocNum).
@@ -134,9 +128,7 @@ def build_router(
     return router
 
 
-def _add_sftp_routes(
-    router: APIRouter, sftp: SftpService, *, render: Callable[[ThumbJob], object]
-) -> None:
+def _add_sftp_routes(router: APIRouter, sftp: SftpService) -> None:
     @router.post(
         "/documents/UploadSftp",
         status_code=201,
@@ -144,11 +136,8 @@ def _add_sftp_routes(
         summary="Pull a file from an SFTP site and make its document",
         responses={**POSTED, 400: _error(SFTP_FAILED), 503: _error(SFTP_BUSY)},
     )
-    def upload_sftp(body: UploadSftpRequest, background: BackgroundTasks) -> JSONResponse:
-        uploaded = sftp.upload_sftp(body)
-        if uploaded.thumbnail is not None:
-            background.add_task(render, uploaded.thumbnail)
-        return _created(uploaded.document, background)
+    def upload_sftp(body: UploadSftpRequest) -> JSONResponse:
+        return _created(sftp.upload_sftp(body).document)
 
     @router.post(
         "/documents/DownloadSftp",
@@ -204,10 +193,9 @@ def _files(files: list[dict[str, Any]] | None, nothing: str) -> JSONResponse:
     return JSONResponse(files, status_code=201)
 
 
-def _created(document: dict[str, Any], background: BackgroundTasks | None) -> JSONResponse:
+def _created(document: dict[str, Any]) -> JSONResponse:
     return JSONResponse(
         document,
         status_code=201,
         headers={"Location": f"{PREFIX}/documents/{document['DocNum']}"},
-        background=background,
     )

@@ -85,7 +85,8 @@ class ApiServer:
             self._app,
             log_config=None,
             access_log=False,
-            lifespan="off",
+            # The app's lifespan runs its own thumbnail queue and closes its read engine.
+            lifespan="on",
             server_header=False,
             timeout_graceful_shutdown=int(GRACEFUL_S),
         )

@@ -44,8 +44,7 @@ from atoz_watcher.errors import (
     LockTimeoutError,
     NoImageCategoryError,
 )
-from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
-from atoz_watcher.imaging.render import thumbnailable
+from atoz_watcher.imaging.jobs import OnStored, job_for, no_thumbnails
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError
@@ -143,7 +142,6 @@ def _reason(exc: Exception) -> str:
 @dataclass(frozen=True, slots=True)
 class Uploaded:
     document: Json
-    thumbnail: ThumbJob | None  # to render after the reply; None when none is wanted
 
 
 class DocumentService:
@@ -157,8 +155,8 @@ class DocumentService:
         *,
         paths: FilePaths,
         max_upload_bytes: int,
-        thumbnails: bool,
         in_database: bool,
+        on_stored: OnStored = no_thumbnails,
         on_placeholder: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
@@ -168,7 +166,7 @@ class DocumentService:
         self._storage = storage
         self._paths = paths
         self._max_upload = max_upload_bytes
-        self._thumbnails = thumbnails
+        self._on_stored = on_stored
         self._in_database = in_database
         self._clock = clock
         # Once seen, mount and mountitem stay: no need to ask the catalogue on every GET.
@@ -283,7 +281,8 @@ class DocumentService:
             )
         with answered():
             created = self._writer.create(new, data)
-        return Uploaded(document=self.one(created.doc_num), thumbnail=self._thumbnail(created))
+        self._thumbnail(created)
+        return Uploaded(document=self.one(created.doc_num))
 
     def _raw_base64_limit(self) -> int | None:
         """The longest base64 MySQL/MariaDB stores in document.RawBase64 (InDatabase)."""
@@ -301,16 +300,17 @@ class DocumentService:
             self._on_placeholder()
         return self.one(created.doc_num)
 
-    def _thumbnail(self, created: Created) -> ThumbJob | None:
+    def _thumbnail(self, created: Created) -> None:
+        """The stored file's thumbnail job, handed on: the reply does not wait for it."""
         stored = created.stored
-        if not self._thumbnails or stored is None or stored.path is None:
-            return None
-        if not thumbnailable(stored.file_name):
-            return None
-        return ThumbJob(
-            source=stored.path,
-            dest=thumbnail_of(stored.path),
+        if stored is None or stored.path is None:  # InDatabase: no thumbnail is kept
+            return
+        job = job_for(
+            stored.path,
             stamp=self._clock(),
             pat_num=created.pat_num,
             doc_num=created.doc_num,
+            force=True,
         )
+        if job is not None:
+            self._on_stored(job)

@@ -44,6 +44,7 @@ from atoz_watcher.imaging.jobs import (
     ThumbJob,
     adjust_of,
     carry_out,
+    job_for,
     job_for_document,
     read_thumbnail,
 )
@@ -282,16 +283,16 @@ class SftpService:
         with tempfile.TemporaryDirectory(prefix="atoz-thumb-") as scratch:
             path = Path(scratch) / source.file_name  # a plain name: _read checked it
             path.write_bytes(data)
-            job = ThumbJob(
-                source=path,
-                dest=Path(scratch) / "Thumbnails" / source.file_name,
+            job = job_for(
+                path,
                 stamp=document.stamp or datetime.min,
                 pat_num=document.pat_num,
                 doc_num=document.doc_num,
                 adjust=adjust_of(document),
                 root=Path(scratch),
+                force=True,
             )
-            if carry_out(job, self._renderer, force=True) is not Outcome.MADE:
+            if job is None or carry_out(job, self._renderer) is not Outcome.MADE:
                 return None
             return read_thumbnail(job)
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
     from atoz_watcher.app.demo import DemoTree
     from atoz_watcher.imaging.backfill import BackfillSummary
+    from atoz_watcher.imaging.jobs import OnStored
     from atoz_watcher.system.membudget import MemoryBudget
     from atoz_watcher.system.metrics import Metrics, MetricsServer
 
@@ -242,6 +243,7 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
                 engine,
                 on_placeholder=daemon.materializer.wake,
                 budget=daemon.thumbnail_budget,
+                on_stored=daemon.on_stored,
             )
             api.start()
             # Stopped after the daemon: requests in flight finish against a live database.
@@ -287,12 +289,15 @@ def _api_server(
     *,
     on_placeholder: Callable[[], None] | None = None,
     budget: MemoryBudget | None = None,
+    on_stored: OnStored | None = None,
 ) -> ApiServer:
     # FastAPI and uvicorn are imported only where the API runs: they cost every other command
     # (and a daemon without the API) about 15 MB and a third of a second.
     from atoz_watcher.api import ApiServer, create_app  # noqa: PLC0415
 
-    app = create_app(settings, engine, on_placeholder=on_placeholder, budget=budget)
+    app = create_app(
+        settings, engine, on_placeholder=on_placeholder, budget=budget, on_stored=on_stored
+    )
     return ApiServer(app, host=settings.api.host, port=settings.api.port)
 
 

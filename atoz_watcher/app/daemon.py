@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -26,6 +27,7 @@ from atoz_watcher.config import Settings
 from atoz_watcher.documents.materializer import Materializer, MaterializerWorker
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.imaging.backfill import Backfill
+from atoz_watcher.imaging.jobs import OnStored, ThumbJob, job_for, no_thumbnails
 from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
 from atoz_watcher.imaging.render import Renderer, thumbnail_renderer
 from atoz_watcher.ingest.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
@@ -85,17 +87,26 @@ def _thumbnail_worker(
     )
 
 
+def _thumbnail_job(result: Registered) -> ThumbJob | None:
+    """The thumbnail job of a file just registered (None for a file that is no image)."""
+    return job_for(
+        result.plan.final_path,
+        stamp=datetime.now(),
+        pat_num=result.plan.candidate.pat_num,
+        doc_num=result.doc_num,
+    )
+
+
 def _materializer_worker(
-    settings: Settings, engine: Engine, metrics: Metrics, renderer: Renderer | None
+    settings: Settings, engine: Engine, metrics: Metrics, on_stored: OnStored
 ) -> MaterializerWorker:
     materializer = Materializer(
         engine,
         storage_for(settings),
         settings.materializer,
         lock_timeout_s=settings.scan.lock_timeout,
-        renderer=renderer,
+        on_stored=on_stored,
         on_outcome=metrics.materialized,
-        on_thumbnail=metrics.thumbnail,
     )
     return MaterializerWorker(materializer, interval=settings.materializer.interval)
 
@@ -137,7 +148,12 @@ class Daemon:
         # Shared with the API served by the same process: one budget for all its rendering.
         self.thumbnail_budget = renderer.budget if renderer is not None else None
         self._thumbnails = _thumbnail_worker(settings, engine, metrics, renderer)
-        self.materializer = _materializer_worker(settings, engine, metrics, renderer)
+        # Where every stored file's thumbnail goes: registration, the materialiser, and the API
+        # served by the same process all feed the one queue.
+        self.on_stored: OnStored = (
+            self._thumbnails.submit if self._thumbnails is not None else no_thumbnails
+        )
+        self.materializer = _materializer_worker(settings, engine, metrics, self.on_stored)
         self._clock = clock
         self._watchdog_interval_s = watchdog_interval_s
         self._stop = threading.Event()
@@ -245,9 +261,10 @@ class Daemon:
         self._notifier.stopping()
         watching.stop()
         worker.join(STOP_JOIN_S)
+        # The materialiser feeds the thumbnail queue: it stops first.
+        self.materializer.close()
         if self._thumbnails is not None:
             self._thumbnails.close()
-        self.materializer.close()
         log.info("daemon.stopped", clean=not worker.is_alive())
 
     # -- the worker ---------------------------------------------------------------------------
@@ -401,8 +418,9 @@ class Daemon:
             first = self._first_seen.pop(path, None)
             if first is not None:
                 self._metrics.observe_latency(self._clock() - first)
-            if self._thumbnails is not None:
-                self._thumbnails.submit_registered(result)
+            job = _thumbnail_job(result)
+            if job is not None:
+                self.on_stored(job)
             return
         if result.reason == TOO_RECENT:
             # Found by a rescan while perhaps still being written: registered once it settles.

@@ -5,7 +5,7 @@ row with no FileName and a Note of ``_rawBase64_:`` + extension + ``_`` + base64
 ``_download_:`` + URL, and makes the file when a user opens the document. We make it here, for
 rows written by us or by anyone else in the same database, and keep the DocNum: the file is
 stored as Upload stores it (Open Dental's generated name in the patient folder, or
-``document.RawBase64``), FileName set, Note cleared, and a thumbnail made.
+``document.RawBase64``), FileName set, Note cleared, and its thumbnail job handed on.
 
 The Notes are read by ``placeholders``; downloads are made by ``download`` (httpx, netguard),
 imported when the first ``_download_:`` Note is seen: most practices never get one, and httpx
@@ -40,8 +40,9 @@ from atoz_watcher.db import queries
 from atoz_watcher.documents.checks import PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter
 from atoz_watcher.errors import DatabaseUnavailableError
-from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out, thumbnail_of
-from atoz_watcher.imaging.render import Renderer, thumbnail_renderer, thumbnailable
+from atoz_watcher.imaging.jobs import OnStored, Outcome, job_for, no_thumbnails
+from atoz_watcher.imaging.queue import RenderNow
+from atoz_watcher.imaging.render import thumbnail_renderer
 from atoz_watcher.rules.notes import (
     DownloadNote,
     Failure,
@@ -114,6 +115,8 @@ class Summary:
     waiting: int = 0  # failed before; their next attempt is not due yet
     given_up_before: int = 0  # left alone: given up in an earlier pass
     raced: int = 0  # materialised by someone else while we worked
+    # Thumbnails rendered during the pass (a one-shot command); queued ones are counted where
+    # they run.
     thumbnails: Counter[Outcome] = field(default_factory=Counter)
     database_error: str = ""  # the pass ended early: the database failed
     stopped: bool = False
@@ -140,9 +143,8 @@ class Materializer:
         settings: MaterializerSettings,
         *,
         lock_timeout_s: int = 60,
-        renderer: Renderer | None = None,
+        on_stored: OnStored = no_thumbnails,
         on_outcome: Callable[[str], None] | None = None,
-        on_thumbnail: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         resolver: Resolver | None = None,  # None: the system's (netguard.system_resolver)
         page: int = PAGE,
@@ -152,9 +154,8 @@ class Materializer:
         self._engine = engine
         self._writer = DocumentWriter(engine, storage, lock_timeout_s=lock_timeout_s)
         self._settings = settings
-        self._renderer = renderer
+        self._on_stored = on_stored
         self._on_outcome = on_outcome if on_outcome is not None else _ignore
-        self._on_thumbnail = on_thumbnail if on_thumbnail is not None else _ignore
         self._clock = clock
         self._resolver = resolver
         self._downloader: Downloader | None = None  # made by the first download note
@@ -270,17 +271,15 @@ class Materializer:
             bytes=size,
         )
         path = created.stored.path
-        if self._renderer is not None and path is not None and thumbnailable(path.name):
-            job = ThumbJob(
-                source=path,
-                dest=thumbnail_of(path),
-                stamp=datetime.now(),
-                pat_num=created.pat_num,
-                doc_num=doc_num,
-            )
-            outcome = carry_out(job, self._renderer, force=True)
-            summary.thumbnails[outcome] += 1
-            self._on_thumbnail(outcome)
+        if path is None:  # InDatabase: no thumbnail is kept
+            return
+        job = job_for(
+            path, stamp=datetime.now(), pat_num=created.pat_num, doc_num=doc_num, force=True
+        )
+        if job is not None:
+            outcome = self._on_stored(job)
+            if outcome is not None:  # rendered at once (a one-shot command), not queued
+                summary.thumbnails[outcome] += 1
 
     def _failed(
         self, doc_num: int, kind: Failure, reason: str, summary: Summary, *, source: str = ""
@@ -344,15 +343,15 @@ def run_materialize(
     stay in place for the next pass or the daemon). Raises DatabaseUnavailableError when the
     database failed, after printing what was done before it did.
     """
-    renderer = None
+    on_stored: OnStored = no_thumbnails
     if settings.thumbnails.enabled and settings.storage == "LocalAtoZ":
-        renderer = thumbnail_renderer(settings.thumbnails)
+        on_stored = RenderNow(thumbnail_renderer(settings.thumbnails))
     materializer = Materializer(
         engine,
         storage_for(settings),
         settings.materializer,
         lock_timeout_s=settings.scan.lock_timeout,
-        renderer=renderer,
+        on_stored=on_stored,
         on_outcome=on_outcome,
     )
     summary = materializer.run_once(should_stop=should_stop)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import enum
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 
 import structlog
 
 from atoz_watcher.db.queries import DocumentFile
 from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.imaging.render import NO_ADJUST, Adjust, Renderer, thumbnailable
-from atoz_watcher.ingest.registrar import Registered
 from atoz_watcher.rules.layout import THUMBNAILS_DIR, folder_name, patient_dir
 from atoz_watcher.rules.naming import plain
 from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree
@@ -41,10 +42,24 @@ class ThumbJob:
     # which for a file in the tree (``<root>/<Letter>/<Folder>/<FileName>``) is three folders
     # up from it, the default; a private scratch folder for a thumbnail made outside the tree.
     root: Path | None = None
+    # Built even when the thumbnail on disk looks fresh: the file was stored just now under a
+    # name we chose, so whatever thumbnail has that name is an older file's.
+    force: bool = False
 
     @property
     def tree(self) -> Tree:
         return Tree(self.root if self.root is not None else self.source.parents[2])
+
+
+# Where a stored file's thumbnail job goes: the thumbnail queue's ``submit`` (None: the outcome
+# is counted where the job runs), a one-shot command's ``RenderNow`` (the outcome, at once), or
+# ``no_thumbnails`` when thumbnails are off.
+OnStored: TypeAlias = Callable[[ThumbJob], Outcome | None]
+
+
+def no_thumbnails(job: ThumbJob) -> None:
+    """Thumbnails are off (or storage is InDatabase): the job is dropped."""
+    del job
 
 
 def is_fresh(thumbnail_mtime: datetime | None, stamp: datetime) -> bool:
@@ -58,17 +73,30 @@ def thumbnail_of(source: Path) -> Path:
     return source.parent / THUMBNAILS_DIR / source.name
 
 
-def job_for_registered(result: Registered, *, stamp: datetime) -> ThumbJob | None:
-    """The job for a file the registrar just registered; None when it is not an image."""
-    source = result.plan.final_path
+def job_for(
+    source: Path,
+    *,
+    stamp: datetime,
+    pat_num: int,
+    doc_num: int | None,
+    adjust: Adjust = NO_ADJUST,
+    root: Path | None = None,
+    force: bool = False,
+) -> ThumbJob | None:
+    """The one way to make a job: the thumbnail of the stored file ``source``, in
+    ``Thumbnails/`` beside it; None when it is not an image. Each caller fills it from its own
+    result (a registered file, a document row, an upload, a materialised placeholder)."""
     if not thumbnailable(source.name):
         return None
     return ThumbJob(
         source=source,
         dest=thumbnail_of(source),
         stamp=stamp,
-        pat_num=result.plan.candidate.pat_num,
-        doc_num=result.doc_num,
+        pat_num=pat_num,
+        doc_num=doc_num,
+        adjust=adjust,
+        root=root,
+        force=force,
     )
 
 
@@ -80,10 +108,8 @@ def job_for_document(root: Path, document: DocumentFile) -> ThumbJob | str | Non
     folder = document.image_folder or folder_name(document.lname, document.fname, document.pat_num)
     if not (plain(document.file_name) and plain(folder)):
         return f"unsafe FileName or ImageFolder: {document.file_name!r} in {folder!r}"
-    source = patient_dir(root, folder) / document.file_name
-    return ThumbJob(
-        source=source,
-        dest=thumbnail_of(source),
+    return job_for(
+        patient_dir(root, folder) / document.file_name,
         stamp=document.stamp or datetime.min,
         pat_num=document.pat_num,
         doc_num=document.doc_num,
@@ -131,10 +157,11 @@ def _source_exists(job: ThumbJob) -> bool:
 
 
 def carry_out(job: ThumbJob, renderer: Renderer, *, force: bool = False) -> Outcome:
-    """Build the job's thumbnail unless it is fresh; log what went wrong, never raise for a bad
-    file (the document row stays; the next file goes on). The image is read, and the thumbnail
-    and its ``Thumbnails/`` folder written, without following a link (``contained``)."""
-    if not force and is_fresh(_mtime(job.tree, job.dest), job.stamp):
+    """Build the job's thumbnail unless it is fresh (and not forced); log what went wrong,
+    never raise for a bad file (the document row stays; the next file goes on). The image is
+    read, and the thumbnail and its ``Thumbnails/`` folder written, without following a link
+    (``contained``)."""
+    if not (force or job.force) and is_fresh(_mtime(job.tree, job.dest), job.stamp):
         return Outcome.FRESH
     outcome = _build(job, renderer)
     if outcome is Outcome.MADE:

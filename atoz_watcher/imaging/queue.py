@@ -1,4 +1,10 @@
-"""The thumbnail queue: rendering threads fed by the daemon, off the registration worker."""
+"""The thumbnail queue: rendering threads that every stored file's job is handed to.
+
+Registration, Upload, UploadSftp and the materialiser each hand their jobs to ``submit``
+(through the ``OnStored`` callback they were built with); the threads run them off the thread
+that stored the file, after registration. A one-shot command, which prints each outcome, renders
+its jobs at once with ``RenderNow`` instead.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ import gc
 import os
 import queue
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
 from atoz_watcher.imaging.backfill import Backfill, lower_thread_priority
-from atoz_watcher.imaging.jobs import ThumbJob, carry_out, job_for_registered
+from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out
 from atoz_watcher.imaging.render import Renderer
-from atoz_watcher.ingest.registrar import Registered
 from atoz_watcher.system.memory import release_free_memory
-from atoz_watcher.system.metrics import Metrics
+
+if TYPE_CHECKING:  # the API served on its own and one-shot commands load no prometheus_client
+    from atoz_watcher.system.metrics import Metrics
 
 log = structlog.get_logger("atoz_watcher.thumbnails")
 
@@ -28,14 +37,17 @@ def default_workers(configured: int) -> int:
 
 
 class ThumbnailWorker:
-    """Renders queued thumbnails on ``workers`` threads; ``submit`` never blocks."""
+    """Renders queued thumbnails on ``workers`` threads; ``submit`` never blocks.
+
+    ``metrics`` counts each outcome and the queue's depth (None: the API served on its own,
+    which has no metrics endpoint)."""
 
     def __init__(
         self,
         renderer: Renderer,
         *,
         workers: int,
-        metrics: Metrics,
+        metrics: Metrics | None = None,
         backfill: Backfill | None = None,
         backfill_days: float = 0.0,
     ) -> None:
@@ -74,13 +86,7 @@ class ThumbnailWorker:
         with self._lock:
             self._busy += 1
         self._jobs.put(job)
-        self._metrics.set_thumbnail_queue(self._jobs.qsize())
-
-    def submit_registered(self, result: Registered) -> None:
-        """The thumbnail of a file just registered (nothing for a file that is no image)."""
-        job = job_for_registered(result, stamp=datetime.now())
-        if job is not None:
-            self.submit(job)
+        self._depth()
 
     def hold(self) -> None:
         """Pause before the next job (the job in hand finishes): registration is running."""
@@ -114,9 +120,9 @@ class ThumbnailWorker:
             if job is None or self._stop.is_set():
                 return
             try:
-                self._metrics.thumbnail(carry_out(job, self._renderer))
+                self._count(carry_out(job, self._renderer))
             except Exception:  # one bad job must not end the thread
-                self._metrics.thumbnail("failed")
+                self._count(Outcome.FAILED)
                 log.exception(
                     "thumbnail.crashed",
                     path=str(job.source),
@@ -127,13 +133,21 @@ class ThumbnailWorker:
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
-                self._metrics.set_thumbnail_queue(self._jobs.qsize())
+                self._depth()
+
+    def _count(self, outcome: Outcome) -> None:
+        if self._metrics is not None:
+            self._metrics.thumbnail(outcome)
+
+    def _depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.set_thumbnail_queue(self._jobs.qsize())
 
     def _run_backfill(self, backfill: Backfill) -> None:
         try:
             summary = backfill.run(
                 changed_since=datetime.now() - timedelta(days=self._backfill_days),
-                on_outcome=self._metrics.thumbnail,
+                on_outcome=self._count,
                 should_stop=self._stop.is_set,
             )
         except Exception as exc:  # noqa: BLE001 - best effort: the next start tries again
@@ -148,3 +162,20 @@ class ThumbnailWorker:
             documents=summary.documents,
             **{str(outcome): count for outcome, count in summary.outcomes.items()},
         )
+
+
+class RenderNow:
+    """The jobs of a one-shot command, rendered on the caller's thread: it reports each outcome
+    (``atoz-watcher materialize`` prints how many thumbnails it made)."""
+
+    def __init__(
+        self, renderer: Renderer, *, on_outcome: Callable[[Outcome], None] | None = None
+    ) -> None:
+        self._renderer = renderer
+        self._on_outcome = on_outcome
+
+    def __call__(self, job: ThumbJob) -> Outcome:
+        outcome = carry_out(job, self._renderer)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        return outcome

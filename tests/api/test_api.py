@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 
 from atoz_watcher.api import ApiServer, create_app
 from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings
+from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.rules.layout import patient_dir
 from tests.app.test_daemon import wait_for
 from tests.conftest import SECRETS, World, _make_world
@@ -488,6 +489,26 @@ def test_an_uploaded_image_gets_its_thumbnail(sqlite_clinic: Clinic) -> None:
 
     with Image.open(thumbnail) as image:
         assert image.size == (100, 100)
+
+
+def test_an_upload_hands_its_thumbnail_to_the_queue_it_was_given(sqlite_clinic: Clinic) -> None:
+    clinic = sqlite_clinic
+    queued: list[ThumbJob] = []  # as inside the daemon, whose queue renders it
+    settings = api_settings(clinic.world, thumbnails=True)
+    app = create_app(settings, clinic.world.engine, on_stored=queued.append)
+    with (
+        ApiServer(app, host="127.0.0.1", port=0) as server,
+        httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as api,
+    ):
+        reply = api.post(UPLOAD, json=_body(clinic, {"rawBase64": b64(png()), "extension": "png"}))
+        assert reply.status_code == 201, reply.text
+
+    document = reply.json()
+    (job,) = queued
+    assert job.source == clinic.folder / document["FileName"]
+    assert job.dest == clinic.folder / "Thumbnails" / document["FileName"]
+    assert (job.pat_num, job.doc_num, job.force) == (clinic.pat, document["DocNum"], True)
+    assert not (clinic.folder / "Thumbnails").exists()  # the queue's to make, not the app's
 
 
 # SQLAlchemy keeps every statement it compiled in the engine's LRU cache (500, pruned at 750).

@@ -41,6 +41,7 @@ from tests.api.test_api import (
     png,
     serving,
 )
+from tests.app.test_daemon import wait_for
 from tests.conftest import SECRETS, World, _make_world
 
 USER, PASSWORD = "myUsername", "s3cret-Pa55-word"
@@ -159,7 +160,13 @@ def with_sftp(settings: Settings, **sftp: Any) -> Settings:
 
 @contextmanager
 def sftp_api(
-    clinic: Clinic, site: SftpSite, tmp_path: Path, *, storage: str = "LocalAtoZ", **sftp: Any
+    clinic: Clinic,
+    site: SftpSite,
+    tmp_path: Path,
+    *,
+    storage: str = "LocalAtoZ",
+    thumbnails: bool = False,
+    **sftp: Any,
 ) -> Iterator[httpx.Client]:
     options: dict[str, Any] = {
         "known_hosts": known_hosts(tmp_path, site.known_hosts_line()),
@@ -169,7 +176,9 @@ def sftp_api(
         "allow_ports": (site.port,),
         **sftp,
     }
-    settings = with_sftp(api_settings(clinic.world, storage=storage), **options)
+    settings = with_sftp(
+        api_settings(clinic.world, storage=storage, thumbnails=thumbnails), **options
+    )
     with serving(settings, clinic.world) as api:
         yield api
 
@@ -305,6 +314,25 @@ def test_upload_sftp_pulls_the_file_and_stores_it(
         assert base64.b64decode(row["RawBase64"]) == PAYLOAD
         assert document["filePath"] == ""
     assert remote.read_bytes() == PAYLOAD  # pulled, not moved
+
+
+def test_an_image_pulled_by_upload_sftp_gets_its_thumbnail(
+    sqlite_clinic: Clinic, site: SftpSite, tmp_path: Path
+) -> None:
+    clinic = sqlite_clinic
+    remote = site.root / "myUsername" / "Documents" / "pano.png"
+    remote.parent.mkdir(parents=True)
+    remote.write_bytes(png())
+    with sftp_api(clinic, site, tmp_path, thumbnails=True) as api:
+        reply = api.post(
+            UPLOAD_SFTP, json=creds("myUsername/Documents/pano.png", site, PatNum=clinic.pat)
+        )
+        assert reply.status_code == 201, reply.text
+        thumbnail = clinic.folder / "Thumbnails" / reply.json()["FileName"]
+        wait_for(thumbnail.exists, timeout=30)
+
+    with Image.open(thumbnail) as image:
+        assert image.size == (100, 100)
 
 
 def test_upload_sftp_checks_the_patient_before_connecting(

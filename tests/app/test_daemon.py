@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from PIL import Image
 from structlog.testing import capture_logs
 
 from atoz_watcher.app.daemon import Daemon
-from atoz_watcher.config import Settings, ThumbnailSettings, WatcherSettings
+from atoz_watcher.config import DEFAULT_IGNORE, Settings, ThumbnailSettings, WatcherSettings
+from atoz_watcher.imaging.jobs import job_for
 from atoz_watcher.ingest import registrar as registrar_module
 from atoz_watcher.ingest import rescan as rescan_module
 from atoz_watcher.system.contained import Folder
@@ -435,6 +437,33 @@ def test_thumbnails_missing_at_start_are_built(clinic: tuple[World, int, int]) -
 
     with running(world):
         wait_for((folder / "Thumbnails" / "old.jpg").exists)
+
+
+def test_a_job_handed_to_on_stored_is_rendered_by_the_daemons_queue_and_counted(
+    clinic: tuple[World, int, int],
+) -> None:
+    world, _, _ = clinic
+    pat = world.add_patient("Smith", "John", "SmithJohn1")
+    folder = world.folder("SmithJohn1")
+    metrics = Metrics()
+    # Left alone by the watcher: only the job handed on (as the API's Upload hands it) makes
+    # its thumbnail.
+    settings = settings_for(world, ignore=(*DEFAULT_IGNORE, "stored.jpg"))
+    daemon = Daemon(settings, world.engine, notifier=Notifier(None), metrics=metrics)
+    thread = threading.Thread(target=daemon.run, name="test-daemon")
+    thread.start()
+    try:
+        wait_for(lambda: daemon.mode != "")
+        job = job_for(jpeg(folder / "stored.jpg"), stamp=datetime.now(), pat_num=pat, doc_num=None)
+        assert job is not None
+        daemon.on_stored(job)
+        wait_for(job.dest.exists)
+        made = {"outcome": "made"}
+        wait_for(lambda: metrics.registry.get_sample_value("atoz_thumbnails_total", made) == 1)
+    finally:
+        daemon.handle_exit()
+        thread.join(15)
+    assert world.documents(pat) == []
 
 
 def test_thumbnails_can_be_switched_off(clinic: tuple[World, int, int]) -> None:

@@ -33,7 +33,8 @@ from atoz_watcher.documents.materializer import (
     run_materialize,
 )
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
-from atoz_watcher.imaging.jobs import Outcome
+from atoz_watcher.imaging.jobs import Outcome, ThumbJob
+from atoz_watcher.imaging.queue import RenderNow
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.net.download import MAX_REDIRECTS, extension_for
 from atoz_watcher.net.guard import Resolver
@@ -98,7 +99,7 @@ def materializer(
         storage or LocalAtoZ(world.root),
         MaterializerSettings(**options),
         lock_timeout_s=30,
-        renderer=Renderer(),
+        on_stored=RenderNow(Renderer()),
         on_outcome=outcomes,
         clock=clock or Clock(),
         resolver=resolver,
@@ -491,6 +492,32 @@ def test_rows_that_only_look_like_placeholders_are_left_alone(
 
 
 # -- rawBase64 rows written by anyone --------------------------------------------------------
+
+
+def test_the_thumbnail_job_is_handed_to_the_queue_it_was_given(
+    smith: tuple[World, int, int], site: Site
+) -> None:
+    world, pat, _ = smith
+    doc_num = set_by_url(world, pat, site.url("/scans/pano.png"))
+    queued: list[ThumbJob] = []
+    mat = Materializer(
+        world.engine,
+        LocalAtoZ(world.root),
+        MaterializerSettings(allow_hosts=("127.0.0.1",)),
+        on_stored=queued.append,
+        resolver=RESOLVER,
+    )
+
+    summary = mat.run_once()
+
+    folder = world.folder(f"SmithJohn{pat}")
+    name = f"SmithJohn{doc_num}.png"
+    (job,) = queued
+    assert (job.source, job.dest) == (folder / name, folder / "Thumbnails" / name)
+    assert (job.pat_num, job.doc_num, job.force) == (pat, doc_num, True)
+    assert summary.materialised == [(doc_num, name)]
+    assert summary.thumbnails == {}  # counted where the queue renders it
+    assert not (folder / "Thumbnails").exists()
 
 
 @pytest.mark.parametrize("storage_kind", ["LocalAtoZ", "InDatabase"])

@@ -16,6 +16,7 @@ from atoz_watcher.imaging.jobs import (
     ThumbJob,
     carry_out,
     is_fresh,
+    job_for,
     job_for_document,
     thumbnail_of,
 )
@@ -57,6 +58,26 @@ def document(**changes: object) -> DocumentFile:
     }
     values.update(changes)
     return DocumentFile(**values)  # type: ignore[arg-type]
+
+
+class TestJobFor:
+    def test_the_thumbnail_goes_beside_the_stored_file(self, tmp_path: Path) -> None:
+        source = tmp_path / "S" / "SmithJohn15" / "SmithJohn7.png"
+
+        job = job_for(source, stamp=NOON, pat_num=15, doc_num=7)
+
+        assert job == ThumbJob(
+            source=source,
+            dest=tmp_path / "S" / "SmithJohn15" / "Thumbnails" / "SmithJohn7.png",
+            stamp=NOON,
+            pat_num=15,
+            doc_num=7,
+        )
+        assert job.tree.root == tmp_path  # the A-to-Z root, three folders up
+
+    @pytest.mark.parametrize("name", ["report.docx", "notes.txt", "scan"])
+    def test_a_stored_file_that_is_no_image_gets_no_job(self, tmp_path: Path, name: str) -> None:
+        assert job_for(tmp_path / "S" / "F" / name, stamp=NOON, pat_num=1, doc_num=2) is None
 
 
 class TestJobForDocument:
@@ -144,6 +165,18 @@ class TestCarryOut:
 
         assert carry_out(job, Renderer(), force=True) is Outcome.MADE
         assert job.dest.read_bytes() != b"kept"
+
+    def test_a_forced_job_rebuilds_a_fresh_thumbnail(self, tmp_path: Path) -> None:
+        made = make_job(tmp_path, stamp=NOON)
+        job = job_for(made.source, stamp=NOON, pat_num=1, doc_num=2, force=True)
+        assert job is not None
+        job.dest.parent.mkdir()
+        job.dest.write_bytes(b"an older file's")
+        set_mtime(job.dest, NOON + timedelta(minutes=5))
+
+        assert carry_out(job, Renderer()) is Outcome.MADE
+        with Image.open(job.dest) as thumbnail:
+            assert thumbnail.size == (100, 100)
 
     def test_damaged_file_fails_and_leaves_nothing(self, tmp_path: Path) -> None:
         job = make_job(tmp_path, stamp=NOON)

@@ -9,8 +9,8 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from atoz_watcher.imaging.jobs import ThumbJob, thumbnail_of
-from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
+from atoz_watcher.imaging.jobs import Outcome, ThumbJob, thumbnail_of
+from atoz_watcher.imaging.queue import RenderNow, ThumbnailWorker, default_workers
 from atoz_watcher.imaging.render import NO_ADJUST, Adjust, Renderer
 from atoz_watcher.system.metrics import Metrics
 
@@ -76,3 +76,29 @@ def test_close_stops_every_thread(tmp_path: Path) -> None:
 def test_default_workers_is_one_per_core() -> None:
     assert default_workers(3) == 3
     assert default_workers(0) >= 1
+
+
+def test_a_worker_without_metrics_renders_too(tmp_path: Path) -> None:
+    worker = ThumbnailWorker(Renderer(), workers=1)
+    worker.start()
+    try:
+        made = job(tmp_path, "a.png")
+        worker.submit(made)
+        assert worker.wait_idle(timeout=60)
+    finally:
+        worker.close()
+
+    assert made.dest.exists()
+
+
+def test_render_now_renders_on_the_callers_thread_and_reports_each_outcome(
+    tmp_path: Path,
+) -> None:
+    reported: list[Outcome] = []
+    render = RenderNow(Renderer(), on_outcome=reported.append)
+    good, bad = job(tmp_path, "good.png"), job(tmp_path, "bad.png", image=False)
+
+    assert [render(good), render(bad)] == [Outcome.MADE, Outcome.FAILED]
+    assert reported == [Outcome.MADE, Outcome.FAILED]
+    assert good.dest.exists()
+    assert not bad.dest.exists()
