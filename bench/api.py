@@ -60,7 +60,8 @@ if str(ROOT) not in sys.path:
 from harness import log_events, poll  # noqa: E402
 
 from atoz_watcher.api import ApiServer, create_app  # noqa: E402
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.settings import Settings  # noqa: E402
 from atoz_watcher.db.engine import (  # noqa: E402
     add_default_categories,
     create_missing_tables,

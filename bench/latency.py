@@ -59,7 +59,8 @@ from harness import failure, insert_patients, run_script, step, verdict
 from sqlalchemy import Engine
 
 from atoz_watcher.app.daemon import Daemon
-from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.config.sections import WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.ingest.registrar import Candidate, Registered, Registrar

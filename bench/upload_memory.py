@@ -51,7 +51,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from atoz_watcher.api import create_app  # noqa: E402
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.settings import Settings  # noqa: E402
 from atoz_watcher.db.engine import (  # noqa: E402
     add_default_categories,
     create_missing_tables,

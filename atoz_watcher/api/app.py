@@ -23,7 +23,7 @@ from atoz_watcher.api.routes import PREFIX, build_router
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
 from atoz_watcher.api.upload_body import encoded_limit
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import read_engine
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import ThumbJob, carry_out

@@ -21,14 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from atoz_watcher.app.cli_args import build_parser
 from atoz_watcher.app.reports import RescanReport, ThumbnailReport
 from atoz_watcher.app.wording import plural
-from atoz_watcher.config import (
-    SQLITE_FILE_NAME,
-    MetricsSettings,
-    ScanSettings,
-    Settings,
-    WatcherSettings,
-    load_settings,
-)
+from atoz_watcher.config.sections import MetricsSettings, ScanSettings, WatcherSettings
+from atoz_watcher.config.settings import SQLITE_FILE_NAME, Settings, load_settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.db.models import IMG_TYPE_NAMES, REQUIRED_TABLES

@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.documents.materializer import Materializer, MaterializerWorker
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.imaging.backfill import Backfill

@@ -35,7 +35,8 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher.config import MaterializerSettings, Settings
+from atoz_watcher.config.sections import MaterializerSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.documents.writer import Created, DocumentWriter, PatientNotFoundError
 from atoz_watcher.errors import DatabaseUnavailableError

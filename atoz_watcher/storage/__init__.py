@@ -5,7 +5,7 @@ One small interface, used by Upload, the materialiser and the SFTP endpoints.
 
 from __future__ import annotations
 
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.storage.base import Content, Storage, Stored, UnsafeNameError
 from atoz_watcher.storage.indb import InDatabase
 from atoz_watcher.storage.local import LocalAtoZ

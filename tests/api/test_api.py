@@ -22,7 +22,8 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from atoz_watcher.api import ApiServer, create_app
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.rules.layout import patient_dir
 from tests.app.test_daemon import wait_for
 from tests.conftest import SECRETS, World, _make_world

@@ -30,7 +30,8 @@ from schemathesis.config import (
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from atoz_watcher.api import create_app
-from atoz_watcher.config import Settings, SftpSettings
+from atoz_watcher.config.sections import SftpSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
 from tests.api.test_api import AUTH, api_settings, make_clinic, serving
 from tests.conftest import _make_world

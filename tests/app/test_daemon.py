@@ -17,7 +17,8 @@ from PIL import Image
 from structlog.testing import capture_logs
 
 from atoz_watcher.app.daemon import Daemon
-from atoz_watcher.config import Settings, ThumbnailSettings, WatcherSettings
+from atoz_watcher.config.sections import ThumbnailSettings, WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.ingest import registrar as registrar_module
 from atoz_watcher.ingest import rescan as rescan_module
 from atoz_watcher.system.contained import Folder

@@ -13,7 +13,7 @@ from pathlib import Path
 from atoz_watcher.app import cli
 from atoz_watcher.api.app import create_app
 from atoz_watcher.api.models import UploadSftpRequest
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
 
 settings = Settings(atoz_path={root!r}, database_url={url!r})

@@ -22,7 +22,8 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import MaterializerSettings, Settings
+from atoz_watcher.config.sections import MaterializerSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.documents.materializer import (
