@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.app.cli_args import build_parser
 from atoz_watcher.app.reports import RescanReport, ThumbnailReport
+from atoz_watcher.app.wiring import Components
 from atoz_watcher.app.wording import plural
 from atoz_watcher.config.sections import MetricsSettings, ScanSettings, WatcherSettings
 from atoz_watcher.config.settings import SQLITE_FILE_NAME, Settings, load_settings
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
     from atoz_watcher.app.demo import DemoTree
     from atoz_watcher.imaging.backfill import BackfillSummary
-    from atoz_watcher.system.membudget import MemoryBudget
     from atoz_watcher.system.metrics import Metrics, MetricsServer
 
 EXIT_OK = 0
@@ -208,19 +208,16 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError("storage: InDatabase has no A-to-Z folder to watch")
     from atoz_watcher.app.daemon import Daemon  # noqa: PLC0415 - see TYPE_CHECKING above
-    from atoz_watcher.system.metrics import Metrics  # noqa: PLC0415
     from atoz_watcher.system.sdnotify import Notifier, watchdog_interval  # noqa: PLC0415
 
     _require_tables(engine)
     if not settings.atoz_path.is_dir():
         raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
-    metrics = Metrics()
+    components = Components.from_settings(settings, engine)
     notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
     daemon = Daemon(
-        settings,
-        engine,
+        components,
         notifier=notifier,
-        metrics=metrics,
         watchdog_interval_s=watchdog_interval(os.environ, os.getpid()),
     )
     if settings.api.enabled:
@@ -228,15 +225,10 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
     with ExitStack() as stack:
         stack.callback(notifier.close)
         if settings.metrics.enabled:
-            stack.callback(serve_metrics(metrics, settings.metrics).close)
+            stack.callback(serve_metrics(components.metrics, settings.metrics).close)
         stack.enter_context(exit_on_signals(daemon.handle_exit))
         if settings.api.enabled:
-            api = _api_server(
-                settings,
-                engine,
-                on_placeholder=daemon.materializer.wake,
-                budget=daemon.thumbnail_budget,
-            )
+            api = _api_server(components, on_placeholder=daemon.materializer.wake)
             api.start()
             # Stopped after the daemon: requests in flight finish against a live database.
             stack.callback(api.stop)
@@ -264,7 +256,7 @@ def run_api(settings: Settings, engine: Engine) -> int:
         raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
     stop = threading.Event()
     with exit_on_signals(stop.set):
-        server = _api_server(settings, engine)
+        server = _api_server(Components.from_settings(settings, engine))
         server.start()
         try:
             while not stop.wait(API_CHECK_S):
@@ -276,18 +268,15 @@ def run_api(settings: Settings, engine: Engine) -> int:
 
 
 def _api_server(
-    settings: Settings,
-    engine: Engine,
-    *,
-    on_placeholder: Callable[[], None] | None = None,
-    budget: MemoryBudget | None = None,
+    components: Components, *, on_placeholder: Callable[[], None] | None = None
 ) -> ApiServer:
     # FastAPI and uvicorn are imported only where the API runs: they cost every other command
     # (and a daemon without the API) about 15 MB and a third of a second.
-    from atoz_watcher.api import ApiServer, create_app  # noqa: PLC0415
+    from atoz_watcher.api import ApiServer  # noqa: PLC0415
 
-    app = create_app(settings, engine, on_placeholder=on_placeholder, budget=budget)
-    return ApiServer(app, host=settings.api.host, port=settings.api.port)
+    app = components.api(on_placeholder=on_placeholder)
+    api = components.settings.api
+    return ApiServer(app, host=api.host, port=api.port)
 
 
 def _require_api_keys(settings: Settings) -> None:
@@ -336,9 +325,7 @@ def run_rescan(
     folder = None if pat_num is None else _patient_folder(engine, root, pat_num)
     with engine.connect() as conn:
         categories = {c.def_num: c.name for c in queries.image_categories(conn)}
-    registrar = Registrar(
-        engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
-    )
+    registrar = Components.from_settings(settings, engine).registrar
     min_age_s = settings.watcher.open_settle_seconds
     report = RescanReport(out, categories, per_file=per_file, min_age_s=min_age_s)
     with ExitStack() as stack:
@@ -400,12 +387,14 @@ def print_summary(summary: Summary, out: TextIO, *, dry_run: bool) -> None:
 
 def run_materialize_once(settings: Settings, engine: Engine, out: TextIO) -> int:
     """``atoz-watcher materialize``: one pass; exit 1 when some placeholder failed."""
-    from atoz_watcher.documents.materializer import run_materialize  # noqa: PLC0415 - see TYPE_CHECKING
+    from atoz_watcher.app.commands.materialize import run_materialize  # noqa: PLC0415 - see TYPE_CHECKING
 
     _require_tables(engine)
     stop = threading.Event()
     with exit_on_signals(stop.set):
-        return run_materialize(settings, engine, out, should_stop=stop.is_set)
+        return run_materialize(
+            Components.from_settings(settings, engine), out, should_stop=stop.is_set
+        )
 
 
 def run_thumbnails(
@@ -427,12 +416,10 @@ def run_thumbnails(
         _patient_folder(engine, settings.atoz_path, pat_num)
     from atoz_watcher.imaging.backfill import Backfill  # noqa: PLC0415 - see TYPE_CHECKING above
     from atoz_watcher.imaging.queue import default_workers  # noqa: PLC0415
-    from atoz_watcher.imaging.render import thumbnail_renderer  # noqa: PLC0415
 
-    renderer = thumbnail_renderer(settings.thumbnails)
     backfill = Backfill(
         engine,
-        renderer,
+        Components.from_settings(settings, engine).renderer,
         settings.atoz_path,
         workers=default_workers(settings.thumbnails.workers),
     )
@@ -568,10 +555,11 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
                 metrics=MetricsSettings(enabled=False),
             )
             from atoz_watcher.app.daemon import Daemon  # noqa: PLC0415 - see TYPE_CHECKING above
-            from atoz_watcher.system.metrics import Metrics  # noqa: PLC0415
             from atoz_watcher.system.sdnotify import Notifier  # noqa: PLC0415
 
-            daemon = Daemon(demo_settings, engine, notifier=Notifier(None), metrics=Metrics())
+            daemon = Daemon(
+                Components.from_settings(demo_settings, engine), notifier=Notifier(None)
+            )
             with exit_on_signals(daemon.handle_exit):
                 daemon.run()
     return EXIT_OK

@@ -21,7 +21,8 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.api import ApiServer, create_app
+from atoz_watcher.api import ApiServer
+from atoz_watcher.app.wiring import build_api
 from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.rules.layout import patient_dir
@@ -57,7 +58,7 @@ def api_settings(
 def serving(settings: Settings, world: World) -> Iterator[httpx.Client]:
     """The API on a free loopback port; stopped, and every thread it started gone, after."""
     before = set(threading.enumerate())
-    server = ApiServer(create_app(settings, world.engine), host="127.0.0.1", port=0)
+    server = ApiServer(build_api(settings, world.engine), host="127.0.0.1", port=0)
     server.start()
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as client:
