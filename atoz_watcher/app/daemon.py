@@ -212,7 +212,8 @@ class Daemon:
     def _main_loop(self, worker: threading.Thread) -> None:
         tick = self._watchdog_interval_s or MAX_WAIT_S
         while not self._stop.wait(tick):
-            if not worker.is_alive():
+            # A worker that ended because a stop came after the wait timed out did not die.
+            if not worker.is_alive() and not self._stop.is_set():
                 log.error("daemon.worker_died")
                 self._worker_died = True
                 self._stop.set()
