@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from sqlalchemy import Engine
+
+from atoz_watcher.app.commands.common import exit_on_signals, require_tables
 from atoz_watcher.app.wiring import Components
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.errors import DatabaseUnavailableError
 from atoz_watcher.imaging.jobs import Outcome
 
@@ -15,6 +20,16 @@ if TYPE_CHECKING:
 
 def _never() -> bool:
     return False
+
+
+def run_materialize_once(settings: Settings, engine: Engine, out: TextIO) -> int:
+    """``atoz-watcher materialize``: one pass; exit 1 when some placeholder failed."""
+    require_tables(engine)
+    stop = threading.Event()
+    with exit_on_signals(stop.set):
+        return run_materialize(
+            Components.from_settings(settings, engine), out, should_stop=stop.is_set
+        )
 
 
 def run_materialize(
