@@ -10,7 +10,7 @@ on that server and dropped after) it builds a throw-away A-to-Z root with one pa
 200 documents and 100 more patients with their folders, then serves, each in a process of its
 own on loopback (real uvicorn, so client and server do not share a GIL):
 
-(a) ours: ``create_app(settings, engine)`` behind ``ApiServer``;
+(a) ours: ``build_api(settings, engine)`` behind ``ApiServer``;
 (b) the floor: a minimal FastAPI app on the same ``ApiServer`` whose GET returns the same JSON
     bytes as a constant and whose Upload reads the body and returns a constant 201.
 
@@ -59,8 +59,10 @@ if str(ROOT) not in sys.path:
 
 from harness import log_events, poll  # noqa: E402
 
-from atoz_watcher.api import ApiServer, create_app  # noqa: E402
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.api import ApiServer  # noqa: E402
+from atoz_watcher.app.wiring import build_api  # noqa: E402
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.settings import Settings  # noqa: E402
 from atoz_watcher.db.engine import (  # noqa: E402
     add_default_categories,
     create_missing_tables,
@@ -172,7 +174,7 @@ def serve(  # noqa: PLR0917 - a Process target takes positional arguments
     configure_logging(level="warning")
     engine = make_engine(url)
     settings = settings_for(Path(root), url, Path(state), max_upload)
-    app = create_app(settings, engine) if kind == "ours" else floor_app(list_body)
+    app = build_api(settings, engine) if kind == "ours" else floor_app(list_body)
     server = ApiServer(app, host="127.0.0.1", port=0)
     server.start()
     pipe.send(server.port)

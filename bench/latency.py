@@ -59,7 +59,9 @@ from harness import failure, insert_patients, run_script, step, verdict
 from sqlalchemy import Engine
 
 from atoz_watcher.app.daemon import Daemon
-from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.app.wiring import Components
+from atoz_watcher.config.sections import WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.ingest.registrar import Candidate, Registered, Registrar
@@ -193,8 +195,9 @@ class RowWatcher:
 @contextmanager
 def running_daemon(settings: Settings, engine: Engine) -> Iterator[tuple[Daemon, Metrics]]:
     """The real Daemon on a thread; yields once its catch-up scan is done; stops it after."""
-    metrics = Metrics()
-    daemon = Daemon(settings, engine, notifier=Notifier(None), metrics=metrics)
+    components = Components.from_settings(settings, engine)
+    metrics = components.metrics
+    daemon = Daemon(components, notifier=Notifier(None))
     thread = threading.Thread(target=daemon.run, name="bench-daemon")
     thread.start()
     try:

@@ -64,9 +64,8 @@ from harness import (
 )
 from samba import Samba, Workstation, why_no_smbd
 
-from atoz_watcher.config import DEFAULT_IGNORE
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
-from atoz_watcher.rules.ignore import IgnoreRules
+from atoz_watcher.rules.ignore import DEFAULT_IGNORE, IgnoreRules
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.watch.polling import TreePoller
 

@@ -5,7 +5,7 @@ Run from the project root::
     .venv/bin/python bench/upload_memory.py [--requests 1500] [--warmup 50]
 
 It builds a throw-away A-to-Z root and SQLite database (in a temporary directory, removed at
-the end) with two patients, and calls the real ``create_app(settings, engine)`` in this process
+the end) with two patients, and calls the real ``build_api(settings, engine)`` in this process
 through FastAPI's TestClient (thumbnails off, as in the load test's split that found Uploads
 to be the cause). After ``--warmup`` Uploads and GETs (so both paths have compiled their
 statements and warmed the allocator), it measures, one after the other:
@@ -50,8 +50,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from atoz_watcher.api import create_app  # noqa: E402
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.app.wiring import build_api  # noqa: E402
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings  # noqa: E402
+from atoz_watcher.config.settings import Settings  # noqa: E402
 from atoz_watcher.db.engine import (  # noqa: E402
     add_default_categories,
     create_missing_tables,
@@ -173,7 +174,7 @@ def run(base: Path, requests: int, warmup: int) -> tuple[Phase, Phase]:
             thumbnails=ThumbnailSettings(enabled=False, backfill_days=0),
         )
         body = {"PatNum": clinic.uploads_to, "rawBase64": small_png(), "extension": ".png"}
-        with TestClient(create_app(settings, engine), headers=AUTH) as client:
+        with TestClient(build_api(settings, engine), headers=AUTH) as client:
 
             def get() -> None:
                 reply = client.get("/api/v1/documents", params={"PatNum": clinic.listed})

@@ -1,6 +1,8 @@
-"""``create_app(settings, engine)``: the Documents API as a FastAPI application.
+"""``create_app(api, parts)``: the Documents API as a FastAPI application.
 
-Everything the routes need is built here and handed to them; nothing is global.
+Its parts (storage, engines, writer, renderer, SFTP client) come built from the caller
+(``atoz_watcher.app.wiring``, the one place that reads Settings); the routes' own objects are
+built here and handed to them; nothing is global.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,16 +28,14 @@ from atoz_watcher.api.routes import PREFIX, build_router
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
 from atoz_watcher.api.upload_body import encoded_limit
-from atoz_watcher.config import Settings
-from atoz_watcher.db.engine import read_engine
+from atoz_watcher.config.sections import ApiSettings
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.imaging.mounts import MountComposer
 from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
-from atoz_watcher.imaging.render import thumbnail_renderer
+from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.net.sftp import SftpClient
-from atoz_watcher.storage import spool, storage_for
-from atoz_watcher.system.membudget import MemoryBudget
+from atoz_watcher.storage import Storage, spool
 
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
@@ -49,64 +51,72 @@ DESCRIPTION = (
 )
 
 
-def file_paths(settings: Settings) -> FilePaths:
-    if settings.storage == "InDatabase":
-        return FilePaths(root=None, separator=settings.api.file_path_separator)
-    root = settings.api.file_path_root or str(settings.atoz_path)
-    return FilePaths(root=root, separator=settings.api.file_path_separator)
+@dataclass(frozen=True)
+class ApiParts:
+    """What the API works with, built by the caller (``atoz_watcher.app.wiring``)."""
+
+    engine: Engine  # writes, under the registration lock; the caller's to dispose
+    reader: Engine  # reads, which never wait for that lock; closed when the app stops
+    writer: DocumentWriter
+    storage: Storage
+    root: Path  # the A-to-Z root, as this machine sees it
+    in_database: bool  # Open Dental keeps the files in document.RawBase64
+    thumbnails: bool  # an uploaded image gets its thumbnail, from a queue, after the reply
+    thumbnail_workers: int  # the API's own queue's threads, when it is served on its own
+    renderer: Renderer  # Thumbnails, DownloadMount and those thumbnails
+    sftp: SftpClient
+
+
+def file_paths(api: ApiSettings, root: Path, *, in_database: bool) -> FilePaths:
+    if in_database:
+        return FilePaths(root=None, separator=api.file_path_separator)
+    return FilePaths(root=api.file_path_root or str(root), separator=api.file_path_separator)
 
 
 def create_app(
-    settings: Settings,
-    engine: Engine,
+    api: ApiSettings,
+    parts: ApiParts,
     *,
     on_placeholder: Callable[[], None] | None = None,
-    budget: MemoryBudget | None = None,
     on_stored: OnStored | None = None,
 ) -> FastAPI:
-    """The API for ``settings`` over ``engine``: routes, error shapes, auth, limits.
+    """The API ``api`` describes over ``parts``: routes, error shapes, auth, limits.
 
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
-    wakes the materialiser, so the file is fetched now rather than at its next pass,
-    ``budget`` is its thumbnail memory budget, which the API's rendering then shares, and
-    ``on_stored`` its thumbnail queue, which Upload and UploadSftp then feed. Served on its
+    wakes the materialiser, so the file is fetched now rather than at its next pass, and
+    ``on_stored`` is its thumbnail queue, which Upload and UploadSftp then feed. Served on its
     own (``on_stored`` None), the API runs a thumbnail queue of its own while it serves.
     """
-    storage = storage_for(settings)
-    if settings.storage == "LocalAtoZ":
+    if not parts.in_database:
         # Upload spools a killed process left in the root (see storage.spool).
-        spool.sweep(settings.atoz_path)
-    # Writes take the registration lock through ``engine``; reads never wait for it.
-    reader = read_engine(engine)
-    writer = DocumentWriter(engine, storage, lock_timeout_s=settings.scan.lock_timeout)
-    renderer = thumbnail_renderer(settings.thumbnails, budget=budget)
+        spool.sweep(parts.root)
     own_queue = None
     if on_stored is None:
         on_stored = no_thumbnails
-        if settings.thumbnails.enabled and settings.storage == "LocalAtoZ":
+        if parts.thumbnails:
             own_queue = ThumbnailWorker(
-                renderer, workers=default_workers(settings.thumbnails.workers)
+                parts.renderer, workers=default_workers(parts.thumbnail_workers)
             )
             on_stored = own_queue.submit
     service = DocumentService(
-        reader,
-        writer,
-        storage,
-        paths=file_paths(settings),
-        max_upload_bytes=settings.api.max_upload_bytes,
-        in_database=settings.storage == "InDatabase",
+        parts.reader,
+        parts.writer,
+        parts.storage,
+        paths=file_paths(api, parts.root, in_database=parts.in_database),
+        max_upload_bytes=api.max_upload_bytes,
+        in_database=parts.in_database,
         on_stored=on_stored,
         on_placeholder=on_placeholder,
     )
     transfers = SftpService(
-        reader,
+        parts.reader,
         service,
-        sftp=SftpClient(settings.sftp),
-        storage=storage,
-        root=settings.atoz_path,
-        renderer=renderer,
-        composer=MountComposer(reader, storage, settings.atoz_path, renderer),
-        in_database=settings.storage == "InDatabase",
+        sftp=parts.sftp,
+        storage=parts.storage,
+        root=parts.root,
+        renderer=parts.renderer,
+        composer=MountComposer(parts.reader, parts.storage, parts.root, parts.renderer),
+        in_database=parts.in_database,
     )
     app = FastAPI(
         title="atoz-watcher Documents API",
@@ -118,18 +128,16 @@ def create_app(
         # A body without a Content-Type is read as JSON too: clients of Open Dental's API
         # that never sent one keep working.
         strict_content_type=False,
-        lifespan=_closing(reader, engine, own_queue),
+        lifespan=_closing(parts.reader, parts.engine, own_queue),
     )
     install_handlers(app)
-    app.include_router(build_router(service, transfers, max_limit=settings.api.max_limit))
+    app.include_router(build_router(service, transfers, max_limit=api.max_limit))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
-    app.add_middleware(
-        BodyLimiter, max_bytes=encoded_limit(settings.api.max_upload_bytes) + BODY_SLACK
-    )
+    app.add_middleware(BodyLimiter, max_bytes=encoded_limit(api.max_upload_bytes) + BODY_SLACK)
     app.add_middleware(
         Authenticator,
-        checker=KeyChecker(settings.api.keys),
+        checker=KeyChecker(api.keys),
         public=frozenset({OPENAPI_PATH}),
     )
     app.add_middleware(RequestLogger)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from atoz_watcher.config import ApiKey
+from atoz_watcher.config.sections import ApiKey
 
 SCHEME = b"odfhir"
 MISSING = "Authorization header is missing"

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.app.wording import plural
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.models import REQUIRED_TABLES
 from atoz_watcher.db.queries import image_categories
 from atoz_watcher.errors import AtozError, RootUnusableError

@@ -12,34 +12,33 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from atoz_watcher.config import Settings
-from atoz_watcher.documents.materializer import Materializer, MaterializerWorker
+from atoz_watcher.app.rescans import Rescans, RescanSchedule
+from atoz_watcher.app.results import (
+    Counts,
+    Echoes,
+    Latency,
+    Results,
+    Retries,
+    Thumbnails,
+    error_kind,
+)
+from atoz_watcher.app.wiring import Components
+from atoz_watcher.documents.materializer_worker import MaterializerWorker
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
-from atoz_watcher.imaging.backfill import Backfill
-from atoz_watcher.imaging.jobs import OnStored, ThumbJob, job_for, no_thumbnails
-from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
-from atoz_watcher.imaging.render import Renderer, thumbnail_renderer
-from atoz_watcher.ingest.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
-from atoz_watcher.ingest.rescan import TOO_RECENT, Rescanner
+from atoz_watcher.ingest.registrar import Candidate
+from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.ingest.resolver import FolderResolver
 from atoz_watcher.ingest.scan import list_files
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import FILE, PATIENT
 from atoz_watcher.rules.matching import FolderMatch
-from atoz_watcher.storage import storage_for
-from atoz_watcher.system.journal import Journal
-from atoz_watcher.system.metrics import Metrics
 from atoz_watcher.system.sdnotify import Notifier
 from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_parts
 from atoz_watcher.watch.observer import Watching, start_watching
@@ -48,130 +47,44 @@ from atoz_watcher.watch.stability import StabilityTracker
 
 log = structlog.get_logger("atoz_watcher.daemon")
 
-# Skip reasons that may clear up by themselves: try the file again later.
-TRANSIENT = frozenset({Gone.UNREADABLE, Gone.RENAME_FAILED})
 MAX_BATCH = 500
 MAX_WAIT_S = 1.0  # the worker wakes at least this often (heartbeat, rescans, retries)
-STOP_JOIN_S = 8.0
-MAX_RENAMED = 100_000  # SIGTERM must end the process within systemd's 10 s
-
-
-def _error_kind(exc: Exception) -> str:
-    return "no-image-category" if isinstance(exc, NoImageCategoryError) else "database"
-
-
-def _renderer(settings: Settings) -> Renderer | None:
-    if not settings.thumbnails.enabled or settings.storage != "LocalAtoZ":
-        return None
-    return thumbnail_renderer(settings.thumbnails)
-
-
-def _thumbnail_worker(
-    settings: Settings, engine: Engine, metrics: Metrics, renderer: Renderer | None
-) -> ThumbnailWorker | None:
-    thumbnails = settings.thumbnails
-    if renderer is None:
-        return None
-    workers = default_workers(thumbnails.workers)
-    backfill = None
-    if thumbnails.backfill_days > 0:
-        backfill = Backfill(
-            engine, renderer, settings.atoz_path, workers=workers, low_priority=True
-        )
-    return ThumbnailWorker(
-        renderer,
-        workers=workers,
-        metrics=metrics,
-        backfill=backfill,
-        backfill_days=thumbnails.backfill_days,
-    )
-
-
-def _thumbnail_job(result: Registered) -> ThumbJob | None:
-    """The thumbnail job of a file just registered (None for a file that is no image)."""
-    return job_for(
-        result.plan.final_path,
-        stamp=datetime.now(),
-        pat_num=result.plan.candidate.pat_num,
-        doc_num=result.doc_num,
-    )
-
-
-def _materializer_worker(
-    settings: Settings, engine: Engine, metrics: Metrics, on_stored: OnStored
-) -> MaterializerWorker:
-    materializer = Materializer(
-        engine,
-        storage_for(settings),
-        settings.materializer,
-        lock_timeout_s=settings.scan.lock_timeout,
-        on_stored=on_stored,
-        on_outcome=metrics.materialized,
-    )
-    return MaterializerWorker(materializer, interval=settings.materializer.interval)
-
-
-@dataclass
-class _Rescans:
-    """When the next whole-tree rescan is due, and why."""
-
-    interval_s: float
-    due_at: float = 0.0  # the catch-up scan at start is due at once
-    reason: str = "startup"
-    failures: int = 0
-    requested: threading.Event = field(default_factory=threading.Event)
-    # Why a rescan was asked for: kept apart from ``reason``, which the rescan running when the
-    # request comes resets as it ends (an overflow during the catch-up scan was counted as
-    # "periodic").
-    requested_reason: str = "periodic"
+STOP_JOIN_S = 8.0  # SIGTERM must end the process within systemd's 10 s
 
 
 class Daemon:
-    """Wires observer, stability check, registrar and rescans; ``run`` blocks until stopped."""
+    """Runs observer, stability check, registrar and rescans; ``run`` blocks until stopped.
+
+    Its parts come from ``components``; the results of registration go to the handlers of
+    ``app.results``, and the rescans are scheduled by ``app.rescans``.
+    """
 
     def __init__(
         self,
-        settings: Settings,
-        engine: Engine,
+        components: Components,
         *,
         notifier: Notifier,
-        metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         watchdog_interval_s: float | None = None,
     ) -> None:
+        settings = components.settings
         self._settings = settings
         self._root = settings.atoz_path
-        self._engine = engine
         self._notifier = notifier
-        self._metrics = metrics
-        renderer = _renderer(settings)
-        # Shared with the API served by the same process: one budget for all its rendering.
-        self.thumbnail_budget = renderer.budget if renderer is not None else None
-        self._thumbnails = _thumbnail_worker(settings, engine, metrics, renderer)
+        self._metrics = components.metrics
+        self._thumbnails = components.thumbnail_queue
         # Where every stored file's thumbnail goes: registration, the materialiser, and the API
         # served by the same process all feed the one queue.
-        self.on_stored: OnStored = (
-            self._thumbnails.submit if self._thumbnails is not None else no_thumbnails
+        self.on_stored = components.on_stored
+        self.materializer = MaterializerWorker(
+            components.materializer, interval=settings.materializer.interval
         )
-        self.materializer = _materializer_worker(settings, engine, metrics, self.on_stored)
         self._clock = clock
         self._watchdog_interval_s = watchdog_interval_s
         self._stop = threading.Event()
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._registrar = Registrar(
-            engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
-        )
-        self._rescanner = Rescanner(
-            engine,
-            self._registrar,
-            self._root,
-            batch_size=settings.scan.batch_size,
-            report=self._reported,
-            ignore=IgnoreRules(settings.watcher.ignore),
-            # A file written to a moment ago goes to the stability check, not the registrar.
-            min_age_s=settings.watcher.open_settle_seconds,
-        )
-        self._resolver = FolderResolver(engine, clock=clock)
+        self._registrar = components.registrar
+        self._resolver = FolderResolver(components.engine, clock=clock)
         self._tracker = StabilityTracker(
             settle_s=settings.watcher.settle_seconds,
             open_settle_s=settings.watcher.open_settle_seconds,
@@ -183,18 +96,40 @@ class Daemon:
         # within 5 s of its return (tests/fault/test_database_faults.py measures it), so the
         # longest wait must leave room for the batch itself.
         self._outage = RetryBook(clock=clock, first_s=1.0, max_s=2.0)
-        self._rescans = _Rescans(interval_s=settings.watcher.rescan_interval)
-        self._first_seen: dict[str, float] = {}
-        # Final names of files we renamed, until their "moved" event comes back.
-        self._renamed: set[str] = set()
-        self._heartbeat = clock()
+        self._latency = Latency(self._metrics, clock=clock)
+        self._echoes = Echoes()
+        handlers = [
+            Retries(self._retries, self._outage, self._tracker),
+            self._echoes,
+            Counts(self._metrics, self._latency),
+        ]
+        if self._thumbnails is not None:
+            handlers.append(Thumbnails(self.on_stored))
+        self._reported = Results(*handlers)
         self._ignore = IgnoreRules(settings.watcher.ignore)
+        rescanner = Rescanner(
+            components.engine,
+            self._registrar,
+            self._root,
+            batch_size=settings.scan.batch_size,
+            report=self._reported,
+            ignore=self._ignore,
+            # A file written to a moment ago goes to the stability check, not the registrar.
+            min_age_s=settings.watcher.open_settle_seconds,
+        )
+        self._rescans = Rescans(
+            rescanner,
+            RescanSchedule(settings.watcher.rescan_interval, clock=clock),
+            metrics=self._metrics,
+            is_stopping=self._stop.is_set,
+        )
+        # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
+        self.rescans = self._rescans.counts
+        self._heartbeat = clock()
         # The worker may wait this long for the registration lock before it beats again.
         self._stall_s = settings.scan.lock_timeout + 30.0
         self._worker_died = False
         self.mode: str = ""
-        # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
-        self.rescans: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -210,8 +145,7 @@ class Daemon:
 
     def request_rescan(self, reason: str) -> None:
         """Rescan the whole tree as soon as the worker is free (e.g. events were lost)."""
-        self._rescans.requested_reason = reason
-        self._rescans.requested.set()
+        self._rescans.schedule.request(reason)
 
     def run(self) -> None:
         watching = self._startup()
@@ -246,7 +180,8 @@ class Daemon:
     def _main_loop(self, worker: threading.Thread) -> None:
         tick = self._watchdog_interval_s or MAX_WAIT_S
         while not self._stop.wait(tick):
-            if not worker.is_alive():
+            # A worker that ended because a stop came after the wait timed out did not die.
+            if not worker.is_alive() and not self._stop.is_set():
                 log.error("daemon.worker_died")
                 self._worker_died = True
                 self._stop.set()
@@ -261,7 +196,7 @@ class Daemon:
         self._notifier.stopping()
         watching.stop()
         worker.join(STOP_JOIN_S)
-        # The materialiser feeds the thumbnail queue: it stops first.
+        # The materialiser first: it hands jobs to the thumbnail queue until it stops.
         self.materializer.close()
         if self._thumbnails is not None:
             self._thumbnails.close()
@@ -282,9 +217,9 @@ class Daemon:
         self._heartbeat = self._clock()
         self._take_events(self._wait_s())
         self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
-        if self._rescan_due():
+        if self._rescans.schedule.due():
             with self._registering():
-                self._rescan()
+                self._rescans.run(should_stop=self._beat)
             return
         ready = self._tracker.ready() + self._retries.due() + self._outage.due()
         if not ready:
@@ -308,7 +243,7 @@ class Daemon:
             self._thumbnails.release()
 
     def _wait_s(self) -> float:
-        waits = [MAX_WAIT_S, max(0.0, self._rescans.due_at - self._clock())]
+        waits = [MAX_WAIT_S, self._rescans.schedule.wait_s()]
         books = (self._tracker.next_due(), self._retries.next_due(), self._outage.next_due())
         waits.extend(w for w in books if w is not None)
         return max(0.0, min(waits))
@@ -330,19 +265,18 @@ class Daemon:
     def _apply(self, event: Event) -> None:
         if event.kind is Kind.WAKE:
             return
-        if event.kind in (Kind.CLOSED, Kind.TOUCH) and event.path in self._renamed:
+        if event.kind in (Kind.CLOSED, Kind.TOUCH) and self._echoes.ours(event.path):
             # Our own prefix-stripping rename coming back as an event (or found by the poller
             # as a new name): already registered.
-            self._renamed.discard(event.path)
             return
         if event.kind in (Kind.TOUCH, Kind.CLOSED):
-            self._first_seen.setdefault(event.path, self._clock())
+            self._latency.seen(event.path)
             self._tracker.touch(event.path, closed=event.kind is Kind.CLOSED)
         elif event.kind is Kind.GONE:
             self._tracker.forget(event.path)
             self._retries.succeed(event.path)
             self._outage.succeed(event.path)
-            self._first_seen.pop(event.path, None)
+            self._latency.forget(event.path)
         else:
             self._folder_appeared(event.path)
 
@@ -379,7 +313,7 @@ class Daemon:
             letter, folder, name = parts
             match = self._resolver.resolve(letter, folder)
             if not isinstance(match, FolderMatch):
-                self._first_seen.pop(path, None)
+                self._latency.forget(path)
                 log.warning("folder.unmatched", path=path, reason=match.value)
                 self._metrics.skipped(match.value)
                 continue
@@ -392,7 +326,7 @@ class Daemon:
             results = self._registrar.register(candidates)
         except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
             # Nothing is dropped: the files wait and are tried again every few seconds.
-            self._metrics.error(_error_kind(exc))
+            self._metrics.error(error_kind(exc))
             delay = 0.0
             for path in paths:
                 delay = self._outage.fail(path)
@@ -401,80 +335,7 @@ class Daemon:
         for result in results:
             self._reported(result)
 
-    def _reported(self, result: Plan | Registered | Skipped) -> None:
-        """One result, from an event batch or a rescan: metrics, retries, thumbnails."""
-        if isinstance(result, Plan):
-            return
-        candidate = result.plan.candidate if isinstance(result, Registered) else result.candidate
-        path = str(candidate.path)
-        self._outage.succeed(path)
-        if isinstance(result, Registered):
-            if result.plan.renames:
-                if len(self._renamed) > MAX_RENAMED:
-                    self._renamed.clear()  # events that never came (e.g. a polling miss)
-                self._renamed.add(str(result.plan.final_path))
-            self._retries.succeed(path)
-            self._metrics.registered()
-            first = self._first_seen.pop(path, None)
-            if first is not None:
-                self._metrics.observe_latency(self._clock() - first)
-            job = _thumbnail_job(result)
-            if job is not None:
-                self.on_stored(job)
-            return
-        if result.reason == TOO_RECENT:
-            # Found by a rescan while perhaps still being written: registered once it settles.
-            self._first_seen.setdefault(path, self._clock())
-            self._tracker.touch(path, closed=False)
-            return
-        if result.reason in TRANSIENT:
-            delay = self._retries.fail(path)
-            log.info("registration.retry", path=path, reason=result.reason, delay_s=delay)
-        else:
-            self._retries.succeed(path)
-            self._first_seen.pop(path, None)
-        if result.reason != Gone.KNOWN:
-            self._metrics.skipped(result.reason)
-
-    # -- rescans --------------------------------------------------------------------------------
-
     def _beat(self) -> bool:
         """Asked between folders by a long rescan: keeps the heartbeat fresh; True to stop."""
         self._heartbeat = self._clock()
         return self._stop.is_set()
-
-    def _rescan_due(self) -> bool:
-        if self._rescans.requested.is_set():
-            self._rescans.requested.clear()
-            self._rescans.reason = self._rescans.requested_reason
-            return True
-        return self._clock() >= self._rescans.due_at
-
-    def _rescan(self) -> None:
-        reason = self._rescans.reason
-        self.rescans[reason] += 1
-        log.info("rescan.started", reason=reason)
-        try:
-            summary = self._rescanner.run(should_stop=self._beat)
-        except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
-            self._metrics.error(_error_kind(exc))
-            self._rescans.failures += 1
-            # Short: files that arrived while the service was down wait for this scan, and the
-            # database's return must be noticed within seconds.
-            delay = min(1.0 * 2 ** (self._rescans.failures - 1), 2.0)
-            self._rescans.due_at = self._clock() + delay
-            log.warning("rescan.retry", reason=reason, error=str(exc), delay_s=delay)
-            return
-        self._rescans.failures = 0
-        self._rescans.reason = "periodic"
-        self._rescans.due_at = self._clock() + self._rescans.interval_s
-        if not self._stop.is_set():
-            self._metrics.scan_completed(time.time())
-        log.info(
-            "rescan.finished",
-            reason=reason,
-            folders=summary.folders,
-            files=summary.files_seen,
-            registered=summary.registered,
-            unmatched=len(summary.unmatched),
-        )

@@ -23,26 +23,23 @@ their credentials there).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Final
 
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from atoz_watcher.config import MaterializerSettings, Settings
+from atoz_watcher.config.sections import MaterializerSettings
 from atoz_watcher.db import queries
 from atoz_watcher.documents.checks import PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter
 from atoz_watcher.errors import DatabaseUnavailableError
 from atoz_watcher.imaging.jobs import OnStored, Outcome, job_for, no_thumbnails
-from atoz_watcher.imaging.queue import RenderNow
-from atoz_watcher.imaging.render import thumbnail_renderer
 from atoz_watcher.rules.notes import (
     DownloadNote,
     Failure,
@@ -53,7 +50,7 @@ from atoz_watcher.rules.notes import (
     parse_note,
     redact_url,
 )
-from atoz_watcher.storage import Storage, storage_for
+from atoz_watcher.storage import Storage
 from atoz_watcher.system.backoff import next_delay
 
 if TYPE_CHECKING:  # at run time both are imported with the first download (httpx)
@@ -68,7 +65,6 @@ PAGE: Final = 20
 # Backoff between attempts at a failing row: 1 min, 2, 4, 8, ... at most an hour.
 RETRY_FIRST_S: Final = 60.0
 RETRY_MAX_S: Final = 3600.0
-JOIN_S: Final = 5.0
 
 MATERIALISED: Final = "materialised"
 GAVE_UP: Final = "gave_up"
@@ -89,9 +85,6 @@ def new_downloader(settings: MaterializerSettings, resolver: Resolver | None) ->
     from atoz_watcher.net.download import downloader_for  # noqa: PLC0415 - see the note at the top
 
     return downloader_for(settings, resolver=resolver)
-
-
-# -- the materialiser ------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -324,113 +317,3 @@ class Materializer:
         )
         record.not_before = self._clock() + record.delay
         return record.delay
-
-
-# -- the command and the worker --------------------------------------------------------------
-
-
-def run_materialize(
-    settings: Settings,
-    engine: Engine,
-    out: TextIO,
-    *,
-    should_stop: Callable[[], bool] = _never,
-    on_outcome: Callable[[str], None] | None = None,
-) -> int:
-    """``atoz-watcher materialize``: one pass, then its summary on ``out``.
-
-    0 when every placeholder was materialised (or there were none), 1 when some failed (they
-    stay in place for the next pass or the daemon). Raises DatabaseUnavailableError when the
-    database failed, after printing what was done before it did.
-    """
-    on_stored: OnStored = no_thumbnails
-    if settings.thumbnails.enabled and settings.storage == "LocalAtoZ":
-        on_stored = RenderNow(thumbnail_renderer(settings.thumbnails))
-    materializer = Materializer(
-        engine,
-        storage_for(settings),
-        settings.materializer,
-        lock_timeout_s=settings.scan.lock_timeout,
-        on_stored=on_stored,
-        on_outcome=on_outcome,
-    )
-    summary = materializer.run_once(should_stop=should_stop)
-    print_materialize_summary(summary, out)
-    if summary.database_error:
-        raise DatabaseUnavailableError(f"database error: {summary.database_error}")
-    return 1 if summary.failed else 0
-
-
-def print_materialize_summary(summary: Summary, out: TextIO) -> None:
-    given_up = set(summary.gave_up)
-    lines = [f"materialised: {len(summary.materialised)}"]
-    lines.extend(f"  DocNum {doc_num} -> {name}" for doc_num, name in summary.materialised)
-    if summary.thumbnails:
-        made = summary.thumbnails[Outcome.MADE]
-        lines.append(f"thumbnails made: {made} of {sum(summary.thumbnails.values())}")
-    lines.append(f"failed: {len(summary.failed)}")
-    lines.extend(
-        f"  DocNum {doc_num}: {reason}" + (" (given up)" if doc_num in given_up else "")
-        for doc_num, reason in summary.failed
-    )
-    lines.append(f"left for later: {summary.waiting}")
-    if summary.given_up_before:
-        lines.append(f"given up earlier, left alone: {summary.given_up_before}")
-    if summary.raced:
-        lines.append(f"materialised by someone else meanwhile: {summary.raced}")
-    if summary.stopped:
-        lines.append("stopped early")
-    if summary.database_error:
-        lines.append(f"database unavailable, stopped early: {summary.database_error}")
-    print("\n".join(lines), file=out)
-
-
-class MaterializerWorker:
-    """Runs ``materializer.run_once`` every ``interval`` seconds on a thread (0: never)."""
-
-    def __init__(self, materializer: Materializer, *, interval: float) -> None:
-        self._materializer = materializer
-        self._interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._interval <= 0:
-            log.info("materialize.off")
-            return
-        self._thread = threading.Thread(target=self._loop, name="atoz-materialize", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Run a pass now (a SetByUrl just came in) instead of at the next interval."""
-        self._wake.set()
-
-    def close(self, timeout: float = JOIN_S) -> None:
-        """Stop and join; a download in hand is abandoned when its next bytes arrive (or at
-        its read timeout, or its deadline), and the row is tried again next time."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("materialize.stop_slow", waited_s=timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                summary = self._materializer.run_once(should_stop=self._stop.is_set)
-            except Exception:  # the next pass tries again; the thread must live on
-                log.exception("materialize.pass_crashed")
-            else:
-                if summary.materialised or summary.failed:
-                    log.info(
-                        "materialize.pass",
-                        materialised=len(summary.materialised),
-                        failed=len(summary.failed),
-                        waiting=summary.waiting,
-                    )
-            # An Event, not sleep(): close() and wake() end the wait at once.
-            self._wake.wait(self._interval)
-            self._wake.clear()

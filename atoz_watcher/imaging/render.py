@@ -25,7 +25,7 @@ from typing import BinaryIO, Final
 
 from PIL import Image, UnidentifiedImageError
 
-from atoz_watcher.config import ThumbnailSettings
+from atoz_watcher.config.sections import ThumbnailSettings
 from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.imaging.dicom import decoding_bytes as dicom_decoding_bytes
 from atoz_watcher.imaging.dicom import read_pixels

@@ -16,13 +16,12 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Engine
 
-from atoz_watcher.config import DEFAULT_IGNORE
 from atoz_watcher.db import queries
 from atoz_watcher.ingest.registrar import Candidate, Gone, Plan, Registered, Registrar, Skipped
 from atoz_watcher.ingest.resolver import adopt
 from atoz_watcher.ingest.scan import FolderEntry, list_files, walk_folders
 from atoz_watcher.rules import naming
-from atoz_watcher.rules.ignore import IGNORED, IgnoreRules
+from atoz_watcher.rules.ignore import DEFAULT_IGNORE, IGNORED, IgnoreRules
 from atoz_watcher.rules.layout import folder_name, letter_folder, patient_dir
 from atoz_watcher.rules.matching import (
     FolderMatch,

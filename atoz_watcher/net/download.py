@@ -29,7 +29,7 @@ from typing import Final
 import httpx
 
 from atoz_watcher import __version__
-from atoz_watcher.config import MaterializerSettings
+from atoz_watcher.config.sections import MaterializerSettings
 from atoz_watcher.net.guard import NetGuard, RefusedError, Resolver, system_resolver
 from atoz_watcher.net.guarded_http import Cutoff, GuardedTransport
 from atoz_watcher.rules.notes import (

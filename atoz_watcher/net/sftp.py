@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import structlog
 
-from atoz_watcher.config import SftpSettings
+from atoz_watcher.config.sections import SftpSettings
 from atoz_watcher.net.guard import IPAddress, NetGuard, RefusedError, Resolver, system_resolver
 from atoz_watcher.net.sftp_address import (
     DEFAULT_PORT,

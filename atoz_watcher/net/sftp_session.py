@@ -18,7 +18,7 @@ from typing import Final, TypeVar, cast
 
 import asyncssh
 
-from atoz_watcher.config import SftpSettings
+from atoz_watcher.config.sections import SftpSettings
 from atoz_watcher.net.guard import IPAddress
 from atoz_watcher.net.sftp_address import (
     DEFAULT_PORT,

@@ -12,6 +12,20 @@ from collections.abc import Sequence
 
 IGNORED = "ignored"  # the skip reason a rescan reports for them
 
+# NAS and OS litter that is never a patient document. Matched (fnmatch, case-insensitive) against
+# each part of a path below the root, so "@eaDir" also hides everything inside it.
+DEFAULT_IGNORE = (
+    "Thumbnails",
+    "@eaDir",
+    ".stfolder",
+    "#recycle",
+    "._*",
+    "~$*",
+    "*.tmp",
+    "*.part",
+    "*.crdownload",
+)
+
 
 class IgnoreRules:
     """fnmatch patterns (any case) matched against each part of a path below the root.

@@ -5,7 +5,6 @@ One small interface, used by Upload, the materialiser and the SFTP endpoints.
 
 from __future__ import annotations
 
-from atoz_watcher.config import Settings
 from atoz_watcher.storage.base import Content, Storage, Stored, UnsafeNameError
 from atoz_watcher.storage.indb import InDatabase
 from atoz_watcher.storage.local import LocalAtoZ
@@ -19,12 +18,4 @@ __all__ = [
     "Storage",
     "Stored",
     "UnsafeNameError",
-    "storage_for",
 ]
-
-
-def storage_for(settings: Settings) -> Storage:
-    """The storage Open Dental is set to use (its AtoZfolderUsed), as ``settings.storage``."""
-    if settings.storage == "InDatabase":
-        return InDatabase()
-    return LocalAtoZ(settings.atoz_path)

@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 import structlog
 
-from atoz_watcher.config import WatcherSettings
+from atoz_watcher.config.sections import WatcherSettings
 from atoz_watcher.errors import AtozError
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import PATIENT

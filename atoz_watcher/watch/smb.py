@@ -62,7 +62,7 @@ from smbprotocol.open import (
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
-from atoz_watcher.config import SmbSettings
+from atoz_watcher.config.sections import SmbSettings
 from atoz_watcher.errors import AtozError, ConfigError
 from atoz_watcher.rules.layout import FILE
 from atoz_watcher.system.backoff import next_delay

@@ -21,8 +21,10 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.api import ApiServer, create_app
-from atoz_watcher.config import ApiKey, ApiSettings, Settings, ThumbnailSettings
+from atoz_watcher.api import ApiServer
+from atoz_watcher.app.wiring import Components, build_api
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.rules.layout import patient_dir
 from tests.app.test_daemon import wait_for
@@ -57,7 +59,7 @@ def api_settings(
 def serving(settings: Settings, world: World) -> Iterator[httpx.Client]:
     """The API on a free loopback port; stopped, and every thread it started gone, after."""
     before = set(threading.enumerate())
-    server = ApiServer(create_app(settings, world.engine), host="127.0.0.1", port=0)
+    server = ApiServer(build_api(settings, world.engine), host="127.0.0.1", port=0)
     server.start()
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as client:
@@ -495,7 +497,7 @@ def test_an_upload_hands_its_thumbnail_to_the_queue_it_was_given(sqlite_clinic: 
     clinic = sqlite_clinic
     queued: list[ThumbJob] = []  # as inside the daemon, whose queue renders it
     settings = api_settings(clinic.world, thumbnails=True)
-    app = create_app(settings, clinic.world.engine, on_stored=queued.append)
+    app = Components.from_settings(settings, clinic.world.engine).api(on_stored=queued.append)
     with (
         ApiServer(app, host="127.0.0.1", port=0) as server,
         httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as api,

@@ -29,8 +29,9 @@ from schemathesis.config import (
 )
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from atoz_watcher.api import create_app
-from atoz_watcher.config import Settings, SftpSettings
+from atoz_watcher.app.wiring import build_api
+from atoz_watcher.config.sections import SftpSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
 from tests.api.test_api import AUTH, api_settings, make_clinic, serving
 from tests.conftest import _make_world
@@ -44,7 +45,7 @@ def _our_schema() -> dict[str, object]:
     """The schema the server serves, built without a server or a database connection."""
     engine = make_engine("sqlite://")
     try:
-        return create_app(Settings(atoz_path=Path("/nonexistent")), engine).openapi()
+        return build_api(Settings(atoz_path=Path("/nonexistent")), engine).openapi()
     finally:
         engine.dispose()
 

@@ -27,7 +27,8 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import Settings, SftpSettings
+from atoz_watcher.config.sections import SftpSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.net.sftp_address import Failure, SftpError, host_allowed, parse_address
 from tests.api.test_api import (
     DOCUMENTS,

@@ -20,7 +20,8 @@ from atoz_watcher.app.check import (
     suggested_max_watches,
     watches_needed,
 )
-from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.config.sections import WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
 from tests.conftest import SECRETS, World, mariadb_database
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from atoz_watcher.config import load_settings
+from atoz_watcher.config.settings import load_settings
 from atoz_watcher.errors import ConfigError
 
 # Text that would mean a raw pydantic error leaked into the message.

@@ -18,12 +18,14 @@ from PIL import Image
 from structlog.testing import capture_logs
 
 from atoz_watcher.app.daemon import Daemon
-from atoz_watcher.config import DEFAULT_IGNORE, Settings, ThumbnailSettings, WatcherSettings
+from atoz_watcher.app.wiring import Components
+from atoz_watcher.config.sections import ThumbnailSettings, WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.imaging.jobs import job_for
 from atoz_watcher.ingest import registrar as registrar_module
 from atoz_watcher.ingest import rescan as rescan_module
+from atoz_watcher.rules.ignore import DEFAULT_IGNORE
 from atoz_watcher.system.contained import Folder
-from atoz_watcher.system.metrics import Metrics
 from atoz_watcher.system.sdnotify import Notifier
 from atoz_watcher.watch import observer as observer_module
 from atoz_watcher.watch.observer import WatchError
@@ -56,7 +58,8 @@ def settings_for(world: World, **watcher: Any) -> Settings:
 def running(world: World, **watcher: Any) -> Iterator[Daemon]:
     """A daemon on its own thread; stopped (and joined) when the block ends."""
     daemon = Daemon(
-        settings_for(world, **watcher), world.engine, notifier=Notifier(None), metrics=Metrics()
+        Components.from_settings(settings_for(world, **watcher), world.engine),
+        notifier=Notifier(None),
     )
     thread = threading.Thread(target=daemon.run, name="test-daemon")
     thread.start()
@@ -355,7 +358,8 @@ def test_native_mode_refuses_to_fall_back(
 
     monkeypatch.setattr(observer_module, "TreeObserver", NoWatchesLeft)
     daemon = Daemon(
-        settings_for(world, mode="native"), world.engine, notifier=Notifier(None), metrics=Metrics()
+        Components.from_settings(settings_for(world, mode="native"), world.engine),
+        notifier=Notifier(None),
     )
     with pytest.raises(WatchError, match="max_user_watches"):
         daemon.run()
@@ -445,11 +449,12 @@ def test_a_job_handed_to_on_stored_is_rendered_by_the_daemons_queue_and_counted(
     world, _, _ = clinic
     pat = world.add_patient("Smith", "John", "SmithJohn1")
     folder = world.folder("SmithJohn1")
-    metrics = Metrics()
     # Left alone by the watcher: only the job handed on (as the API's Upload hands it) makes
     # its thumbnail.
     settings = settings_for(world, ignore=(*DEFAULT_IGNORE, "stored.jpg"))
-    daemon = Daemon(settings, world.engine, notifier=Notifier(None), metrics=metrics)
+    components = Components.from_settings(settings, world.engine)
+    metrics = components.metrics
+    daemon = Daemon(components, notifier=Notifier(None))
     thread = threading.Thread(target=daemon.run, name="test-daemon")
     thread.start()
     try:
@@ -473,7 +478,7 @@ def test_thumbnails_can_be_switched_off(clinic: tuple[World, int, int]) -> None:
     settings = settings_for(world).model_copy(
         update={"thumbnails": ThumbnailSettings(enabled=False)}
     )
-    daemon = Daemon(settings, world.engine, notifier=Notifier(None), metrics=Metrics())
+    daemon = Daemon(Components.from_settings(settings, world.engine), notifier=Notifier(None))
     thread = threading.Thread(target=daemon.run, name="test-daemon")
     thread.start()
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atoz_watcher.config import load_settings
+from atoz_watcher.config.settings import load_settings
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from atoz_watcher.app import cli
 from atoz_watcher.api.app import create_app
+from atoz_watcher.app.wiring import build_api
 from atoz_watcher.api.models import UploadSftpRequest
-from atoz_watcher.config import Settings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
 
 settings = Settings(atoz_path={root!r}, database_url={url!r})
-create_app(settings, make_engine({url!r}))
+build_api(settings, make_engine({url!r}))
 UploadSftpRequest.model_validate(
     {{"PatNum": 1, "SftpAddress": "site.example/x.png", "SftpUsername": "u", "SftpPassword": "p"}}
 )

@@ -22,16 +22,14 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import MaterializerSettings, Settings
+from atoz_watcher.app.commands.materialize import run_materialize
+from atoz_watcher.app.wiring import Components
+from atoz_watcher.config.sections import MaterializerSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.db.engine import make_engine
-from atoz_watcher.documents.materializer import (
-    JOIN_S,
-    Materializer,
-    MaterializerWorker,
-    Summary,
-    run_materialize,
-)
+from atoz_watcher.documents.materializer import Materializer, Summary
+from atoz_watcher.documents.materializer_worker import JOIN_S, MaterializerWorker
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob
 from atoz_watcher.imaging.queue import RenderNow
@@ -729,7 +727,9 @@ def test_run_materialize_prints_a_summary(smith: tuple[World, int, int], site: S
     )
     out = io.StringIO()
 
-    code = run_materialize(settings, world.engine, out)
+    code = run_materialize(
+        Components.from_settings(settings, world.engine, inline_thumbnails=True), out
+    )
 
     assert code == 1
     assert out.getvalue().splitlines() == [
@@ -741,7 +741,13 @@ def test_run_materialize_prints_a_summary(smith: tuple[World, int, int], site: S
         "left for later: 0",
     ]
     out = io.StringIO()
-    assert run_materialize(settings, world.engine, out) == 1  # a new pass tries it again
+    # a new pass tries it again
+    assert (
+        run_materialize(
+            Components.from_settings(settings, world.engine, inline_thumbnails=True), out
+        )
+        == 1
+    )
     assert "failed: 1" in out.getvalue()
 
 

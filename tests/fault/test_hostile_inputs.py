@@ -25,7 +25,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from atoz_watcher.api.service import encoded_limit
-from atoz_watcher.config import MaterializerSettings, SftpSettings
+from atoz_watcher.config.sections import MaterializerSettings, SftpSettings
 from atoz_watcher.net.download import downloader_for
 from atoz_watcher.rules.notes import Failure, MaterializeError
 from tests.api.test_api import api_settings, make_clinic, serving

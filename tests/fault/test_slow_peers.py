@@ -37,7 +37,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from atoz_watcher.config import MaterializerSettings, SftpSettings
+from atoz_watcher.config.sections import MaterializerSettings, SftpSettings
 from atoz_watcher.documents.materializer import Materializer
 from atoz_watcher.net.download import downloader_for
 from atoz_watcher.net.sftp import SftpClient
@@ -548,7 +548,7 @@ def test_the_guard_makes_no_http_client_load() -> None:
     """Building the SFTP client (and its guard) loads neither httpx nor asyncssh."""
     program = (
         "import sys\n"
-        "from atoz_watcher.config import MaterializerSettings, SftpSettings\n"
+        "from atoz_watcher.config.sections import MaterializerSettings, SftpSettings\n"
         "from atoz_watcher.net.sftp import SftpClient\n"
         "SftpClient(SftpSettings()).credentials('93.184.216.34/x.png', 22, 'u', 'p')\n"
         "print(sorted(m for m in ('httpx', 'httpcore', 'asyncssh') if m in sys.modules))"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from atoz_watcher.app.check import format_results, run_checks
-from atoz_watcher.config import Settings, WatcherSettings
+from atoz_watcher.config.sections import WatcherSettings
+from atoz_watcher.config.settings import Settings
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.filesystem import Filesystem, filesystem_of, parse_mountinfo
 from atoz_watcher.watch.handler import Event, QueueingHandler

@@ -20,7 +20,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from atoz_watcher.app.check import CheckResult, run_checks
-from atoz_watcher.config import Settings, SmbSettings, WatcherSettings, load_settings
+from atoz_watcher.config.sections import SmbSettings, WatcherSettings
+from atoz_watcher.config.settings import Settings, load_settings
 from atoz_watcher.errors import ConfigError
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler

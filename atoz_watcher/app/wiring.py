@@ -1,0 +1,220 @@
+"""The one wiring place: Settings in, the service's parts out (as uvicorn's ``Config.load()``).
+
+The rules that join two sections live here and nowhere else: new documents get a thumbnail
+only when thumbnails are on and Open Dental keeps its files in the folder (LocalAtoZ); every
+writer waits ``scan.lock_timeout`` for the registration lock; one renderer, and so one memory
+budget, serves the daemon's thumbnails, the materialiser and the API. The daemon, the API and
+the commands take their parts from ``Components`` and read no Settings to rebuild them.
+
+Each part is built once, on first use (from the thread that wires, before the service's
+threads start): a command pays only for the imports of what it uses. ``atoz-watcher rescan``
+is timed from a fresh process (bench/rescan.py), and Pillow, FastAPI and prometheus_client
+would add a third of a second to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from atoz_watcher.config.settings import Settings
+from atoz_watcher.ingest.registrar import Registrar
+from atoz_watcher.system.journal import Journal
+
+# Imported where a part is built: see the module's docstring.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from atoz_watcher.documents.materializer import Materializer
+    from atoz_watcher.documents.writer import DocumentWriter
+    from atoz_watcher.imaging.jobs import OnStored
+    from atoz_watcher.imaging.queue import ThumbnailWorker
+    from atoz_watcher.imaging.render import Renderer
+    from atoz_watcher.storage import Storage
+    from atoz_watcher.system.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class Components:
+    """The parts built from one Settings over one engine (the caller's to dispose)."""
+
+    settings: Settings
+    engine: Engine
+    # A one-shot command renders each new document's thumbnail on its own thread; the
+    # daemon hands it to its thumbnail queue.
+    inline_thumbnails: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: Engine, *, inline_thumbnails: bool = False
+    ) -> Components:
+        """The parts ``settings`` describe; each is made when first asked for."""
+        return cls(settings, engine, inline_thumbnails)
+
+    @property
+    def in_database(self) -> bool:
+        """Open Dental keeps the files in ``document.RawBase64`` (AtoZfolderUsed InDatabase)."""
+        return self.settings.storage == "InDatabase"
+
+    @property
+    def thumbnails(self) -> bool:
+        """Do new documents get a thumbnail? Thumbnails are files in the folder's Thumbnails/
+        subfolders: only when they are on and the files are in the folder."""
+        return self.settings.thumbnails.enabled and not self.in_database
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The daemon's counters; the materialiser reports to them too."""
+        from atoz_watcher.system.metrics import Metrics  # noqa: PLC0415 - see the docstring
+
+        return Metrics()
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Where a document's bytes go, as Open Dental is set (``storage``)."""
+        from atoz_watcher.storage import InDatabase, LocalAtoZ  # noqa: PLC0415
+
+        if self.in_database:
+            return InDatabase()
+        return LocalAtoZ(self.settings.atoz_path)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The renderer ``[thumbnails]`` describes, with the process's one memory budget. The
+        API renders with it on request (Thumbnails, DownloadMount) whatever ``thumbnails``."""
+        from atoz_watcher.imaging.render import thumbnail_renderer  # noqa: PLC0415
+
+        return thumbnail_renderer(self.settings.thumbnails)
+
+    @property
+    def thumbnailer(self) -> Renderer | None:
+        """The renderer for new documents' thumbnails; None when they get none."""
+        return self.renderer if self.thumbnails else None
+
+    @cached_property
+    def thumbnail_queue(self) -> ThumbnailWorker | None:
+        """The daemon's thumbnail threads (with the backfill ``[thumbnails]`` asks for), fed by
+        registration, the materialiser and the API it serves; None when no thumbnails are made
+        or a one-shot command renders them itself. Its owner starts and closes it."""
+        if not self.thumbnails or self.inline_thumbnails:
+            return None
+        from atoz_watcher.imaging.backfill import Backfill  # noqa: PLC0415
+        from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers  # noqa: PLC0415
+
+        section = self.settings.thumbnails
+        workers = default_workers(section.workers)
+        backfill = None
+        if section.backfill_days > 0:
+            backfill = Backfill(
+                self.engine,
+                self.renderer,
+                self.settings.atoz_path,
+                workers=workers,
+                low_priority=True,
+            )
+        return ThumbnailWorker(
+            self.renderer,
+            workers=workers,
+            metrics=self.metrics,
+            backfill=backfill,
+            backfill_days=section.backfill_days,
+        )
+
+    @cached_property
+    def on_stored(self) -> OnStored:
+        """Where a stored file's thumbnail job goes: the queue, rendered now (one-shot
+        commands), or nowhere when new documents get no thumbnail."""
+        from atoz_watcher.imaging.jobs import no_thumbnails  # noqa: PLC0415
+        from atoz_watcher.imaging.queue import RenderNow  # noqa: PLC0415
+
+        if not self.thumbnails:
+            return no_thumbnails
+        queue = self.thumbnail_queue
+        return RenderNow(self.renderer) if queue is None else queue.submit
+
+    @cached_property
+    def writer(self) -> DocumentWriter:
+        """The API's document writer, under the registration lock."""
+        from atoz_watcher.documents.writer import DocumentWriter  # noqa: PLC0415
+
+        return DocumentWriter(
+            self.engine, self.storage, lock_timeout_s=self.settings.scan.lock_timeout
+        )
+
+    @cached_property
+    def reader(self) -> Engine:
+        """The API's engine for reads, which never wait for the registration lock. The API
+        closes it when it stops (see ``create_app``)."""
+        from atoz_watcher.db.engine import read_engine  # noqa: PLC0415
+
+        return read_engine(self.engine)
+
+    @cached_property
+    def registrar(self) -> Registrar:
+        """The registrar, journalling in the state directory."""
+        return registrar_for(self.settings, self.engine)
+
+    @cached_property
+    def materializer(self) -> Materializer:
+        """The materialiser, reporting its outcomes to ``metrics``."""
+        from atoz_watcher.documents.materializer import Materializer  # noqa: PLC0415
+
+        return Materializer(
+            self.engine,
+            self.storage,
+            self.settings.materializer,
+            lock_timeout_s=self.settings.scan.lock_timeout,
+            on_stored=self.on_stored,
+            on_outcome=self.metrics.materialized,
+        )
+
+    def api(
+        self,
+        *,
+        on_placeholder: Callable[[], None] | None = None,
+        on_stored: OnStored | None = None,
+    ) -> FastAPI:
+        """The Documents API over these parts. ``on_placeholder`` is called after SetByUrl made
+        a placeholder row (inside the daemon: wake the materialiser); ``on_stored`` takes the
+        thumbnail jobs of what Upload and UploadSftp store (inside the daemon: its queue; None:
+        the API runs a queue of its own while it serves)."""
+        # FastAPI is imported only where the API runs: it costs every other command (and a
+        # daemon without the API) about 15 MB and a third of a second.
+        from atoz_watcher.api.app import ApiParts, create_app  # noqa: PLC0415
+        from atoz_watcher.net.sftp import SftpClient  # noqa: PLC0415
+
+        parts = ApiParts(
+            engine=self.engine,
+            reader=self.reader,
+            writer=self.writer,
+            storage=self.storage,
+            root=self.settings.atoz_path,
+            in_database=self.in_database,
+            thumbnails=self.thumbnails,
+            thumbnail_workers=self.settings.thumbnails.workers,
+            renderer=self.renderer,
+            sftp=SftpClient(self.settings.sftp),
+        )
+        return create_app(
+            self.settings.api, parts, on_placeholder=on_placeholder, on_stored=on_stored
+        )
+
+
+def registrar_for(settings: Settings, engine: Engine) -> Registrar:
+    """A registrar journalling in ``settings``' state directory, waiting ``scan.lock_timeout``
+    for the registration lock."""
+    return Registrar(
+        engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
+    )
+
+
+def build_api(
+    settings: Settings, engine: Engine, *, on_placeholder: Callable[[], None] | None = None
+) -> FastAPI:
+    """The Documents API ``settings`` describe, over ``engine``: ``Components.api`` for a
+    caller that has nothing else to wire (``atoz-watcher api``, tests, benchmarks)."""
+    return Components.from_settings(settings, engine).api(on_placeholder=on_placeholder)
