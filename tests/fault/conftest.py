@@ -3,7 +3,7 @@
 Bounded by default (CI). ``--long`` (or ``ATOZ_FAULT_LONG=1``) runs the long mode: more kill
 points, longer loads. The option is registered in tests/conftest.py, so it works from the root
 (``pytest --long``) as well as with this folder or a file in it named (``pytest --long
-tests/fault``); ``long_mode`` there reads both spellings.
+tests/fault``); ``long_mode`` here reads both spellings.
 
 ``ATOZ_FAULT_SEED=<n>`` replays a randomised run (each test prints the seed it used).
 """
@@ -15,7 +15,11 @@ import random
 
 import pytest
 
-from tests.conftest import long_mode
+
+def long_mode(config: pytest.Config) -> bool:
+    """True under ``--long`` or ``ATOZ_FAULT_LONG=1`` (any value but empty or 0)."""
+    option = bool(config.getoption("--long", default=False))
+    return option or os.environ.get("ATOZ_FAULT_LONG", "") not in ("", "0")
 
 
 @pytest.fixture

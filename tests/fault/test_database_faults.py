@@ -29,9 +29,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db.lock import LOCK_NAME, registration_lock
-from tests.app.test_daemon_process import mariadb_start, mariadb_stop
-from tests.conftest import MARIADB, World, _make_world
-from tests.fault.test_crash import DaemonLife
+from tests.support.mariadb import MARIADB, mariadb_start, mariadb_stop
+from tests.support.processes import DaemonLife
+from tests.support.worlds import World, make_world
 
 RECOVERY_S = 5.0  # the issue's bound: everything registered within 5 s of the return
 LOCK_TIMEOUT_S = 1  # scan.lock_timeout for these tests
@@ -167,7 +167,7 @@ def start_daemon(world: World) -> DaemonLife:
 @pytest.fixture(params=["mariadb", "mariadb-opendental"])
 def mariadb_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """MariaDB with InnoDB tables (ours) and with Open Dental's MyISAM ones."""
-    yield from _make_world(request.param, tmp_path)
+    yield from make_world(request.param, tmp_path)
 
 
 def document_count(world: World) -> int:
@@ -187,7 +187,7 @@ def document_count(world: World) -> int:
 @pytest.fixture(params=["mariadb"])
 def one_mariadb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """MariaDB only: where the table engine does not matter."""
-    yield from _make_world(request.param, tmp_path)
+    yield from make_world(request.param, tmp_path)
 
 
 def database_name(world: World) -> str:
@@ -246,7 +246,7 @@ def test_connections_killed_mid_transaction(mariadb_world: World) -> None:
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def lock_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    yield from _make_world(request.param, tmp_path)
+    yield from make_world(request.param, tmp_path)
 
 
 def test_registration_lock_held_past_the_timeout(lock_world: World) -> None:

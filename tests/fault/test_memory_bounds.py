@@ -5,7 +5,7 @@ reset after a warm-up request); four maximum Uploads at once must stay within tw
 file's size above idle (before: one 140 MB Upload took 5x its size, four 1.3 GB). A body over
 the limit is refused as it arrives: the answer comes while the client still holds the rest.
 
-Thumbnails: images made here, rendered in a fresh process (tests/fault/memory_probe.py); each
+Thumbnails: images made here, rendered in a fresh process (tests/support/memory_probe.py); each
 render's peak above idle must stay within the decoded size estimated from the header before
 decoding, and four threads sharing a budget within that budget. Before: an 8-bit 8000x10000
 DICOM peaked at 1.46 GB, 20 frames were all decoded, a 16-bit PNG took 6 bytes a pixel.
@@ -29,11 +29,12 @@ from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.system.membudget import MB, MemoryBudget
-from tests.api.test_api import AUTH, make_clinic
-from tests.api.test_api_cli import API_ENV, process
-from tests.conftest import World
-from tests.fault import memory_probe
-from tests.fault.memory_probe import Rendered, render_in_process, reset_peak, status_kb
+from tests.support import memory_probe
+from tests.support.api import AUTH
+from tests.support.clinics import make_clinic
+from tests.support.memory_probe import Rendered, render_in_process, reset_peak, status_kb
+from tests.support.processes import API_ENV, process
+from tests.support.worlds import World
 
 MAX_UPLOAD = 24 * MB  # api.max_upload_bytes here: a "maximum Upload" the test can afford
 UPLOADS_AT_ONCE = 4

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from atoz_watcher.imaging.backfill import Backfill
 from atoz_watcher.imaging.jobs import Outcome
 from atoz_watcher.imaging.render import Renderer
-from tests.app.test_cli import run
-from tests.conftest import World
+from tests.support.processes import run
+from tests.support.worlds import World
 
 
 def image(path: Path, size: tuple[int, int] = (320, 200)) -> Path:

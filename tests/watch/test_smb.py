@@ -25,10 +25,12 @@ from atoz_watcher.errors import ConfigError
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
 from atoz_watcher.watch.observer import WatchError, start_watching
-from bench.samba import Samba, Workstation
-from tests.app.test_daemon import by_name, running, wait_for
-from tests.conftest import World, _make_world
+from tests.support.clinics import misc_and_xrays
+from tests.support.daemons import by_name, running
 from tests.support.samba import Relay, start_samba
+from tests.support.smbd import Samba, Workstation
+from tests.support.waiting import wait_for
+from tests.support.worlds import World, make_world
 
 
 @contextmanager
@@ -63,9 +65,7 @@ def smb_settings(samba: Samba, *, port: int | None = None, **extra: Any) -> SmbS
 
 @pytest.fixture
 def clinic(world: World) -> tuple[World, int, int]:
-    misc = world.add_category("Misc", order=0)
-    xrays = world.add_category("X-Rays", order=1)
-    return world, misc, xrays
+    return misc_and_xrays(world)
 
 
 def test_files_written_over_smb_are_registered_once(
@@ -104,10 +104,8 @@ def test_files_written_over_smb_are_registered_once(
 
 @pytest.fixture
 def sqlite_clinic(tmp_path: Path) -> Iterator[tuple[World, int, int]]:
-    for world in _make_world("sqlite", tmp_path):
-        misc = world.add_category("Misc", order=0)
-        xrays = world.add_category("X-Rays", order=1)
-        yield world, misc, xrays
+    for world in make_world("sqlite", tmp_path):
+        yield misc_and_xrays(world)
 
 
 def test_a_dropped_connection_mid_burst_loses_nothing(
