@@ -15,6 +15,8 @@ from tests.support.clinics import make_clinic
 from tests.support.processes import API_ENV, process
 from tests.support.worlds import World
 
+pytestmark = pytest.mark.process  # each test runs atoz-watcher as a process
+
 
 def _exercise(port: int, pat: int) -> tuple[httpx.Response, httpx.Response]:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as api:

@@ -22,6 +22,8 @@ from tests.support.mariadb import MARIADB, mariadb_database
 from tests.support.processes import COMMAND_TIMEOUT_S, run
 from tests.support.worlds import World
 
+pytestmark = pytest.mark.process  # each test runs the atoz-watcher command
+
 
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
     """A root and an embedded database with the tables: for what depends on no database."""

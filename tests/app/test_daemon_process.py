@@ -19,6 +19,8 @@ from tests.support.mariadb import mariadb_start, mariadb_stop
 from tests.support.waiting import wait_for
 from tests.support.worlds import World
 
+pytestmark = pytest.mark.process  # each test runs `atoz-watcher run`
+
 STOP_S = 10.0
 
 
@@ -134,6 +136,7 @@ def test_kill_9_mid_burst_then_restart_registers_everything_once(
     exactly_once(world, 500, xrays)
 
 
+@pytest.mark.outage
 def test_database_outage_loses_nothing(clinic: tuple[World, int, list[Path]]) -> None:
     world, xrays, folders = clinic
     if world.kind == "sqlite":

@@ -255,6 +255,7 @@ class TestExtensionFor:
 # -- httpx only with the first download -----------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     "module", ["atoz_watcher.app.daemon", "atoz_watcher.documents.materializer"]
 )

@@ -12,8 +12,25 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
+
+HERE = Path(__file__).parent
+LONG_TIMEOUT_S = 3600  # the long load alone runs 600 s per database, and more kill points
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``fault``: the fast lane (``-m "not fault ..."``) leaves
+    them out. In the long mode they run for minutes by design (10 minutes of load, 250 kill
+    points per database): pytest-timeout's limit is raised for them alone. pytest hands every
+    conftest the whole session's items: only ours are marked."""
+    long = long_mode(config)
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.fault)
+            if long:
+                item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_S))
 
 
 def long_mode(config: pytest.Config) -> bool:

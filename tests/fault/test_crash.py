@@ -24,8 +24,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import DaemonLife
 from tests.support.worlds import IMAGE_CATEGORY, World
+
+pytestmark = pytest.mark.process  # the daemon as a process, killed
 
 KILLS_CI = 25  # per database; three (SQLite, MariaDB InnoDB, MariaDB MyISAM): 75 kill points
 KILLS_LONG = 250

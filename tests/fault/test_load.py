@@ -36,6 +36,8 @@ from tests.support.leaks import SECRETS
 from tests.support.processes import AtozProcess
 from tests.support.worlds import World, make_world
 
+pytestmark = pytest.mark.process  # the daemon as a process
+
 LOAD_S_CI = 60.0
 LOAD_S_LONG = 600.0
 FILES_PER_S = 20.0

@@ -55,6 +55,7 @@ def _spools(world: World) -> list[Path]:
     return sorted(world.root.glob(".atoz-upload-*"))
 
 
+@pytest.mark.process
 def test_four_maximum_uploads_at_once_stay_within_twice_one_file(bare_world: World) -> None:
     world = bare_world
     clinic = make_clinic(world)
@@ -106,6 +107,7 @@ def _answer(sock: socket.socket) -> bytes:
     return answer
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_an_upload_over_the_limit_is_refused_as_it_arrives(bare_world: World, framing: str) -> None:
     world = bare_world
@@ -157,6 +159,7 @@ def _within_estimate(rendered: Rendered) -> None:
     assert rendered.above_idle_mb <= rendered.budget_peak_mb * 1.1 + SLACK_MB, rendered
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("kind", ["png16", "rgba", "tiff", "dicom"])
 def test_a_large_image_renders_within_its_estimate(images: dict[str, Path], kind: str) -> None:
     rendered = render_in_process([images[kind]], budget_mb=1024)
@@ -164,6 +167,7 @@ def test_a_large_image_renders_within_its_estimate(images: dict[str, Path], kind
     _within_estimate(rendered)
 
 
+@pytest.mark.process
 def test_an_8000_by_10000_dicom_no_longer_takes_a_gigabyte(images: dict[str, Path]) -> None:
     rendered = render_in_process([images["dicom"]], budget_mb=1024)
 
@@ -171,6 +175,7 @@ def test_an_8000_by_10000_dicom_no_longer_takes_a_gigabyte(images: dict[str, Pat
     assert rendered.above_idle_mb < 300, rendered  # 1.46 GB before
 
 
+@pytest.mark.process
 def test_one_frame_of_a_multi_frame_dicom_is_decoded(images: dict[str, Path]) -> None:
     one_frame_mb = 2000 * 2500 / MB
     rendered = render_in_process([images["frames"]], budget_mb=1024)
@@ -180,6 +185,7 @@ def test_one_frame_of_a_multi_frame_dicom_is_decoded(images: dict[str, Path]) ->
     assert rendered.above_idle_mb < 20 * one_frame_mb, rendered
 
 
+@pytest.mark.process
 def test_an_image_over_the_whole_budget_is_refused_before_decoding(
     images: dict[str, Path],
 ) -> None:
@@ -191,6 +197,7 @@ def test_an_image_over_the_whole_budget_is_refused_before_decoding(
     assert rendered.above_idle_mb < SLACK_MB, rendered
 
 
+@pytest.mark.process
 def test_threads_sharing_a_budget_stay_within_it(images: dict[str, Path]) -> None:
     # One RGBA render needs ~153 MB: with 160 MB the four threads take turns.
     rendered = render_in_process([images["rgba"]] * 4, budget_mb=160, threads=4)

@@ -366,6 +366,7 @@ def test_a_trickling_download_is_cut_at_the_timeout(
     assert not any(p.is_file() for p in world.root.rglob("*"))
 
 
+@pytest.mark.process
 def test_atoz_watcher_materialize_cuts_a_trickling_download(
     bare_world: World, trickle_site: tuple[Site, Trickle]
 ) -> None:
@@ -545,6 +546,7 @@ def test_a_name_is_resolved_once_and_judged_before_connecting(
     assert connects == [("127.0.0.1", guarded_site.port)]
 
 
+@pytest.mark.process
 def test_the_guard_makes_no_http_client_load() -> None:
     """Building the SFTP client (and its guard) loads neither httpx nor asyncssh."""
     program = (

@@ -34,6 +34,8 @@ from tests.support.harness import (
     run_daemon,
 )
 
+pytestmark = pytest.mark.process  # the daemon as a process
+
 FOLDERS = 40_000
 
 READY_LIMIT_S = 10.0

@@ -58,6 +58,7 @@ def test_an_error_body_with_a_secret_is_found_and_a_success_body_is_not_collecte
     assert "HTTP 401 /bad" in leak.where
 
 
+@pytest.mark.process
 def test_subprocess_output_with_a_secret_is_found() -> None:
     private = Collector()
     with collecting_into(private):
@@ -103,6 +104,7 @@ def test_the_session_registry_takes_and_finds_a_secret() -> None:
     assert SECRETS.find("key session-KEY-0c9e7b12aa!") == [("API key", "key <API key>!")]
 
 
+@pytest.mark.process
 def test_a_leak_fails_a_whole_run_and_is_named(tmp_path: Path) -> None:
     """End to end: a run whose test prints and logs a registered secret passes its test but
     fails at session end, naming the test and masking the secret."""

@@ -68,6 +68,7 @@ def clinic(world: World) -> tuple[World, int, int]:
     return misc_and_xrays(world)
 
 
+@pytest.mark.process
 def test_files_written_over_smb_are_registered_once(
     clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -108,6 +109,7 @@ def sqlite_clinic(tmp_path: Path) -> Iterator[tuple[World, int, int]]:
         yield misc_and_xrays(world)
 
 
+@pytest.mark.process
 def test_a_dropped_connection_mid_burst_loses_nothing(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -135,6 +137,7 @@ def test_a_dropped_connection_mid_burst_loses_nothing(
     assert max(counts.values()) == 1
 
 
+@pytest.mark.process
 def test_a_server_refusing_notifications_is_polled(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -157,6 +160,7 @@ def test_a_server_refusing_notifications_is_polled(
     assert [(d["FileName"], d["DocCategory"]) for d in world.documents(pat)] == [("a.jpg", misc)]
 
 
+@pytest.mark.process
 def test_too_many_changes_for_the_notify_buffer_are_caught_by_a_rescan(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -207,6 +211,7 @@ def watch(root: Path, settings: SmbSettings) -> None:
     watching.stop()
 
 
+@pytest.mark.process
 def test_a_wrong_password_is_a_clear_error_without_the_password(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -266,6 +271,7 @@ def smb_check(world: World, settings: SmbSettings) -> CheckResult:
     return results["smb notifications"]
 
 
+@pytest.mark.process
 def test_check_subscribes_once(sqlite_clinic: tuple[World, int, int], tmp_path: Path) -> None:
     world, _, _ = sqlite_clinic
     with serving(world, tmp_path) as samba:
@@ -276,6 +282,7 @@ def test_check_subscribes_once(sqlite_clinic: tuple[World, int, int], tmp_path: 
     assert samba.password not in found.detail
 
 
+@pytest.mark.process
 def test_check_names_a_refused_login_without_the_password(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -293,6 +300,7 @@ def test_check_names_a_refused_login_without_the_password(
     assert "no such share" in refused.detail
 
 
+@pytest.mark.process
 def test_check_says_a_refusing_server_is_polled(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
