@@ -26,10 +26,10 @@ from tests.support.api import CUST, DEV
 from tests.support.harness import log_events
 from tests.support.worlds import World
 
-API_STOP_S = 15.0
-COMMAND_TIMEOUT_S = 120
+COMMAND_TIMEOUT_S = 120  # a command that runs to its end (`run`)
 API_START_S = 60.0
-LIFE_STOP_S = 10.0
+API_STOP_S = 15.0
+LIFE_STOP_S = 10.0  # `run` stops within this after SIGTERM (DaemonLife)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
