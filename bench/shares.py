@@ -62,12 +62,12 @@ from harness import (
     step,
     verdict,
 )
-from samba import Samba, Workstation, why_no_smbd
 
 from atoz_watcher.db.engine import add_default_categories, create_missing_tables, make_engine
 from atoz_watcher.rules.ignore import DEFAULT_IGNORE, IgnoreRules
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.watch.polling import TreePoller
+from tests.support.smbd import Samba, Workstation, why_no_smbd  # harness put the root on sys.path
 
 PASS_GOAL = 1.5  # ours / the bare listing
 RSS_GOAL_MB = 100.0

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,126 +17,29 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from atoz_watcher.api import ApiServer
-from atoz_watcher.app.wiring import Components, build_api
-from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings
-from atoz_watcher.config.settings import Settings
+from atoz_watcher.app.wiring import Components
 from atoz_watcher.imaging.jobs import ThumbJob
-from atoz_watcher.rules.layout import patient_dir
-from tests.app.test_daemon import wait_for
-from tests.conftest import SECRETS, World, _make_world
-
-DEV, CUST = "dev-KEY-7f3a9c2e41b8", "cust-KEY-91bc5d07e6fa"
-AUTH = {"Authorization": f"ODFHIR {DEV}/{CUST}"}
-KEYS = (
-    ApiKey(developer_key="another-dev", customer_key="another-cust"),
-    ApiKey(developer_key=DEV, customer_key=CUST),
+from tests.support.api import (
+    AUTH,
+    CUST,
+    DEV,
+    DOCUMENTS,
+    FIELDS,
+    PAYLOAD,
+    SET_BY_URL,
+    UPLOAD,
+    api_settings,
+    b64,
+    serving,
 )
-PAYLOAD = bytes(range(256)) * 40
-SECRETS.add(DEV, CUST, *(k.developer_key for k in KEYS), *(k.customer_key for k in KEYS))
-SECRETS.add_payload(base64.b64encode(PAYLOAD).decode("ascii"))
-STOP_S = 15.0
+from tests.support.clinics import Clinic, make_clinic
+from tests.support.images import png
+from tests.support.leaks import SECRETS
+from tests.support.waiting import wait_for
+from tests.support.worlds import World, make_world
 
-
-def api_settings(
-    world: World, *, storage: str = "LocalAtoZ", thumbnails: bool = False, **api: Any
-) -> Settings:
-    return Settings(
-        atoz_path=world.root,
-        database_url=world.url,
-        state_dir=world.state,
-        storage=storage,
-        api=ApiSettings(keys=KEYS, **api),
-        thumbnails=ThumbnailSettings(enabled=thumbnails, backfill_days=0),
-    )
-
-
-@contextmanager
-def serving(settings: Settings, world: World) -> Iterator[httpx.Client]:
-    """The API on a free loopback port; stopped, and every thread it started gone, after."""
-    before = set(threading.enumerate())
-    server = ApiServer(build_api(settings, world.engine), host="127.0.0.1", port=0)
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as client:
-            yield client
-    finally:
-        server.stop()
-        # The server's worker threads end with its event loop; wait for them, never sleep.
-        wait_for(
-            lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()],
-            timeout=STOP_S,
-        )
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def png(size: tuple[int, int] = (300, 200)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(out, "PNG")
-    return out.getvalue()
-
-
-FIELDS = [
-    "DocNum",
-    "MountNum",
-    "PatNum",
-    "FileName",
-    "filePath",
-    "Description",
-    "Note",
-    "DateCreated",
-    "docCategory",
-    "DocCategory",
-    "ImgType",
-    "ToothNumbers",
-    "DateTStamp",
-    "serverDateTime",
-]
-UPLOAD = "/api/v1/documents/Upload"
-SET_BY_URL = "/api/v1/documents/SetByUrl"
-DOCUMENTS = "/api/v1/documents"
 EXTENSION_MESSAGE = "extension must be a dot and 1 to 10 letters or digits, such as .jpg"
 DATE_SHAPE = 'DateCreated must be "yyyy-MM-dd HH:mm:ss" or "yyyy-MM-dd"'
-
-
-@dataclass
-class Clinic:
-    world: World
-    pat: int
-    xrays: int  # the first visible image category
-    photos: int
-    other: int  # a definition that is not an image category
-
-    @property
-    def folder(self) -> Path:
-        return patient_dir(self.world.root, f"SmithJohn{self.pat}")
-
-    def files(self) -> list[Path]:
-        return sorted(p for p in self.world.root.rglob("*") if p.is_file())
-
-
-def make_clinic(world: World) -> Clinic:
-    world.add_category("Old", order=0, hidden=True)
-    xrays = world.add_category("X-Rays", order=1)
-    photos = world.add_category("Photos", order=2)
-    other = world.add_category("Blue", order=0, category=1)
-    pat = world.add_patient("Smith", "John")  # ImageFolder empty: computed on first upload
-    return Clinic(world=world, pat=pat, xrays=xrays, photos=photos, other=other)
-
-
-@pytest.fixture
-def clinic(world: World) -> Clinic:
-    """A clinic on SQLite, MariaDB and MariaDB with Open Dental's own schema."""
-    return make_clinic(world)
-
-
-@pytest.fixture
-def sqlite_clinic(tmp_path: Path) -> Iterator[Clinic]:
-    """The same on SQLite only, for the many small error cases."""
-    for world in _make_world("sqlite", tmp_path):
-        yield make_clinic(world)
 
 
 def without_server_time(document: dict[str, Any]) -> dict[str, Any]:
@@ -889,7 +787,7 @@ def test_logs_hold_no_key_header_or_payload(
 
 
 def test_the_database_going_away_is_a_503(tmp_path: Path) -> None:
-    for world in _make_world("sqlite", tmp_path):
+    for world in make_world("sqlite", tmp_path):
         clinic = make_clinic(world)
         with serving(api_settings(world), world) as api:
             with world.engine.begin() as conn:

@@ -3,65 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from tests.api.test_api import AUTH, CUST, DEV, make_clinic
-from tests.conftest import World
-from tests.support.processes import AtozProcess
+from tests.support.api import AUTH, CUST, DEV
+from tests.support.clinics import make_clinic
+from tests.support.processes import API_ENV, process
+from tests.support.worlds import World
 
-STOP_S = 15.0
-START_S = 60.0
-
-
-class Process(AtozProcess):
-    """One atoz-watcher process; its log (stderr, JSON lines) goes to a file we poll."""
-
-    def __init__(self, world: World, command: str, env: dict[str, str]) -> None:
-        super().__init__(
-            command,
-            env=world.cli_env() | env,
-            log_path=world.state.parent / f"{command}.log",
-            stop_s=STOP_S,
-            stdin=None,  # inherited, as it always was here
-        )
-
-    def port(self) -> int:
-        """The port from the ``api.listening`` line, polled for until the deadline."""
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            for event in self.events():
-                if event.get("event") == "api.listening":
-                    return int(str(event["port"]))
-            if self.proc.poll() is not None:
-                pytest.fail(f"exited ({self.proc.returncode}): {self.log_path.read_text()}")
-            time.sleep(0.05)  # polling a log file: there is nothing to wait on
-        pytest.fail(f"no api.listening line within {START_S} s")
-
-
-@contextmanager
-def process(world: World, command: str, env: dict[str, str]) -> Iterator[Process]:
-    proc = Process(world, command, env)
-    try:
-        yield proc
-    finally:
-        proc.close()
-
-
-API_ENV = {
-    "ATOZ_API__PORT": "0",
-    "ATOZ_API__KEYS": json.dumps([{"developer_key": DEV, "customer_key": CUST}]),
-    "ATOZ_METRICS__PORT": "0",
-    "ATOZ_THUMBNAILS__BACKFILL_DAYS": "0",
-}
+pytestmark = pytest.mark.process  # each test runs atoz-watcher as a process
 
 
 def _exercise(port: int, pat: int) -> tuple[httpx.Response, httpx.Response]:

@@ -16,16 +16,9 @@ from sqlalchemy import text
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
-from tests.api.test_api import (
-    DOCUMENTS,
-    SET_BY_URL,
-    UPLOAD,
-    Clinic,
-    api_settings,
-    make_clinic,
-    serving,
-)
-from tests.conftest import World, _make_world
+from tests.support.api import DOCUMENTS, SET_BY_URL, UPLOAD, api_settings, serving
+from tests.support.clinics import Clinic, make_clinic
+from tests.support.worlds import World, make_world
 
 DOCS = 250
 MOUNTS = 3
@@ -184,7 +177,7 @@ BAD_PAGES = {
 
 @pytest.fixture
 def sqlite_world(tmp_path: Path) -> Iterator[World]:
-    yield from _make_world("sqlite", tmp_path)
+    yield from make_world("sqlite", tmp_path)
 
 
 def test_bad_limit_or_offset_is_a_400(sqlite_world: World) -> None:

@@ -33,8 +33,9 @@ from atoz_watcher.app.wiring import build_api
 from atoz_watcher.config.sections import SftpSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
-from tests.api.test_api import AUTH, api_settings, make_clinic, serving
-from tests.conftest import _make_world
+from tests.support.api import AUTH, api_settings, serving
+from tests.support.clinics import make_clinic
+from tests.support.worlds import make_world
 
 MAX_EXAMPLES = 150
 OPERATIONS = 8
@@ -70,7 +71,7 @@ def cases() -> Iterator[Counter[str]]:
 
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
-    for world in _make_world("sqlite", tmp_path):
+    for world in make_world("sqlite", tmp_path):
         clinic = make_clinic(world)
         world.add_patient("Jones", "Ann")
         world.add_document(clinic.pat, "scan.jpg", clinic.xrays)

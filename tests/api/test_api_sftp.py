@@ -2,21 +2,14 @@
 
 The server is asyncssh, in this process, on 127.0.0.1 (a free port), in a thread and event loop
 of its own, chrooted to a temporary folder, with a generated host key and password logins. The
-API is the real uvicorn server of test_api. Nothing leaves 127.0.0.0/8.
+API is the real uvicorn server of tests/support/api.py. Nothing leaves 127.0.0.0/8.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import socket
-import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,171 +20,29 @@ from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from atoz_watcher.config.sections import SftpSettings
-from atoz_watcher.config.settings import Settings
 from atoz_watcher.net.sftp_address import Failure, SftpError, host_allowed, parse_address
-from tests.api.test_api import (
-    DOCUMENTS,
-    FIELDS,
-    PAYLOAD,
-    UPLOAD,
-    Clinic,
-    api_settings,
-    b64,
-    make_clinic,
-    png,
-    serving,
+from tests.support.api import DOCUMENTS, FIELDS, PAYLOAD, UPLOAD, api_settings, b64, serving
+from tests.support.clinics import Clinic, make_clinic
+from tests.support.images import png
+from tests.support.leaks import SECRETS
+from tests.support.mounts import add_mount, add_mount_item, put_on_item
+from tests.support.sftp_site import (
+    DOWNLOAD_MOUNT,
+    DOWNLOAD_SFTP,
+    PASSWORD,
+    THUMBNAILS,
+    UPLOAD_SFTP,
+    SftpSite,
+    closed_port,
+    creds,
+    known_hosts,
+    sftp_api,
+    site,
 )
-from tests.app.test_daemon import wait_for
-from tests.conftest import SECRETS, World, _make_world
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
-USER, PASSWORD = "myUsername", "s3cret-Pa55-word"
-SECRETS.add(PASSWORD, what="SFTP password")
-UPLOAD_SFTP = "/api/v1/documents/UploadSftp"
-DOWNLOAD_SFTP = "/api/v1/documents/DownloadSftp"
-THUMBNAILS = "/api/v1/documents/Thumbnails"
-DOWNLOAD_MOUNT = "/api/v1/documents/DownloadMount"
-STOP_S = 30.0
-
-
-@dataclass
-class SftpSite:
-    """A real SFTP server on 127.0.0.1, chrooted to ``root``; ``connections`` counts the TCP
-    connections it accepted, ``disconnections`` those that ended."""
-
-    root: Path
-    users: dict[str, str]
-    host_key: asyncssh.SSHKey = field(
-        default_factory=lambda: asyncssh.generate_private_key("ssh-ed25519")
-    )
-    port: int = 0
-    connections: int = 0
-    disconnections: int = 0
-    # The SFTP server each session gets (a subclass that misbehaves, for the fault tests).
-    sftp_server: type[asyncssh.SFTPServer] = asyncssh.SFTPServer
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    _thread: threading.Thread | None = None
-    _acceptor: asyncssh.SSHAcceptor | None = None
-
-    def known_hosts_line(self, key: asyncssh.SSHKey | None = None) -> str:
-        public = (key or self.host_key).export_public_key().decode("ascii")
-        return f"[127.0.0.1]:{self.port} {public}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop.run_forever, name="sftp-site")
-        self._thread.start()
-        self._acceptor = asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(30)
-        self.port = self._acceptor.get_port()
-
-    async def _listen(self) -> asyncssh.SSHAcceptor:
-        site = self
-
-        class Server(asyncssh.SSHServer):
-            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-                del conn
-                site.connections += 1
-
-            def connection_lost(self, exc: Exception | None) -> None:
-                del exc
-                site.disconnections += 1
-
-            def begin_auth(self, username: str) -> bool:
-                del username
-                return True
-
-            def password_auth_supported(self) -> bool:
-                return True
-
-            def validate_password(self, username: str, password: str) -> bool:
-                return site.users.get(username) == password
-
-        chroot = str(self.root).encode()
-        return await asyncssh.listen(
-            "127.0.0.1",
-            0,
-            server_factory=Server,
-            server_host_keys=[self.host_key],
-            sftp_factory=lambda chan: self.sftp_server(chan, chroot=chroot),
-            allow_scp=False,
-        )
-
-    def stop(self) -> None:
-        async def close() -> None:
-            if self._acceptor is not None:
-                self._acceptor.close()
-                await self._acceptor.wait_closed()
-            current = asyncio.current_task()
-            rest = [t for t in asyncio.all_tasks() if t is not current]
-            for task in rest:
-                task.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
-            # Join the loop's executor threads (file I/O, name lookups): loop.close() would
-            # only ask them to stop, and the suite's thread-leak check could see one still up.
-            await asyncio.get_running_loop().shutdown_default_executor()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(STOP_S)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(STOP_S)
-        assert not self._thread.is_alive()
-        self._loop.close()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[SftpSite]:
-    root = tmp_path / "sftp-root"
-    root.mkdir()
-    server = SftpSite(root=root, users={USER: PASSWORD})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def known_hosts(tmp_path: Path, *lines: str) -> Path:
-    path = tmp_path / f"known_hosts-{uuid.uuid4().hex[:8]}"
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
-
-
-def with_sftp(settings: Settings, **sftp: Any) -> Settings:
-    return settings.model_copy(update={"sftp": SftpSettings(**sftp)})
-
-
-@contextmanager
-def sftp_api(
-    clinic: Clinic,
-    site: SftpSite,
-    tmp_path: Path,
-    *,
-    storage: str = "LocalAtoZ",
-    thumbnails: bool = False,
-    **sftp: Any,
-) -> Iterator[httpx.Client]:
-    options: dict[str, Any] = {
-        "known_hosts": known_hosts(tmp_path, site.known_hosts_line()),
-        "connect_timeout": 10,
-        # The site is on loopback and a free port: both refused unless allowed.
-        "allow_hosts": ("127.0.0.1",),
-        "allow_ports": (site.port,),
-        **sftp,
-    }
-    settings = with_sftp(
-        api_settings(clinic.world, storage=storage, thumbnails=thumbnails), **options
-    )
-    with serving(settings, clinic.world) as api:
-        yield api
-
-
-def creds(address: str, site: SftpSite, **more: Any) -> dict[str, Any]:
-    return {
-        "SftpAddress": f"127.0.0.1/{address}",
-        "SftpPort": site.port,
-        "SftpUsername": USER,
-        "SftpPassword": PASSWORD,
-        **more,
-    }
+__all__ = ["site"]  # the SFTP site fixture, used by name
 
 
 def upload(api: httpx.Client, clinic: Clinic, data: bytes, extension: str) -> int:
@@ -200,23 +51,6 @@ def upload(api: httpx.Client, clinic: Clinic, data: bytes, extension: str) -> in
     )
     assert reply.status_code == 201, reply.text
     return int(reply.json()["DocNum"])
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def sqlite_clinic(tmp_path: Path) -> Iterator[Clinic]:
-    for world in _make_world("sqlite", tmp_path):
-        yield make_clinic(world)
-
-
-@pytest.fixture
-def clinic(world: World) -> Clinic:
-    return make_clinic(world)
 
 
 STORAGES = ["LocalAtoZ", "InDatabase"]
@@ -595,47 +429,19 @@ def test_download_sftp_errors(sqlite_clinic: Clinic, site: SftpSite, tmp_path: P
     assert list(site.root.iterdir()) == []
 
 
-def _mount(world: World, pat: int, category: int, **columns: Any) -> int:
-    return world._insert(
-        "mount",
-        {
-            "PatNum": pat,
-            "DocCategory": category,
-            "DateCreated": datetime(2021, 5, 11),
-            "Description": "4BW",
-            "Note": "",
-            **columns,
-        },
-    )
-
-
-def _item(world: World, mount: int, order: int, **columns: Any) -> int:
-    return world._insert(
-        "mountitem", {"MountNum": mount, "ItemOrder": order, "TextShowing": "", **columns}
-    )
-
-
-def _on_item(world: World, doc_num: int, item: int) -> None:
-    with world.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE document SET MountItemNum = :i WHERE DocNum = :d"),
-            {"i": item, "d": doc_num},
-        )
-
-
 @pytest.mark.parametrize("storage", STORAGES)
 def test_download_sftp_writes_a_mount_composite(
     bare_world: World, site: SftpSite, tmp_path: Path, storage: str
 ) -> None:
     clinic = make_clinic(bare_world)
     world = clinic.world
-    mount = _mount(world, clinic.pat, clinic.xrays, Width=200, Height=100, ColorBack=-16777216)
+    mount = add_mount(world, clinic.pat, clinic.xrays, Width=200, Height=100, ColorBack=-16777216)
     items = [
-        _item(world, mount, 0, Xpos=0, Ypos=0, Width=100, Height=100),
-        _item(world, mount, 1, Xpos=100, Ypos=0, Width=100, Height=100),
+        add_mount_item(world, mount, 0, Xpos=0, Ypos=0, Width=100, Height=100),
+        add_mount_item(world, mount, 1, Xpos=100, Ypos=0, Width=100, Height=100),
     ]
     with sftp_api(clinic, site, tmp_path, storage=storage) as api:
-        _on_item(world, upload(api, clinic, png((100, 100)), ".png"), items[0])
+        put_on_item(world, upload(api, clinic, png((100, 100)), ".png"), items[0])
         reply = api.post(DOWNLOAD_SFTP, json=creds("Mounts/", site, MountNum=mount))
         named = api.post(DOWNLOAD_SFTP, json=creds("Mounts/FMX.jpg", site, MountNum=mount))
         wrong = api.post(DOWNLOAD_SFTP, json=creds("Mounts/FMX.png", site, MountNum=mount))
@@ -709,19 +515,19 @@ def test_download_mount_puts_every_image_of_the_mount(
 ) -> None:
     clinic = make_clinic(bare_world)
     world = clinic.world
-    mount = _mount(world, clinic.pat, clinic.xrays, Width=200, Height=100)
-    first, second, empty = (_item(world, mount, order) for order in (1, 0, 2))
+    mount = add_mount(world, clinic.pat, clinic.xrays, Width=200, Height=100)
+    first, second, empty = (add_mount_item(world, mount, order) for order in (1, 0, 2))
     images = {".png": png((30, 20)), ".jpg": PAYLOAD}
     with sftp_api(clinic, site, tmp_path, storage=storage) as api:
         on_first = upload(api, clinic, images[".png"], ".png")
         on_second = upload(api, clinic, images[".jpg"], ".jpg")
         upload(api, clinic, PAYLOAD, ".bmp")  # not on the mount
-        _on_item(world, on_first, first)
-        _on_item(world, on_second, second)
+        put_on_item(world, on_first, first)
+        put_on_item(world, on_second, second)
         reply = api.post(DOWNLOAD_MOUNT, json=creds("myUsername/Mounts", site, MountNum=mount))
         unknown = api.post(DOWNLOAD_MOUNT, json=creds("Mounts/", site, MountNum=mount + 9))
-        bare = _mount(world, clinic.pat, clinic.xrays)
-        _item(world, bare, 0)
+        bare = add_mount(world, clinic.pat, clinic.xrays)
+        add_mount_item(world, bare, 0)
         nothing = api.post(DOWNLOAD_MOUNT, json=creds("Mounts/", site, MountNum=bare))
     del empty
 

@@ -23,7 +23,9 @@ from atoz_watcher.app.check import (
 from atoz_watcher.config.sections import WatcherSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.engine import make_engine
-from tests.conftest import SECRETS, World, mariadb_database
+from tests.support.leaks import SECRETS
+from tests.support.mariadb import mariadb_database
+from tests.support.worlds import World
 
 NAMES = [
     "database",

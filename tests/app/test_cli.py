@@ -18,20 +18,11 @@ from sqlalchemy import inspect, text
 from atoz_watcher.app.cli_args import COMMANDS
 from atoz_watcher.app.demo import png_bytes
 from atoz_watcher.db.engine import DEFAULT_CATEGORIES, create_missing_tables, make_engine
-from tests.conftest import MARIADB, World, mariadb_database
+from tests.support.mariadb import MARIADB, mariadb_database
+from tests.support.processes import COMMAND_TIMEOUT_S, run
+from tests.support.worlds import World
 
-TIMEOUT = 120
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "atoz_watcher", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+pytestmark = pytest.mark.process  # each test runs the atoz-watcher command
 
 
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
@@ -172,7 +163,7 @@ def test_two_rescans_at_once_make_no_duplicates(world: World) -> None:
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    outputs = [p.communicate(timeout=COMMAND_TIMEOUT_S) for p in procs]
 
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
     docs = world.documents()
@@ -278,7 +269,7 @@ def test_demo_watch_runs_the_daemon_on_the_demo_tree(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:  # ends when the process does: no silent hang past TIMEOUT
+        for line in proc.stdout:  # ends when the process does: no silent hang past the timeout
             if line.startswith("watching "):
                 break
         folder = tmp_path / "OpenDentImages" / "S" / "SmithJohn1"

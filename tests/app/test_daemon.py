@@ -7,7 +7,7 @@ import errno
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +19,7 @@ from structlog.testing import capture_logs
 
 from atoz_watcher.app.daemon import Daemon
 from atoz_watcher.app.wiring import Components
-from atoz_watcher.config.sections import ThumbnailSettings, WatcherSettings
-from atoz_watcher.config.settings import Settings
+from atoz_watcher.config.sections import ThumbnailSettings
 from atoz_watcher.imaging.jobs import job_for
 from atoz_watcher.ingest import registrar as registrar_module
 from atoz_watcher.ingest import rescan as rescan_module
@@ -29,58 +28,16 @@ from atoz_watcher.system.contained import Folder
 from atoz_watcher.system.sdnotify import Notifier
 from atoz_watcher.watch import observer as observer_module
 from atoz_watcher.watch.observer import WatchError
-from tests.conftest import World
-
-DEADLINE_S = 60.0
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.05)
-
-
-def settings_for(world: World, **watcher: Any) -> Settings:
-    options: dict[str, Any] = {"settle_seconds": 0.3, "rescan_interval": 3600.0}
-    options.update(watcher)
-    return Settings(
-        atoz_path=world.root,
-        database_url=world.url,
-        state_dir=world.state,
-        watcher=WatcherSettings(**options),
-    )
-
-
-@contextmanager
-def running(world: World, **watcher: Any) -> Iterator[Daemon]:
-    """A daemon on its own thread; stopped (and joined) when the block ends."""
-    daemon = Daemon(
-        Components.from_settings(settings_for(world, **watcher), world.engine),
-        notifier=Notifier(None),
-    )
-    thread = threading.Thread(target=daemon.run, name="test-daemon")
-    thread.start()
-    try:
-        wait_for(lambda: daemon.mode != "")
-        yield daemon
-    finally:
-        daemon.handle_exit()
-        thread.join(15)
-        assert not thread.is_alive(), "the daemon did not stop within 15 s"
-
-
-def by_name(world: World) -> Counter[tuple[int, str]]:
-    return Counter((d["PatNum"], d["FileName"]) for d in world.documents())
+from tests.support.clinics import misc_and_xrays
+from tests.support.daemons import by_name, running, settings_for
+from tests.support.images import jpeg
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 
 @pytest.fixture
 def clinic(world: World) -> tuple[World, int, int]:
-    misc = world.add_category("Misc", order=0)
-    xrays = world.add_category("X-Rays", order=1)
-    return world, misc, xrays
+    return misc_and_xrays(world)
 
 
 def test_dropped_file_is_registered_once(clinic: tuple[World, int, int]) -> None:
@@ -385,9 +342,7 @@ def test_files_wait_for_an_image_category(world: World) -> None:
     }
 
 
-def jpeg(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
-    Image.new("RGB", size, (30, 160, 60)).save(path, quality=90)
-    return path
+PHOTO = jpeg((640, 480), (30, 160, 60), quality=90)
 
 
 def test_dropped_jpeg_gets_its_thumbnail(clinic: tuple[World, int, int]) -> None:
@@ -397,7 +352,7 @@ def test_dropped_jpeg_gets_its_thumbnail(clinic: tuple[World, int, int]) -> None
     thumbnail = folder / "Thumbnails" / "pano.jpg"
 
     with running(world):
-        jpeg(folder / f"_{xrays}_pano.jpg")
+        (folder / f"_{xrays}_pano.jpg").write_bytes(PHOTO)
         wait_for(thumbnail.exists)
 
     assert [d["FileName"] for d in world.documents(pat)] == ["pano.jpg"]
@@ -420,7 +375,7 @@ def test_damaged_image_is_registered_without_thumbnail_and_the_worker_goes_on(
         (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
         (folder / "empty.png").write_bytes(b"")
         wait_for(lambda: len(world.documents(pat)) == 2)
-        jpeg(folder / "good.jpg")
+        (folder / "good.jpg").write_bytes(PHOTO)
         wait_for((folder / "Thumbnails" / "good.jpg").exists)
 
     assert sorted(d["FileName"] for d in world.documents(pat)) == [
@@ -437,7 +392,8 @@ def test_thumbnails_missing_at_start_are_built(clinic: tuple[World, int, int]) -
     world, misc, _ = clinic
     pat = world.add_patient("Smith", "John", "SmithJohn1")
     folder = world.folder("SmithJohn1")
-    world.add_document(pat, jpeg(folder / "old.jpg").name, misc)
+    (folder / "old.jpg").write_bytes(PHOTO)
+    world.add_document(pat, "old.jpg", misc)
 
     with running(world):
         wait_for((folder / "Thumbnails" / "old.jpg").exists)
@@ -483,7 +439,7 @@ def test_thumbnails_can_be_switched_off(clinic: tuple[World, int, int]) -> None:
     thread.start()
     try:
         wait_for(lambda: daemon.mode != "")
-        jpeg(folder / "pano.jpg")
+        (folder / "pano.jpg").write_bytes(PHOTO)
         wait_for(lambda: len(world.documents(pat)) == 1)
     finally:
         daemon.handle_exit()

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.test_daemon import wait_for
-from tests.conftest import World
+from tests.support.mariadb import mariadb_start, mariadb_stop
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
+
+pytestmark = pytest.mark.process  # each test runs `atoz-watcher run`
 
 STOP_S = 10.0
 
@@ -133,37 +136,7 @@ def test_kill_9_mid_burst_then_restart_registers_everything_once(
     exactly_once(world, 500, xrays)
 
 
-def mariadb_stop() -> None:
-    subprocess.run(
-        ["/usr/bin/mariadb-admin", "--host=127.0.0.1", "--user=root", "shutdown"],
-        check=True,
-        timeout=60,
-    )
-
-
-def mariadb_start() -> None:
-    subprocess.run(
-        [
-            "/usr/sbin/start-stop-daemon",
-            "--start",
-            "--oknodo",
-            "--background",
-            "--exec",
-            "/usr/sbin/mariadbd",
-        ],
-        check=True,
-        timeout=60,
-    )
-    ping = [
-        "/usr/bin/mariadb-admin",
-        "--host=127.0.0.1",
-        "--user=root",
-        "--connect-timeout=2",
-        "ping",
-    ]
-    wait_for(lambda: subprocess.run(ping, capture_output=True, check=False).returncode == 0)
-
-
+@pytest.mark.outage
 def test_database_outage_loses_nothing(clinic: tuple[World, int, list[Path]]) -> None:
     world, xrays, folders = clinic
     if world.kind == "sqlite":

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.process  # a fresh interpreter
+
 PROBE = """
 import sys
 from pathlib import Path

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from sqlalchemy import event, text
 
 from atoz_watcher.db.engine import POOL_SIZE, read_engine
-from tests.conftest import World
+from tests.support.worlds import World
 
 # More at once than SQLAlchemy's default pool gives (5 + 10): the request past the 15th used
 # to wait pool_timeout (30 s) for a connection, then fail.

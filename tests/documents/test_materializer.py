@@ -30,7 +30,6 @@ from atoz_watcher.db import queries
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.documents.materializer import Materializer, Summary
 from atoz_watcher.documents.materializer_worker import JOIN_S, MaterializerWorker
-from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob
 from atoz_watcher.imaging.queue import RenderNow
 from atoz_watcher.imaging.render import Renderer
@@ -47,20 +46,16 @@ from atoz_watcher.rules.notes import (
     redact_url,
 )
 from atoz_watcher.storage import InDatabase, LocalAtoZ, Storage
-from tests.app.test_daemon import wait_for
-from tests.conftest import World
-from tests.net.test_guard import Route, Site, body, redirect, serving, table_resolver
+from tests.support.images import png
+from tests.support.placeholders import set_by_url
+from tests.support.sites import Route, Site, body, redirect, serving, table_resolver
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 RESOLVER = table_resolver({"intranet.test": ["10.0.0.5"], "metadata.test": ["169.254.169.254"]})
 
 
-def png(width: int = 120, height: int = 80) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 30, 90)).save(out, format="PNG")
-    return out.getvalue()
-
-
-PNG = png()
+PNG = png((120, 80), (200, 30, 90))
 
 
 class Clock:
@@ -115,15 +110,6 @@ def smith(world: World) -> tuple[World, int, int]:
 def site() -> Iterator[Site]:
     with serving({"/scans/pano.png": body(PNG, "image/png")}) as running:
         yield running
-
-
-def set_by_url(world: World, pat: int, url: str) -> int:
-    """A SetByUrl placeholder, made as our API makes it."""
-    writer = DocumentWriter(world.engine, LocalAtoZ(world.root), lock_timeout_s=30)
-    created = writer.create_placeholder(
-        NewDocument(pat_num=pat, extension="", description="Pano"), f"_download_:{url}"
-    )
-    return created.doc_num
 
 
 def row(world: World, doc_num: int) -> dict[str, Any]:
@@ -268,6 +254,7 @@ class TestExtensionFor:
 # -- httpx only with the first download -----------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     "module", ["atoz_watcher.app.daemon", "atoz_watcher.documents.materializer"]
 )

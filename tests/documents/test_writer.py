@@ -11,8 +11,9 @@ import pytest
 from atoz_watcher.documents.checks import CategoryError, PatientNotFoundError
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.storage import InDatabase, LocalAtoZ
-from tests.app.test_daemon import running, wait_for
-from tests.conftest import World
+from tests.support.daemons import running
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 PAYLOAD = bytes(range(256)) * 1000
 

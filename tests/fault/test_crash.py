@@ -16,94 +16,26 @@ The seed is printed; ``ATOZ_FAULT_SEED=<n>`` replays a run. ``--long`` / ``ATOZ_
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
-import signal
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGE_CATEGORY, World
-from tests.support.processes import AtozProcess
+from tests.support.processes import DaemonLife
+from tests.support.worlds import IMAGE_CATEGORY, World
+
+pytestmark = pytest.mark.process  # the daemon as a process, killed
 
 KILLS_CI = 25  # per database; three (SQLite, MariaDB InnoDB, MariaDB MyISAM): 75 kill points
 KILLS_LONG = 250
 PATIENTS = 12
 PREFIX = re.compile(r"^_\d*_")
-STOP_S = 10.0
 FINISH_S = 90.0
-
-
-# -- the daemon as a process ------------------------------------------------------------------
-
-
-class DaemonLife(AtozProcess):
-    """One `python -m atoz_watcher run` process, its notify socket and its log."""
-
-    def __init__(self, world: World, log: Path, **env: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        name = f"atoz-fault-{uuid.uuid4().hex}"
-        self.sock.bind("\0" + name)  # abstract namespace: no file, no path-length limit
-        self.messages: list[str] = []
-        environment = {
-            k: v for k, v in world.cli_env().items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))
-        }
-        environment.update(
-            NOTIFY_SOCKET="@" + name,
-            ATOZ_WATCHER__SETTLE_SECONDS="0.2",
-            ATOZ_WATCHER__OPEN_SETTLE_SECONDS="1.0",
-            ATOZ_METRICS__ENABLED="false",
-            ATOZ_THUMBNAILS__ENABLED="false",
-            ATOZ_MATERIALIZER__INTERVAL="0",
-        )
-        environment.update(env)
-        super().__init__("run", env=environment, log_path=log, stop_s=STOP_S)
-
-    def _pump(self, wait: float) -> None:
-        self.sock.settimeout(max(wait, 0.001))
-        with contextlib.suppress(TimeoutError):
-            self.messages.extend(self.sock.recv(4096).decode().split("\n"))
-
-    def ready(self) -> bool:
-        """Whether READY=1 came (non-blocking)."""
-        if "READY=1" not in self.messages:
-            self.sock.setblocking(False)
-            try:
-                while True:
-                    self.messages.extend(self.sock.recv(4096).decode().split("\n"))
-            except BlockingIOError:
-                pass
-        return "READY=1" in self.messages
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "READY=1" not in self.messages:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                pytest.fail(f"no READY=1 from the daemon (got {self.messages})\n{self.tail()}")
-            if self.proc.poll() is not None:
-                pytest.fail(f"the daemon exited ({self.proc.returncode})\n{self.tail()}")
-            self._pump(min(left, 0.2))
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def close(self) -> None:
-        super().close()
-        self.sock.close()
-
-    def tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
 
 # -- the files --------------------------------------------------------------------------------

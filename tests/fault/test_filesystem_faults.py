@@ -10,7 +10,6 @@ tests/app/test_daemon.py::test_event_queue_overflow_triggers_a_full_rescan.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
@@ -34,9 +32,12 @@ from atoz_watcher.ingest.rescan import FOLDER_VANISHED, Rescanner, Summary
 from atoz_watcher.rules.layout import folder_name, patient_dir
 from atoz_watcher.rules.matching import Unmatched
 from atoz_watcher.system.contained import Folder
-from tests.api.test_api import UPLOAD, api_settings, b64, make_clinic, serving
-from tests.app.test_daemon import running, wait_for
-from tests.conftest import World
+from tests.support.api import UPLOAD, api_settings, b64, serving
+from tests.support.clinics import make_clinic
+from tests.support.daemons import running
+from tests.support.images import jpeg
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 
 def _tool(name: str) -> str:
@@ -44,12 +45,6 @@ def _tool(name: str) -> str:
     if found is None:
         pytest.skip(f"{name} is not available")
     return found
-
-
-def jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (10, 200, 10)).save(out, "JPEG")
-    return out.getvalue()
 
 
 @contextmanager

@@ -28,11 +28,13 @@ from atoz_watcher.api.service import encoded_limit
 from atoz_watcher.config.sections import MaterializerSettings, SftpSettings
 from atoz_watcher.net.download import downloader_for
 from atoz_watcher.rules.notes import Failure, MaterializeError
-from tests.api.test_api import api_settings, make_clinic, serving
-from tests.app.test_daemon import running, wait_for
-from tests.conftest import World
-from tests.net.test_guard import redirect
-from tests.net.test_guard import serving as serving_site
+from tests.support.api import api_settings, serving
+from tests.support.clinics import make_clinic
+from tests.support.daemons import running
+from tests.support.sites import redirect
+from tests.support.sites import serving as serving_site
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 CORPUS = Path(__file__).parent / "corpus"
 FILE_CASES: list[dict[str, Any]] = json.loads((CORPUS / "file_names.json").read_text())

@@ -39,21 +39,21 @@ from atoz_watcher.ingest.rescan import LINK
 from atoz_watcher.rules.layout import patient_dir
 from atoz_watcher.system import fsops
 from atoz_watcher.system.metrics import Metrics
-from tests.api.test_api import DOCUMENTS, UPLOAD, api_settings, b64, make_clinic, serving
-from tests.api.test_api_sftp import (
+from tests.support.api import DOCUMENTS, UPLOAD, api_settings, b64, serving
+from tests.support.clinics import make_clinic
+from tests.support.images import png
+from tests.support.mounts import add_mount, add_mount_item, put_on_item
+from tests.support.sftp_site import (
     DOWNLOAD_MOUNT,
     DOWNLOAD_SFTP,
     THUMBNAILS,
     UPLOAD_SFTP,
     SftpSite,
-    _item,
-    _mount,
-    _on_item,
     creds,
     sftp_api,
     site,
 )
-from tests.conftest import World
+from tests.support.worlds import World
 
 __all__ = ["site"]  # the SFTP site fixture, used by name
 
@@ -68,13 +68,7 @@ ROUNDS = 12  # requests of each kind while a swap loop runs
 _EPOCH = datetime(2000, 1, 1)  # a DateTStamp every thumbnail is newer than
 
 
-def image(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
-
-
-SECRET = image((77, 33), GREEN)
+SECRET = png((77, 33), GREEN)
 
 
 def green_in(data: bytes) -> bool:
@@ -198,8 +192,8 @@ def test_files_that_are_links_are_refused(
     world = clinic.world
     before = snapshot(outside)
     with sftp_api(clinic, site, tmp_path) as api, capture_logs() as logs:
-        linked, linked_name = upload(api, clinic.pat, image((40, 30), RED))
-        fresh, fresh_name = upload(api, clinic.pat, image((60, 20), RED))
+        linked, linked_name = upload(api, clinic.pat, png((40, 30), RED))
+        fresh, fresh_name = upload(api, clinic.pat, png((60, 20), RED))
         # `ln -s /some/secret S/SmithJohn1/referral.png`
         (clinic.folder / linked_name).unlink()
         (clinic.folder / linked_name).symlink_to(outside / "secret.png")
@@ -208,13 +202,13 @@ def test_files_that_are_links_are_refused(
         (clinic.folder / "Thumbnails" / fresh_name).symlink_to(outside / "secret.png")
         download = api.post(DOWNLOAD_SFTP, json=creds("out/", site, DocNum=linked))
         thumbnails = api.post(THUMBNAILS, json=creds("thumbs/", site, PatNum=clinic.pat))
-        mount = _mount(world, clinic.pat, clinic.xrays, Width=200, Height=100)
+        mount = add_mount(world, clinic.pat, clinic.xrays, Width=200, Height=100)
         for order, doc in enumerate((linked, fresh)):
-            _on_item(world, doc, _item(world, mount, order))
+            put_on_item(world, doc, add_mount_item(world, mount, order))
         mounted = api.post(DOWNLOAD_MOUNT, json=creds("mount/", site, MountNum=mount))
         composite = api.post(DOWNLOAD_SFTP, json=creds("composite/", site, MountNum=mount))
         # A FIFO at a document's place: refused at once, never opened for reading (a hang).
-        piped, piped_name = upload(api, clinic.pat, image((10, 10), RED))
+        piped, piped_name = upload(api, clinic.pat, png((10, 10), RED))
         (clinic.folder / piped_name).unlink()
         os.mkfifo(clinic.folder / piped_name)
         fifo = api.post(DOWNLOAD_SFTP, json=creds("fifo/", site, DocNum=piped))
@@ -260,7 +254,7 @@ def test_folders_that_are_links_are_refused(
         )
         evil_download = api.post(DOWNLOAD_SFTP, json=creds("evil/", site, DocNum=victim))
         # A Thumbnails folder that is a link.
-        upload(api, clinic.pat, image((50, 50), RED))
+        upload(api, clinic.pat, png((50, 50), RED))
         (clinic.folder / "Thumbnails").symlink_to(outside / "thumbs", target_is_directory=True)
         thumbnails = api.post(THUMBNAILS, json=creds("shown/", site, PatNum=clinic.pat))
 
@@ -349,15 +343,15 @@ def test_links_swapped_in_during_requests_never_carry_a_byte(
     world = clinic.world
     other = world.add_patient("Jones", "Ann")
     (site.root / "incoming").mkdir()
-    (site.root / "incoming" / "scan.png").write_bytes(image((20, 20), RED))
+    (site.root / "incoming" / "scan.png").write_bytes(png((20, 20), RED))
     before = snapshot(outside)
     statuses: list[int] = []
     with sftp_api(clinic, site, tmp_path) as api:
-        doc, name = upload(api, clinic.pat, image((40, 30), RED))
-        upload(api, other, image((30, 30), RED))
+        doc, name = upload(api, clinic.pat, png((40, 30), RED))
+        upload(api, other, png((30, 30), RED))
         (clinic.folder / "Thumbnails").mkdir()
-        mount = _mount(world, clinic.pat, clinic.xrays, Width=100, Height=100)
-        _on_item(world, doc, _item(world, mount, 0))
+        mount = add_mount(world, clinic.pat, clinic.xrays, Width=100, Height=100)
+        put_on_item(world, doc, add_mount_item(world, mount, 0))
         other_folder = patient_dir(world.root, f"JonesAnn{other}")
         pairs = [
             (clinic.folder / name, outside / "secret.png"),  # the document's file
@@ -402,7 +396,7 @@ def test_the_registrar_and_thumbnail_worker_never_follow_a_swapped_in_link(
     folder = world.folder(f"SmithJohn{pat}")
     names = [f"_{xrays}_scan{i}.png" for i in range(20)]
     for each in names:
-        (folder / each).write_bytes(image((30, 20), RED))
+        (folder / each).write_bytes(png((30, 20), RED))
         (outside / each).write_bytes(SECRET)  # what a followed link would rename or register
     before = snapshot(outside)
     registrar = world.registrar()
@@ -470,7 +464,7 @@ def test_created_files_and_folders_carry_the_roots_group_under_umask_022(
     old = os.umask(0o022)
     try:
         with serving(api_settings(world, thumbnails=True), world) as api:
-            _, name = upload(api, clinic.pat, image((40, 30), RED))
+            _, name = upload(api, clinic.pat, png((40, 30), RED))
             thumbnail = clinic.folder / "Thumbnails" / name
             deadline = time.monotonic() + 30
             while not thumbnail.exists():  # rendered after the reply

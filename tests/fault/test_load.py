@@ -15,7 +15,6 @@ of registration and API latency, memory) are printed: docs/RELIABILITY.md quotes
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import statistics
@@ -31,10 +30,13 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
-from tests.conftest import SECRETS, World, _make_world
+from tests.support.images import jpeg, png
+from tests.support.leaks import SECRETS
 from tests.support.processes import AtozProcess
+from tests.support.worlds import World, make_world
+
+pytestmark = pytest.mark.process  # the daemon as a process
 
 LOAD_S_CI = 60.0
 LOAD_S_LONG = 600.0
@@ -50,18 +52,6 @@ STOP_S = 20.0
 DEVELOPER_KEY = "dev-KEY-load-5b2e9f0c7a41d3"
 CUSTOMER_KEY = "cust-KEY-load-0e8d4c6b2a97f1"
 SECRETS.add(DEVELOPER_KEY, CUSTOMER_KEY, what="API key")
-
-
-def jpeg(seed: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (seed % 256, 80, 160)).save(out, "JPEG")
-    return out.getvalue()
-
-
-def png(seed: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), (20, seed % 256, 90)).save(out, "PNG")
-    return out.getvalue()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -145,7 +135,7 @@ class Clinic:
 @pytest.fixture
 def load_clinic(tmp_path: Path) -> Iterator[Clinic]:
     kind = os.environ.get("ATOZ_FAULT_LOAD_DB", "sqlite")
-    for world in _make_world(kind, tmp_path):
+    for world in make_world(kind, tmp_path):
         misc = world.add_category("Misc", order=0)
         xrays = world.add_category("X-Rays", order=1)
         patients = []
@@ -171,7 +161,7 @@ def _paced(rate: float, stop: threading.Event, until: float) -> Iterator[int]:
 
 
 def _dropper(clinic: Clinic, load: Load, stop: threading.Event, until: float) -> None:
-    images = [jpeg(seed) for seed in range(16)]
+    images = [jpeg(colour=(seed % 256, 80, 160)) for seed in range(16)]
     try:
         for n in _paced(FILES_PER_S, stop, until):
             pat, folder = clinic.patients[n % len(clinic.patients)]
@@ -197,7 +187,7 @@ def _caller(
                 pat, _ = clinic.patients[(n * lanes + lane) % len(clinic.patients)]
                 started = time.perf_counter()
                 if (n * lanes + lane) % UPLOAD_EVERY == 0:
-                    payload = base64.b64encode(png(n)).decode("ascii")
+                    payload = base64.b64encode(png((40, 30), (20, n % 256, 90))).decode("ascii")
                     SECRETS.add_payload(payload)
                     body = {"PatNum": pat, "rawBase64": payload, "extension": ".png"}
                     kind, reply = "upload", client.post("/api/v1/documents/Upload", json=body)

@@ -5,7 +5,7 @@ reset after a warm-up request); four maximum Uploads at once must stay within tw
 file's size above idle (before: one 140 MB Upload took 5x its size, four 1.3 GB). A body over
 the limit is refused as it arrives: the answer comes while the client still holds the rest.
 
-Thumbnails: images made here, rendered in a fresh process (tests/fault/memory_probe.py); each
+Thumbnails: images made here, rendered in a fresh process (tests/support/memory_probe.py); each
 render's peak above idle must stay within the decoded size estimated from the header before
 decoding, and four threads sharing a budget within that budget. Before: an 8-bit 8000x10000
 DICOM peaked at 1.46 GB, 20 frames were all decoded, a 16-bit PNG took 6 bytes a pixel.
@@ -29,11 +29,12 @@ from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.imaging.jobs import Outcome, ThumbJob, carry_out
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.system.membudget import MB, MemoryBudget
-from tests.api.test_api import AUTH, make_clinic
-from tests.api.test_api_cli import API_ENV, process
-from tests.conftest import World
-from tests.fault import memory_probe
-from tests.fault.memory_probe import Rendered, render_in_process, reset_peak, status_kb
+from tests.support import memory_probe
+from tests.support.api import AUTH
+from tests.support.clinics import make_clinic
+from tests.support.memory_probe import Rendered, render_in_process, reset_peak, status_kb
+from tests.support.processes import API_ENV, process
+from tests.support.worlds import World
 
 MAX_UPLOAD = 24 * MB  # api.max_upload_bytes here: a "maximum Upload" the test can afford
 UPLOADS_AT_ONCE = 4
@@ -54,6 +55,7 @@ def _spools(world: World) -> list[Path]:
     return sorted(world.root.glob(".atoz-upload-*"))
 
 
+@pytest.mark.process
 def test_four_maximum_uploads_at_once_stay_within_twice_one_file(bare_world: World) -> None:
     world = bare_world
     clinic = make_clinic(world)
@@ -105,6 +107,7 @@ def _answer(sock: socket.socket) -> bytes:
     return answer
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_an_upload_over_the_limit_is_refused_as_it_arrives(bare_world: World, framing: str) -> None:
     world = bare_world
@@ -156,6 +159,7 @@ def _within_estimate(rendered: Rendered) -> None:
     assert rendered.above_idle_mb <= rendered.budget_peak_mb * 1.1 + SLACK_MB, rendered
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("kind", ["png16", "rgba", "tiff", "dicom"])
 def test_a_large_image_renders_within_its_estimate(images: dict[str, Path], kind: str) -> None:
     rendered = render_in_process([images[kind]], budget_mb=1024)
@@ -163,6 +167,7 @@ def test_a_large_image_renders_within_its_estimate(images: dict[str, Path], kind
     _within_estimate(rendered)
 
 
+@pytest.mark.process
 def test_an_8000_by_10000_dicom_no_longer_takes_a_gigabyte(images: dict[str, Path]) -> None:
     rendered = render_in_process([images["dicom"]], budget_mb=1024)
 
@@ -170,6 +175,7 @@ def test_an_8000_by_10000_dicom_no_longer_takes_a_gigabyte(images: dict[str, Pat
     assert rendered.above_idle_mb < 300, rendered  # 1.46 GB before
 
 
+@pytest.mark.process
 def test_one_frame_of_a_multi_frame_dicom_is_decoded(images: dict[str, Path]) -> None:
     one_frame_mb = 2000 * 2500 / MB
     rendered = render_in_process([images["frames"]], budget_mb=1024)
@@ -179,6 +185,7 @@ def test_one_frame_of_a_multi_frame_dicom_is_decoded(images: dict[str, Path]) ->
     assert rendered.above_idle_mb < 20 * one_frame_mb, rendered
 
 
+@pytest.mark.process
 def test_an_image_over_the_whole_budget_is_refused_before_decoding(
     images: dict[str, Path],
 ) -> None:
@@ -190,6 +197,7 @@ def test_an_image_over_the_whole_budget_is_refused_before_decoding(
     assert rendered.above_idle_mb < SLACK_MB, rendered
 
 
+@pytest.mark.process
 def test_threads_sharing_a_budget_stay_within_it(images: dict[str, Path]) -> None:
     # One RGBA render needs ~153 MB: with 160 MB the four threads take turns.
     rendered = render_in_process([images["rgba"]] * 4, budget_mb=160, threads=4)

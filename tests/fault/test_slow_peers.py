@@ -45,8 +45,10 @@ from atoz_watcher.net.sftp_address import Failure, SftpError
 from atoz_watcher.rules.notes import Failure as MaterializeFailure
 from atoz_watcher.rules.notes import MaterializeError
 from atoz_watcher.storage import LocalAtoZ
-from tests.api.test_api import DOCUMENTS, PAYLOAD, Clinic, make_clinic
-from tests.api.test_api_sftp import (
+from tests.support.api import DOCUMENTS, PAYLOAD
+from tests.support.clinics import Clinic, make_clinic
+from tests.support.placeholders import set_by_url
+from tests.support.sftp_site import (
     PASSWORD,
     UPLOAD_SFTP,
     USER,
@@ -55,10 +57,9 @@ from tests.api.test_api_sftp import (
     known_hosts,
     sftp_api,
 )
-from tests.app.test_daemon import wait_for
-from tests.conftest import World
-from tests.documents.test_materializer import set_by_url
-from tests.net.test_guard import Route, Site, serving, table_resolver
+from tests.support.sites import Route, Site, serving, table_resolver
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 # The margin the issue allows past transfer_timeout for the 400.
 MARGIN_S = 2.0
@@ -365,6 +366,7 @@ def test_a_trickling_download_is_cut_at_the_timeout(
     assert not any(p.is_file() for p in world.root.rglob("*"))
 
 
+@pytest.mark.process
 def test_atoz_watcher_materialize_cuts_a_trickling_download(
     bare_world: World, trickle_site: tuple[Site, Trickle]
 ) -> None:
@@ -544,6 +546,7 @@ def test_a_name_is_resolved_once_and_judged_before_connecting(
     assert connects == [("127.0.0.1", guarded_site.port)]
 
 
+@pytest.mark.process
 def test_the_guard_makes_no_http_client_load() -> None:
     """Building the SFTP client (and its guard) loads neither httpx nor asyncssh."""
     program = (

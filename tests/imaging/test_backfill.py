@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import text
 
 from atoz_watcher.imaging.backfill import Backfill
 from atoz_watcher.imaging.jobs import Outcome
 from atoz_watcher.imaging.render import Renderer
-from tests.app.test_cli import run
-from tests.conftest import World
+from tests.support.processes import run
+from tests.support.worlds import World
 
 
 def image(path: Path, size: tuple[int, int] = (320, 200)) -> Path:
@@ -108,6 +109,7 @@ def test_unsafe_names_in_the_database_write_nothing_outside_the_root(world: Worl
     assert summary.outcomes[Outcome.MADE] == 0
 
 
+@pytest.mark.process
 def test_thumbnails_command_with_patient_and_force(world: World) -> None:
     category = world.add_category("X-Rays", order=0)
     smith = world.add_patient("Smith", "John", "SmithJohn1")
@@ -137,6 +139,7 @@ def test_thumbnails_command_with_patient_and_force(world: World) -> None:
     assert "already fresh: 0" in forced.stdout
 
 
+@pytest.mark.process
 def test_thumbnails_command_refuses_in_database_storage(world: World) -> None:
     env = {**world.cli_env(), "ATOZ_STORAGE": "InDatabase"}
 

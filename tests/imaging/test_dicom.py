@@ -6,36 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from atoz_watcher.imaging.dicom import Windowing, read_windowing
-
-DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-
-
-def write_dicom(path: Path, **elements: Any) -> Path:
-    """A real Part 10 file (preamble, DICM, file meta) with ``elements`` and no pixel data."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DIGITAL_XRAY
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = DIGITAL_XRAY
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientName = "Smith^John"
-    ds.Rows = 2
-    ds.Columns = 2
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+from tests.support.images import write_dicom
 
 
 def patched(path: Path, old: bytes, new: bytes) -> Path:

@@ -37,8 +37,7 @@ from atoz_watcher.imaging.mounts import (
 )
 from atoz_watcher.imaging.render import Adjust, Renderer
 from atoz_watcher.storage import InDatabase, LocalAtoZ, Storage
-from tests.conftest import World
-from tests.imaging.test_render import (
+from tests.support.images import (
     BLUE,
     EDGE,
     GREEN,
@@ -51,6 +50,7 @@ from tests.imaging.test_render import (
     quadrants,
     write_dicom,
 )
+from tests.support.worlds import World
 
 GOLDEN = Path(__file__).parent / "golden" / "mount_4_items.png"
 REGENERATE = os.environ.get("ATOZ_REGENERATE_GOLDEN") == "1"

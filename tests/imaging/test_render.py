@@ -8,13 +8,10 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageOps
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from atoz_watcher.errors import ThumbnailError
 from atoz_watcher.imaging.render import (
@@ -27,16 +24,19 @@ from atoz_watcher.imaging.render import (
     output_format,
     thumbnailable,
 )
-
-Colour = tuple[int, int, int]
-
-EDGE: Colour = (30, 90, 160)  # fills the source; far from white so JPEG padding shows
-MIDDLE: Colour = (220, 120, 30)  # the middle half of the source, so the centre pixel is known
-# The four quadrants, to follow where a corner ends up.
-RED: Colour = (220, 30, 30)
-GREEN: Colour = (30, 200, 30)
-BLUE: Colour = (30, 30, 220)
-YELLOW: Colour = (230, 220, 30)
+from tests.support.images import (
+    BLUE,
+    EDGE,
+    GREEN,
+    MIDDLE,
+    RED,
+    YELLOW,
+    Colour,
+    dicom_levels,
+    framed,
+    quadrants,
+    write_dicom,
+)
 
 LANDSCAPE = (400, 250)
 PORTRAIT = (250, 400)
@@ -57,75 +57,15 @@ WRITTEN_AS = {
 }
 OPAQUE = {"JPEG", "BMP"}  # padding white; everything else transparent
 LOSSY = {"jpg", "jpeg", "webp"}
-DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
 # -- sources ----------------------------------------------------------------------------------
-
-
-def framed(size: tuple[int, int], edge: Colour = EDGE, middle: Colour = MIDDLE) -> Image.Image:
-    """``edge`` everywhere, ``middle`` over the middle half in each direction."""
-    image = Image.new("RGB", size, edge)
-    width, height = size
-    image.paste(middle, (width // 4, height // 4, width - width // 4, height - height // 4))
-    return image
-
-
-def quadrants(size: tuple[int, int]) -> Image.Image:
-    """Red top-left, green top-right, blue bottom-left, yellow bottom-right."""
-    image = Image.new("RGB", size)
-    width, height = size
-    image.paste(RED, (0, 0, width // 2, height // 2))
-    image.paste(GREEN, (width // 2, 0, width, height // 2))
-    image.paste(BLUE, (0, height // 2, width // 2, height))
-    image.paste(YELLOW, (width // 2, height // 2, width, height))
-    return image
 
 
 def exif_with(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = orientation
     return exif
-
-
-def write_dicom(
-    path: Path,
-    pixels: np.ndarray[Any, Any],
-    *,
-    photometric: str = "MONOCHROME2",
-    **elements: Any,
-) -> Path:
-    """A Part 10 file holding ``pixels`` (16-bit unsigned, 12 bits stored) and ``elements``."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DIGITAL_XRAY
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = DIGITAL_XRAY
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientName = "Smith^John"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def dicom_levels(size: tuple[int, int], edge: int, middle: int) -> np.ndarray[Any, Any]:
-    """Rows x columns: ``edge`` everywhere, ``middle`` over the middle half."""
-    width, height = size
-    pixels = np.full((height, width), edge, dtype=np.uint16)
-    pixels[height // 4 : height - height // 4, width // 4 : width - width // 4] = middle
-    return pixels
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -6,7 +6,7 @@ cleanly on SIGTERM. (With watchdog's default event mask, listing such a tree flo
 inotify queue and nothing is ever delivered: see handler.EVENT_FILTER.)
 
 The daemon runs as `pip install atoz-watcher` installs it: packages only the tests need
-(bench.harness.DEV_ONLY: rich, which structlog would import) are hidden from it. One daemon
+(tests.support.harness.DEV_ONLY: rich, which structlog would import) are hidden from it. One daemon
 run, made once for the module, measures everything (and one on an empty tree, the baseline);
 each test checks one figure, so a miss on one goal does not hide the others.
 fs.inotify.max_user_watches is raised for the run when it is too low for the tree (and put
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import (
+from tests.support.harness import (
     DEV_ONLY,
     WATCH_MARGIN,
     BenchFailure,
@@ -33,6 +33,8 @@ from bench.harness import (
     enough_watches,
     run_daemon,
 )
+
+pytestmark = pytest.mark.process  # the daemon as a process
 
 FOLDERS = 40_000
 

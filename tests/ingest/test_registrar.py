@@ -10,10 +10,7 @@ import os
 import time
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import text
 
 from atoz_watcher.db.models import IMG_TYPE_DOCUMENT, IMG_TYPE_RADIOGRAPH
@@ -22,7 +19,8 @@ from atoz_watcher.ingest import registrar as registrar_module
 from atoz_watcher.ingest.registrar import Candidate, Registered
 from atoz_watcher.ingest.rescan import TOO_RECENT, Rescanner
 from atoz_watcher.system.contained import Folder
-from tests.conftest import World
+from tests.support.images import write_dicom
+from tests.support.worlds import World
 
 
 @pytest.fixture
@@ -40,22 +38,6 @@ def rows(world: World, pat: int) -> list[tuple[str, int]]:
 
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
-
-
-def write_dicom(path: Path, *, centre: float, width: float) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Smith^John"
-    ds.Modality = "DX"
-    ds.WindowCenter = centre
-    ds.WindowWidth = width
-    ds.save_as(path, enforce_file_format=True)
 
 
 # -- Open Dental's rules, one by one ---------------------------------------------------------
@@ -293,7 +275,7 @@ def test_prefixed_dcm_reads_windowing_from_renamed_file(
     setup: tuple[World, int, int, int, Path],
 ) -> None:
     world, _, xrays, pat, folder = setup
-    write_dicom(folder / f"_{xrays}_bw.dcm", centre=2000, width=1000)
+    write_dicom(folder / f"_{xrays}_bw.dcm", WindowCenter=2000, WindowWidth=1000)
 
     world.rescan()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from atoz_watcher.ingest.rescan import Rescanner, Summary
 from atoz_watcher.rules.layout import folder_name, patient_dir
-from tests.conftest import World
+from tests.support.worlds import World
 
 
 def _files(folder: Path, *names: str) -> None:

@@ -1,4 +1,4 @@
-"""The real Samba server for the tests (bench/samba.py), and a relay that can cut it off.
+"""The real Samba server for the tests (tests/support/smbd.py), and a relay that can cut it off.
 
 ``Relay`` sits between the watcher and smbd: ``cut()`` closes every connection through it (the
 network dropped), ``hold()`` stops passing the server's answers on (a stalled link), as a
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.samba import Samba, SambaError, why_no_smbd
-from tests.conftest import SECRETS
+from tests.support.leaks import SECRETS
+from tests.support.smbd import Samba, SambaError, why_no_smbd
 
 
 def require_smbd() -> None:

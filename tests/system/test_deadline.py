@@ -8,7 +8,7 @@ import time
 import pytest
 
 from atoz_watcher.system.deadline import DeadlineExceededError, call_within
-from tests.app.test_daemon import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_the_result_and_the_exception_come_back() -> None:

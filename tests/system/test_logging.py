@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.process  # a fresh interpreter
+
 SCRIPT = """
 import warnings
 from atoz_watcher.system.logging import configure_logging

@@ -1,4 +1,4 @@
-"""The suite-wide secrets check (tests/conftest.py) can fail: each tap, fed a registered secret
+"""The suite-wide secrets check (tests/support/leaks.py) can fail: each tap, fed a registered secret
 on purpose, reports it. The leaks go to private collectors and registries, never the session's,
 so this file passes and the session's own check stays meaningful."""
 
@@ -18,7 +18,7 @@ import structlog
 from requests.adapters import BaseAdapter
 from structlog.testing import capture_logs
 
-from tests.conftest import SECRETS, Collector, Secrets, collecting_into
+from tests.support.leaks import SECRETS, Collector, Secrets, collecting_into
 
 ROOT = Path(__file__).resolve().parents[2]
 # Never registered in the session's registry: this file leaks it on purpose.
@@ -58,6 +58,7 @@ def test_an_error_body_with_a_secret_is_found_and_a_success_body_is_not_collecte
     assert "HTTP 401 /bad" in leak.where
 
 
+@pytest.mark.process
 def test_subprocess_output_with_a_secret_is_found() -> None:
     private = Collector()
     with collecting_into(private):
@@ -94,8 +95,8 @@ def test_short_or_non_text_secrets_are_refused() -> None:
 
 
 def test_the_session_registry_takes_and_finds_a_secret() -> None:
-    # Test modules register what they configure at import (tests/api/test_api.py: the API keys
-    # and its payload; tests/api/test_api_sftp.py: the SFTP passwords; tests/app/test_check.py: a
+    # Test modules register what they configure at import (tests/support/api.py: the API keys
+    # and its payload; tests/support/sftp_site.py: the SFTP password; tests/app/test_check.py: a
     # database password); fixtures may use the ``secrets`` fixture, which is this registry.
     before = len(SECRETS)
     SECRETS.add("session-KEY-0c9e7b12aa", what="API key")
@@ -103,6 +104,7 @@ def test_the_session_registry_takes_and_finds_a_secret() -> None:
     assert SECRETS.find("key session-KEY-0c9e7b12aa!") == [("API key", "key <API key>!")]
 
 
+@pytest.mark.process
 def test_a_leak_fails_a_whole_run_and_is_named(tmp_path: Path) -> None:
     """End to end: a run whose test prints and logs a registered secret passes its test but
     fails at session end, naming the test and masking the secret."""
@@ -112,7 +114,7 @@ def test_a_leak_fails_a_whole_run_and_is_named(tmp_path: Path) -> None:
         textwrap.dedent(
             f"""
             import structlog
-            from tests.conftest import SECRETS
+            from tests.support.leaks import SECRETS
 
             def test_leaky():
                 SECRETS.add({LEAKED!r}, what="SFTP password")

@@ -15,7 +15,7 @@ from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.filesystem import Filesystem, filesystem_of, parse_mountinfo
 from atoz_watcher.watch.handler import Event, QueueingHandler
 from atoz_watcher.watch.observer import start_watching
-from tests.conftest import World
+from tests.support.worlds import World
 
 # The shape of real lines (Debian 12): root on ext4, a CIFS share, an NFS export, sshfs.
 MOUNTINFO = """\

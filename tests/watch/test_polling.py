@@ -9,8 +9,9 @@ from pathlib import Path
 
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.polling import TreePoller
-from tests.app.test_daemon import by_name, running, wait_for
-from tests.conftest import World
+from tests.support.daemons import by_name, running
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
 
 
 def poller(root: Path, found: list[str], *, full_every: int = 0) -> TreePoller:

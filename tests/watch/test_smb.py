@@ -26,10 +26,12 @@ from atoz_watcher.errors import ConfigError
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.watch.handler import QueueingHandler
 from atoz_watcher.watch.observer import WatchError, start_watching
-from bench.samba import Samba, Workstation
-from tests.app.test_daemon import by_name, running, wait_for
-from tests.conftest import World, _make_world
+from tests.support.clinics import misc_and_xrays
+from tests.support.daemons import by_name, running
 from tests.support.samba import Relay, start_samba
+from tests.support.smbd import Samba, Workstation
+from tests.support.waiting import wait_for
+from tests.support.worlds import World, make_world
 
 
 @contextmanager
@@ -64,11 +66,10 @@ def smb_settings(samba: Samba, *, port: int | None = None, **extra: Any) -> SmbS
 
 @pytest.fixture
 def clinic(world: World) -> tuple[World, int, int]:
-    misc = world.add_category("Misc", order=0)
-    xrays = world.add_category("X-Rays", order=1)
-    return world, misc, xrays
+    return misc_and_xrays(world)
 
 
+@pytest.mark.process
 def test_files_written_over_smb_are_registered_once(
     clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -105,12 +106,11 @@ def test_files_written_over_smb_are_registered_once(
 
 @pytest.fixture
 def sqlite_clinic(tmp_path: Path) -> Iterator[tuple[World, int, int]]:
-    for world in _make_world("sqlite", tmp_path):
-        misc = world.add_category("Misc", order=0)
-        xrays = world.add_category("X-Rays", order=1)
-        yield world, misc, xrays
+    for world in make_world("sqlite", tmp_path):
+        yield misc_and_xrays(world)
 
 
+@pytest.mark.process
 def test_a_dropped_connection_mid_burst_loses_nothing(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -138,6 +138,7 @@ def test_a_dropped_connection_mid_burst_loses_nothing(
     assert max(counts.values()) == 1
 
 
+@pytest.mark.process
 def test_a_server_refusing_notifications_is_polled(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -160,6 +161,7 @@ def test_a_server_refusing_notifications_is_polled(
     assert [(d["FileName"], d["DocCategory"]) for d in world.documents(pat)] == [("a.jpg", misc)]
 
 
+@pytest.mark.process
 def test_too_many_changes_for_the_notify_buffer_are_caught_by_a_rescan(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -210,6 +212,7 @@ def watch(root: Path, settings: SmbSettings) -> None:
     watching.stop()
 
 
+@pytest.mark.process
 def test_a_wrong_password_is_a_clear_error_without_the_password(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -269,6 +272,7 @@ def smb_check(world: World, settings: SmbSettings) -> CheckResult:
     return results["smb notifications"]
 
 
+@pytest.mark.process
 def test_check_subscribes_once(sqlite_clinic: tuple[World, int, int], tmp_path: Path) -> None:
     world, _, _ = sqlite_clinic
     with serving(world, tmp_path) as samba:
@@ -279,6 +283,7 @@ def test_check_subscribes_once(sqlite_clinic: tuple[World, int, int], tmp_path: 
     assert samba.password not in found.detail
 
 
+@pytest.mark.process
 def test_check_names_a_refused_login_without_the_password(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:
@@ -296,6 +301,7 @@ def test_check_names_a_refused_login_without_the_password(
     assert "no such share" in refused.detail
 
 
+@pytest.mark.process
 def test_check_says_a_refusing_server_is_polled(
     sqlite_clinic: tuple[World, int, int], tmp_path: Path
 ) -> None:

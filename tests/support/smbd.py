@@ -101,7 +101,7 @@ class Samba:
         self.password_file = home / "password"
         self.password_file.write_text(self.password + "\n")
         self.password_file.chmod(0o600)
-        subprocess.run(  # noqa: S603 - fixed programs, our own arguments
+        subprocess.run(
             [SMBPASSWD, "-c", str(self.conf), "-a", "-s", self.username],
             input=f"{self.password}\n{self.password}\n",
             text=True,
@@ -110,7 +110,7 @@ class Samba:
             timeout=30,
         )
         self._log = (home / "smbd.stdout.log").open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed program, our own arguments
+        self.proc = subprocess.Popen(
             [SMBD, "--foreground", "--no-process-group", "-s", str(self.conf)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,

@@ -1,7 +1,7 @@
 """Large images made on the spot, and their thumbnails rendered in a fresh process whose peak
 memory is read from /proc (VmHWM): what a render really costs, not what we estimate.
 
-Run as ``python -m tests.fault.memory_probe BUDGET_MB THREADS FILE...``: renders every FILE
+Run as ``python -m tests.support.memory_probe BUDGET_MB THREADS FILE...``: renders every FILE
 (``THREADS`` at a time, one renderer and one budget) and prints one JSON line: the resident
 set before rendering, the peak, and each file's outcome ("made" or the refusal's reason).
 """
@@ -112,7 +112,7 @@ class Rendered:
 
 def render_in_process(files: list[Path], *, budget_mb: int, threads: int = 1) -> Rendered:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.fault.memory_probe", str(budget_mb), str(threads)]
+        [sys.executable, "-m", "tests.support.memory_probe", str(budget_mb), str(threads)]
         + [str(f) for f in files],
         cwd=ROOT,
         capture_output=True,
