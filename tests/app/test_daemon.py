@@ -415,7 +415,9 @@ def test_a_job_handed_to_on_stored_is_rendered_by_the_daemons_queue_and_counted(
     thread.start()
     try:
         wait_for(lambda: daemon.mode != "")
-        job = job_for(jpeg(folder / "stored.jpg"), stamp=datetime.now(), pat_num=pat, doc_num=None)
+        stored = folder / "stored.jpg"
+        stored.write_bytes(jpeg())
+        job = job_for(stored, stamp=datetime.now(), pat_num=pat, doc_num=None)
         assert job is not None
         daemon.on_stored(job)
         wait_for(job.dest.exists)
