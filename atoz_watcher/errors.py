@@ -55,3 +55,35 @@ class NoSuchPatientError(AtozError):
     def __init__(self, pat_num: int) -> None:
         self.pat_num = pat_num
         super().__init__(f"--patient {pat_num}: there is no patient with PatNum {pat_num}")
+
+
+class ArgumentError(AtozError):
+    """A command's argument names something it cannot use; the message names the option."""
+
+
+class DeletedPatientError(ArgumentError):
+    """A command was given a deleted patient (PatStatus 4), who takes no new documents."""
+
+    def __init__(self, pat_num: int) -> None:
+        self.pat_num = pat_num
+        super().__init__(
+            f"--patient {pat_num}: patient {pat_num} is deleted (PatStatus 4) and takes no "
+            "documents"
+        )
+
+
+class NoSuchCategoryError(ArgumentError):
+    """A command was given a category that is no visible image category, or names several."""
+
+    def __init__(self, given: str, reason: str) -> None:
+        self.given = given
+        self.reason = reason
+        super().__init__(f"--category {given}: {reason}")
+
+
+class OutputExistsError(ArgumentError):
+    """A command would overwrite a file it was not told it may replace."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"{path} exists; pass --force to replace it, or --out another file")

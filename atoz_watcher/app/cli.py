@@ -18,6 +18,7 @@ from atoz_watcher.app.cli_args import build_parser
 from atoz_watcher.app.commands.api import run_api
 from atoz_watcher.app.commands.check import run_check
 from atoz_watcher.app.commands.common import EXIT_FAILED
+from atoz_watcher.app.commands.cover_sheet import CoverRequest, run_cover_sheet
 from atoz_watcher.app.commands.demo import run_demo
 from atoz_watcher.app.commands.init_db import run_init_db
 from atoz_watcher.app.commands.rescan import run_rescan
@@ -26,6 +27,7 @@ from atoz_watcher.app.commands.thumbnails import run_thumbnails
 from atoz_watcher.config.settings import Settings, load_settings
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.errors import (
+    ArgumentError,
     AtozError,
     ConfigError,
     DatabaseUnavailableError,
@@ -55,7 +57,7 @@ QUIET_LEVELS = frozenset({"warning", "error"})
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db"} or (
+    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db", "cover-sheet"} or (
         args.command == "demo" and not args.watch
     )
     configure_logging(level=args.log_level or ("warning" if quiet else "info"))
@@ -132,6 +134,17 @@ def dispatch(
             per_file=per_file,
         ),
         "materialize": lambda: _materialize(settings, engine),
+        "cover-sheet": lambda: run_cover_sheet(
+            engine,
+            CoverRequest(
+                pat_num=args.patient,
+                category=args.category,
+                out=args.out,
+                paper=args.paper,
+                force=args.force,
+            ),
+            stdout=sys.stdout,
+        ),
         "thumbnails": lambda: run_thumbnails(
             settings,
             engine,
@@ -156,6 +169,7 @@ def exit_code(exc: AtozError) -> int:
     codes: tuple[tuple[type[AtozError], int], ...] = (
         (ConfigError, EXIT_CONFIG),
         (NoSuchPatientError, EXIT_CONFIG),
+        (ArgumentError, EXIT_CONFIG),
         (RootUnusableError, EXIT_ROOT),
         (NoImageCategoryError, EXIT_NO_CATEGORY),
         (DatabaseUnavailableError, EXIT_DATABASE),

@@ -71,6 +71,14 @@ COMMANDS = {
         "registered image whose thumbnail is missing or older than its document.",
         f"atoz-watcher --config {CONFIG} thumbnails --patient 15",
     ),
+    "cover-sheet": Command(
+        "write a patient's cover sheet (PDF) to put on top of their pages in a scanner",
+        "Write a one-page PDF for one patient: a QR code and a Code 128 that route the pages "
+        "scanned after it to this patient (and category), with the name, PatNum, birth date "
+        "and category in large type to check by eye. Paper: Letter by default (Open Dental's "
+        "users are mostly in the US), --paper a4 elsewhere. Prints the path written.",
+        "atoz-watcher cover-sheet --patient 18 --category Forms --paper a4",
+    ),
     "demo": Command(
         "import a throw-away sample tree into a throw-away SQLite database",
         "Build a sample A-to-Z folder and SQLite database (never the configured ones), import "
@@ -140,6 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
     thumbnails.add_argument(
         "--force", action="store_true", help="rebuild every thumbnail, fresh ones too"
     )
+    cover = sub["cover-sheet"]
+    cover.add_argument(
+        "--patient", type=int, metavar="PATNUM", required=True, help="the patient (PatNum)"
+    )
+    cover.add_argument(
+        "--category",
+        metavar="CATEGORY",
+        help="the image category to file under: its DefNum or its name, in any case (default: "
+        "none in the code; the inbox's category applies)",
+    )
+    cover.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write the PDF (default: cover-<PatNum>[-<category>].pdf here)",
+    )
+    cover.add_argument(
+        "--paper",
+        choices=("letter", "a4"),
+        default="letter",
+        help="paper size (default: letter, the US size most Open Dental users print on)",
+    )
+    cover.add_argument("--force", action="store_true", help="replace --out if it exists")
     demo = sub["demo"]
     demo.add_argument(
         "--dir",

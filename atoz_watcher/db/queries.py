@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -499,6 +499,81 @@ def pat_status(conn: Connection, *, pat_num: int) -> int | None:
     """patient.PatStatus (4 is Deleted); None when there is no such patient."""
     value = conn.execute(select(_PAT.c.PatStatus).where(_PAT.c.PatNum == pat_num)).first()
     return None if value is None else int(value[0] or 0)
+
+
+# Open Dental's "no birth date" is 0001-01-01; it shows no date before 1880 anywhere.
+_FIRST_BIRTH_YEAR = 1880
+
+
+@dataclass(frozen=True, slots=True)
+class PatientCard:
+    """Who a patient is, as a person reads it: for a printed cover sheet.
+
+    ``preferred`` and ``middle_initial`` are "" and ``birth_date`` None when the column is
+    empty, or when the table lacks it (a database atoz-watcher created has none of them).
+    """
+
+    pat_num: int
+    lname: str
+    fname: str
+    preferred: str
+    middle_initial: str
+    birth_date: date | None
+    pat_status: int
+
+
+# Columns a bare patient table may lack; read only where present.
+_CARD_OPTIONAL = ("Preferred", "MiddleI", "Birthdate")
+
+
+def _birth_date(value: object) -> date | None:
+    """A Birthdate as stored (a date, a datetime, text on SQLite, MySQL's zero date as text)
+    -> the date, or None for Open Dental's no-date."""
+    if isinstance(value, datetime):
+        value = value.date()
+    elif isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    if not isinstance(value, date) or value.year < _FIRST_BIRTH_YEAR:
+        return None
+    return value
+
+
+def patient_card(conn: Connection, *, pat_num: int) -> PatientCard | None:
+    """The patient's name, preferred name, middle initial, birth date and PatStatus; None
+    when there is no such patient."""
+    present = {column["name"] for column in inspect(conn).get_columns("patient")}
+    # The column names are ours (a fixed list), never the caller's.
+    columns = ["PatNum", "LName", "FName", "PatStatus"]
+    columns += [name for name in _CARD_OPTIONAL if name in present]
+    row = conn.execute(
+        text(f"SELECT {', '.join(columns)} FROM patient WHERE PatNum = :p"), {"p": pat_num}
+    ).first()
+    if row is None:
+        return None
+    values = dict(zip(columns, row, strict=True))
+    return PatientCard(
+        pat_num=int(values["PatNum"]),
+        lname=values["LName"] or "",
+        fname=values["FName"] or "",
+        preferred=(values.get("Preferred") or "").strip(),
+        middle_initial=(values.get("MiddleI") or "").strip(),
+        birth_date=_birth_date(values.get("Birthdate")),
+        pat_status=int(values["PatStatus"] or 0),
+    )
+
+
+def image_category_by(conn: Connection, *, key: int | str) -> list[ImageCategory]:
+    """The image categories (Category=18, hidden ones included) ``key`` names: the one whose
+    DefNum it is, or those whose ItemName it is, case-insensitively (and ignoring spaces around
+    it), in DefNum order. The caller decides what none, a hidden one or several mean."""
+    categories = sorted(image_categories(conn), key=lambda c: c.def_num)
+    if isinstance(key, int):
+        return [c for c in categories if c.def_num == key]
+    wanted = key.strip().casefold()
+    return [c for c in categories if (c.name or "").strip().casefold() == wanted]
 
 
 def mount_of_item(conn: Connection, *, mount_item_num: int) -> int | None:
