@@ -763,4 +763,3 @@ def documents_after(conn: Connection, *, pat_num: int, after_doc_num: int) -> li
         )
         for r in rows
     ]
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.inbox import Inbox, OutcomeKind
 from atoz_watcher.inbox.filer import OnStep, no_step
 from atoz_watcher.storage import LocalAtoZ
-from atoz_watcher.system.contained import Tree
 from tests.support import scans
 from tests.support.worlds import World
 
@@ -104,20 +102,10 @@ def desk(world: World, tmp_path: Path) -> Desk:
 
 
 def orphans(world: World) -> list[Path]:
-    """Files in patient folders that no document row names."""
-    known = {(row["PatNum"], row["FileName"]) for row in world.documents()}
-    found = []
-    for pat_num in {row["PatNum"] for row in world.documents()}:
-        folder = world.image_folder(pat_num)
-        path = world.root / folder[0].upper() / folder
-        found.extend(
-            p for p in path.iterdir() if p.is_file() and (pat_num, p.name) not in known
-        )
-    return found
-
-
-def tree_of(world: World) -> Tree:
-    return Tree(world.root)
-
-
-Factory = Callable[..., Path]
+    """Files in patient folders (``<root>/<Letter>/<Folder>/``) that no document row names."""
+    known = {row["FileName"] for row in world.documents()}
+    return [
+        path
+        for path in world.root.glob("?/*/*")
+        if path.is_file() and not path.name.startswith(".") and path.name not in known
+    ]

@@ -20,7 +20,7 @@ from atoz_watcher.inbox import (
     Rule,
     Unmatched,
 )
-from tests.inbox.conftest import Desk, orphans
+from tests.inbox.conftest import Desk, make_desk, orphans
 from tests.support import scans
 from tests.support.images import write_dicom
 
@@ -40,12 +40,13 @@ BATCH_CASES = [
 
 
 def _sheet(pat_num: int, category: int | str | None = None) -> scans.Cover:
-    return scans.Cover(
-        CoverSheet(pat_num, "Test Patient", date(1980, 1, 2), category=category)
-    )
+    return scans.Cover(CoverSheet(pat_num, "Test Patient", date(1980, 1, 2), category=category))
 
 
-def _write(items, path: Path, *, dpi: int = 150, how=scans.Degradation()) -> Path:
+CLEAN = scans.Degradation()
+
+
+def _write(items, path: Path, *, dpi: int = 150, how=CLEAN) -> Path:
     pages = scans.batch_pages(items, dpi=dpi, how=how)
     if path.suffix == ".pdf":
         return scans.write_pdf(pages, path, dpi=dpi)
@@ -410,9 +411,7 @@ def test_a_damaged_pdf_is_unmatched_and_kept(desk):
     assert (desk.folder / "_Unmatched" / source.name).read_bytes().startswith(b"%PDF-1.7")
 
 
-def test_an_inbox_inside_the_atoz_root(world, tmp_path):
-    from tests.inbox.conftest import make_desk  # noqa: PLC0415
-
+def test_an_inbox_inside_the_atoz_root(world):
     desk = make_desk(world, world.root / "_Inbox")
     anna = desk.patients[0]
     source = _single_page(desk, f"PAT{anna}.pdf")
