@@ -8,6 +8,7 @@ It takes plain parts (engine, writer, storage, the ``[inbox]`` section) and read
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from atoz_watcher.inbox.place import (
     remove,
 )
 from atoz_watcher.inbox.router import AssignMiss, Router
+from atoz_watcher.rules.naming import skip_reason
 from atoz_watcher.storage import Storage
 from atoz_watcher.system.contained import OutsideRootError
 
@@ -113,15 +115,9 @@ class Inbox:
         resumed = self._resume(index, parts)
         if resumed is not None:
             return resumed
-        try:
-            with filer.place.folder(*parts[:-1]) as folder:
-                mode = folder.lstat(parts[-1]).st_mode
-        except FileNotFoundError:
-            return Skipped(str(path), "gone")
-        except OSError as exc:
-            return Skipped(str(path), f"cannot be read: {exc.strerror or exc}")
-        if not _regular(mode) or parts[-1].startswith("."):
-            return Skipped(str(path), "not a regular file")
+        refused = _refusal(filer, parts)
+        if refused is not None:
+            return Skipped(str(path), refused)
         manifest = filer.claim(parts, default=self._folders[index].category)
         return filer.run(manifest) or Skipped(str(path), "gone")
 
@@ -263,10 +259,20 @@ def _original(filer: Filer, name: str) -> str:
     return str(facts.get("original") or name)
 
 
-def _regular(mode: int) -> bool:
-    import stat  # noqa: PLC0415
-
-    return stat.S_ISREG(mode)
+def _refusal(filer: Filer, parts: tuple[str, ...]) -> str | None:
+    """Why the file at ``parts`` is not taken (gone, a link or no regular file, a name Open
+    Dental skips), or None."""
+    try:
+        with filer.place.folder(*parts[:-1]) as folder:
+            mode = folder.lstat(parts[-1]).st_mode
+    except FileNotFoundError:
+        return "gone"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    skip = skip_reason(parts[-1])
+    return None if skip is None else f"a name Open Dental skips ({skip})"
 
 
 def _reason(value: str) -> Reason | str:

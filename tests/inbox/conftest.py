@@ -15,7 +15,7 @@ from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.inbox import Inbox, OutcomeKind
 from atoz_watcher.inbox.filer import OnStep, no_step
-from atoz_watcher.storage import LocalAtoZ
+from atoz_watcher.storage import LocalAtoZ, Storage
 from tests.support import scans
 from tests.support.worlds import World
 
@@ -38,13 +38,15 @@ class Desk:
         category: int | str | None = None,
         on_step: OnStep = no_step,
         writer: DocumentWriter | None = None,
+        storage: Storage | None = None,
         **settings: Any,
     ) -> Inbox:
         folders = (InboxFolder(path=self.folder, category=category),)
+        storage = storage or LocalAtoZ(self.world.root)
         return Inbox(
             self.world.engine,
-            writer or self.writer(),
-            LocalAtoZ(self.world.root),
+            writer or DocumentWriter(self.world.engine, storage, lock_timeout_s=30),
+            storage,
             InboxSettings(folders=folders, **settings),
             atoz_root=self.world.root,
             lock_timeout_s=30,
@@ -53,9 +55,6 @@ class Desk:
             on_outcome=lambda kind, label: self.outcomes.append((kind, label)),
             on_step=on_step,
         )
-
-    def writer(self) -> DocumentWriter:
-        return DocumentWriter(self.world.engine, LocalAtoZ(self.world.root), lock_timeout_s=30)
 
     def stored_path(self, row: dict[str, Any]) -> Path:
         """The file of a document row in its patient's folder."""

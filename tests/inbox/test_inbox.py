@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ from atoz_watcher.inbox import (
     Reason,
     Routed,
     Rule,
+    Skipped,
     Unmatched,
 )
+from atoz_watcher.storage import InDatabase
 from tests.inbox.conftest import Desk, make_desk, orphans
 from tests.support import scans
 from tests.support.images import write_dicom
@@ -89,6 +92,8 @@ def test_a_three_patient_twelve_page_batch_splits_into_three_documents(desk, kin
     assert desk.in_("_Work") == []
     assert not source.exists()
     assert (OutcomeKind.SPLIT, "cover-sheet") in desk.outcomes
+    # Each part's thumbnail job is handed on, as Upload's is.
+    assert sorted(job.doc_num for job in desk.thumbnails) == sorted(outcome.doc_nums)
     assert orphans(desk.world) == []
     # Each patient's folder was made and adopted into patient.ImageFolder.
     assert desk.world.image_folder(anna) == f"AveryAnna{anna}"
@@ -427,6 +432,29 @@ def test_a_link_in_the_inbox_is_refused(desk, tmp_path):
 
     outcome = desk.inbox().process(link)
 
-    assert type(outcome).__name__ == "Skipped"
+    assert isinstance(outcome, Skipped)
     assert link.is_symlink()
     assert desk.world.documents() == []
+
+
+def test_in_database_storage_keeps_the_part_in_the_row(desk):
+    anna = desk.patients[0]
+    source = _single_page(desk, f"PAT{anna}.tif", 7)
+    content = source.read_bytes()
+
+    outcome = desk.inbox(storage=InDatabase()).process(source)
+
+    assert isinstance(outcome, Routed)
+    (row,) = desk.world.documents(anna)
+    assert base64.b64decode(row["RawBase64"]) == content
+    assert list(desk.world.root.glob("?/*/*")) == []
+
+
+def test_a_name_open_dental_skips_is_left_alone(desk):
+    source = desk.folder / "Thumbs.db"
+    source.write_bytes(b"x")
+
+    outcome = desk.inbox().process(source)
+
+    assert isinstance(outcome, Skipped)
+    assert source.exists()
