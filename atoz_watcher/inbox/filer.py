@@ -41,6 +41,7 @@ from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.imaging.jobs import OnStored, job_for
+from atoz_watcher.imaging.pages import UnreadableScanError
 from atoz_watcher.imaging.split import PartFile, split_scan
 from atoz_watcher.inbox.manifest import Manifest, PartRecord
 from atoz_watcher.inbox.outcomes import (
@@ -169,7 +170,11 @@ class Filer:
                 if early is not None:
                     return early
             if manifest.state == "routed":
-                self._split(work, manifest)
+                try:
+                    self._split(work, manifest)
+                except (UnreadableScanError, ValueError) as exc:
+                    # Its codes were read, its pages cannot be copied: nothing was filed yet.
+                    return self._unreadable(work, manifest, str(exc))
             if manifest.state == "split":
                 for part in manifest.parts:
                     self._file_part(work, manifest, part)
@@ -177,6 +182,27 @@ class Filer:
                 manifest.save(work)
                 self._step("finishing")
             return self._finish(work, manifest)
+
+    def _unreadable(self, work: Folder, manifest: Manifest, detail: str) -> Outcome:
+        for part in manifest.parts:
+            if part.file is not None:
+                work.unlink(part.file, missing_ok=True)
+        name = self._park(
+            work,
+            manifest,
+            where=UNMATCHED,
+            file=manifest.work,
+            wanted=manifest.name,
+            facts={"reason": Reason.UNREADABLE_SCAN.value, "detail": detail},
+        )
+        remove(work, manifest.file_name)
+        self._report_unmatched(manifest, Reason.UNREADABLE_SCAN, detail)
+        return Unmatched(
+            source="/".join(manifest.source),
+            reason=Reason.UNREADABLE_SCAN,
+            name=name,
+            detail=detail,
+        )
 
     def _route(self, work: Folder, manifest: Manifest) -> Outcome | None:
         """Hash and route the claimed file; an outcome when it ends here (duplicate,

@@ -131,8 +131,9 @@ class Inbox:
                     outcomes.append(outcome)
         return outcomes
 
-    def catch_up(self) -> list[Outcome]:
-        """``recover``, then ``process`` every file already waiting in the inboxes."""
+    def catch_up(self, *, ready: Callable[[Path], bool] | None = None) -> list[Outcome]:
+        """``recover``, then ``process`` every file already waiting in the inboxes (those
+        ``ready`` accepts, e.g. the daemon's stability check; the others are left for later)."""
         outcomes = self.recover()
         for filer in self._filers:
             try:
@@ -140,7 +141,10 @@ class Inbox:
             except FileNotFoundError:
                 log.warning("inbox.missing", inbox=str(filer.place.path))
                 continue
-            outcomes.extend(self.process(filer.place.path.joinpath(*parts)) for parts in waiting)
+            for parts in waiting:
+                path = filer.place.path.joinpath(*parts)
+                if ready is None or ready(path):
+                    outcomes.append(self.process(path))
         return outcomes
 
     def assign(self, path: Path, pat_num: int, category: int | str | None = None) -> Outcome:

@@ -137,7 +137,7 @@ class DyingWriter(DocumentWriter):
                     "Signature": "",
                 },
             )
-        if self._leaves in {"file", "row-and-file"}:
+        if self._leaves in {"file", "row-and-file", "file-registered"}:
             # The file renamed into the patient folder, the row never committed (InnoDB).
             with world.engine.connect() as conn:
                 patient = queries.patient(conn, pat_num=new.pat_num)
@@ -149,10 +149,17 @@ class DyingWriter(DocumentWriter):
             target.mkdir(parents=True, exist_ok=True)
             name = folder_name(patient.lname, patient.fname, 999) + new.extension
             (target / name).write_bytes(data.path.read_bytes())
+            if self._leaves == "file-registered":
+                # The daemon's registrar found that file before the inbox recovered.
+                world.add_document(new.pat_num, name, new.category or 0)
+                with world.engine.begin() as conn:
+                    queries.adopt_folder(conn, pat_num=new.pat_num, folder=folder)
         raise Kill(self._leaves)
 
 
-@pytest.mark.parametrize("leaves", ["row", "file", "row-and-file", "committed-row"])
+@pytest.mark.parametrize(
+    "leaves", ["row", "file", "row-and-file", "file-registered", "committed-row"]
+)
 def test_a_kill_inside_the_writer_is_recovered(desk, leaves):
     batch = _batch(desk)
     source = desk.folder / "batch.pdf"

@@ -396,8 +396,10 @@ def test_catch_up_takes_every_waiting_file_but_not_the_inboxs_own_folders(desk):
     kept = _write([3], desk.folder / "_Staff" / f"PAT{ben} x.pdf")
     (desk.folder / ".hidden.pdf").write_bytes(b"%PDF-")
 
-    outcomes = desk.inbox().catch_up()
+    later = _single_page(desk, f"PAT{anna} later.pdf", 9)
+    outcomes = desk.inbox().catch_up(ready=lambda path: path != later)
 
+    assert later.exists()  # not ready yet: left for later
     assert sorted(type(o).__name__ for o in outcomes) == ["Routed", "Routed"]
     assert desk.pages_of(anna) == [[1]]
     assert desk.pages_of(ben) == [[2]]
