@@ -125,6 +125,7 @@ class Inbox:
         """Finish every file a killed process left claimed in an inbox's ``_Work/``."""
         outcomes: list[Outcome] = []
         for filer in self._filers:
+            _remove_torn_writes(filer)
             for manifest in self._manifests(filer):
                 outcome = filer.run(manifest)
                 if outcome is not None:
@@ -261,6 +262,18 @@ def _original(filer: Filer, name: str) -> str:
     with filer.place.folder(UNMATCHED) as folder:
         facts = read_json(folder, name + REASON_SUFFIX) or {}
     return str(facts.get("original") or name)
+
+
+def _remove_torn_writes(filer: Filer) -> None:
+    """Remove the hidden temporary files a killed process left in ``_Work/`` (a manifest it
+    was rewriting: the manifest itself was only ever replaced whole)."""
+    try:
+        with filer.place.folder(WORK) as work:
+            for name in names(work):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    work.unlink(name, missing_ok=True)
+    except FileNotFoundError:
+        return
 
 
 def _refusal(filer: Filer, parts: tuple[str, ...]) -> str | None:

@@ -18,6 +18,7 @@ import pytest
 from atoz_watcher.db import queries
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.imaging.coversheet import CoverSheet
+from atoz_watcher.inbox import Routed
 from atoz_watcher.rules.layout import folder_name
 from atoz_watcher.storage import LocalAtoZ, Spool
 from tests.inbox.conftest import Desk, orphans
@@ -187,7 +188,12 @@ def test_a_file_claimed_by_a_killed_process_is_processed_again_by_name(desk):
     with pytest.raises(Kill):
         desk.inbox(on_step=kill).process(source)
     assert source.exists()  # the manifest is written first: the file never left
+    # A manifest being rewritten when the kill came: its temporary file, never the manifest.
+    (desk.folder / "_Work" / ".0123abcd.tmp").write_bytes(b'{"half": ')
 
-    desk.inbox().process(source)
+    outcome = desk.inbox().process(source)
+    desk.inbox().recover()
+
+    assert isinstance(outcome, Routed)
 
     _assert_each_page_once(desk, 0)
