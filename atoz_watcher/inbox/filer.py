@@ -35,11 +35,19 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
 from atoz_watcher.db.lock import locked_connection
+from atoz_watcher.documents.checks import (
+    CategoryError,
+    PatientDeletedError,
+    PatientNotFoundError,
+    patient_and_category,
+)
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
+from atoz_watcher.errors import AtozError
 from atoz_watcher.imaging.jobs import OnStored, job_for
 from atoz_watcher.imaging.pages import UnreadableScanError
 from atoz_watcher.imaging.split import PartFile, split_scan
@@ -69,7 +77,7 @@ from atoz_watcher.inbox.place import (
     remove,
     write_json,
 )
-from atoz_watcher.inbox.router import Decision, Router, Target
+from atoz_watcher.inbox.router import Decision, PartPlan, Router, Target
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.rules.naming import MAX_NAME_CHARS, parse_prefix, skip_reason
 from atoz_watcher.storage import Storage
@@ -227,7 +235,7 @@ class Filer:
                 remove(work, manifest.file_name)
                 self._report_duplicate(manifest, name)
                 return Duplicate(source="/".join(manifest.source), name=name)
-            decision = self._router.route(path, name=manifest.name, default=manifest.default)
+            decision = self._decide(path, manifest)
         else:
             decision = Decision(
                 Rule.ASSIGNED,
@@ -265,6 +273,19 @@ class Filer:
         self._step("routed")
         return None
 
+    def _decide(self, path: Path, manifest: Manifest) -> Decision:
+        """The router's decision; a file it cannot read at all (a decoder's own error) is
+        unmatched, never retried for ever. Database errors are the caller's to retry."""
+        try:
+            return self._router.route(path, name=manifest.name, default=manifest.default)
+        except (AtozError, DBAPIError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one odd file must not jam the inbox
+            return Decision(
+                None,
+                (PartPlan(None, reason=Reason.UNREADABLE_SCAN, detail=type(exc).__name__),),
+            )
+
     def _split(self, work: Folder, manifest: Manifest) -> None:
         """Write each part of a split batch to its own file in _Work/, and hash each."""
         splits: list[PartFile] = []
@@ -293,6 +314,8 @@ class Filer:
         if part.state in {"filed", "unmatched"}:
             return
         file = part.file or manifest.work
+        if part.target is not None and part.state == "planned":
+            self._recheck(work, manifest, part)
         if part.target is None:
             pages = None if part.pages is None else [p + 1 for p in part.pages]
             wanted = _part_name(manifest.name, part.pages)
@@ -357,6 +380,25 @@ class Filer:
             )
             if job is not None:
                 self._on_stored(job)
+
+    def _recheck(self, work: Folder, manifest: Manifest, part: PartRecord) -> None:
+        """Unmatch a planned part whose patient was deleted (or category removed) since it
+        was routed: such a part would fail in the writer on every try."""
+        target = Target(**part.target or {})
+        with self._engine.connect() as conn:
+            try:
+                patient_and_category(conn, pat_num=target.pat_num, category=target.category)
+            except PatientNotFoundError:
+                part.reason = Reason.UNKNOWN_PATIENT.value
+            except PatientDeletedError:
+                part.reason = Reason.DELETED_PATIENT.value
+            except CategoryError:
+                part.reason = Reason.UNKNOWN_CATEGORY.value
+            else:
+                return
+        part.target = None
+        part.detail = "since it was routed"
+        manifest.save(work)
 
     def _filed(self, work: Folder, manifest: Manifest, part: PartRecord, doc_num: int) -> None:
         part.state = "filed"
@@ -583,7 +625,5 @@ def _part_name(name: str, pages: list[int] | None) -> str:
     return f"{stem} ({label}){'.' + extension if extension else ''}"
 
 
-def _assigned_part(assigned: dict[str, Any]) -> Any:  # noqa: ANN401 - a PartPlan
-    from atoz_watcher.inbox.router import PartPlan  # noqa: PLC0415
-
+def _assigned_part(assigned: dict[str, Any]) -> PartPlan:
     return PartPlan(None, target=Target(**assigned["target"]))

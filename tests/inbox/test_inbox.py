@@ -460,3 +460,30 @@ def test_a_name_open_dental_skips_is_left_alone(desk):
 
     assert isinstance(outcome, Skipped)
     assert source.exists()
+
+
+def test_a_patient_deleted_after_routing_gets_nothing(desk):
+    anna, ben, _ = desk.patients
+    source = _write([_sheet(anna), 1, _sheet(ben), 2], desk.folder / "batch.pdf")
+
+    def delete_ben(step: str) -> None:
+        if step == "split":
+            desk.delete_patient(ben)
+
+    outcome = desk.inbox(on_step=delete_ben).process(source)
+
+    assert isinstance(outcome, Routed)
+    assert outcome.unmatched == (Reason.DELETED_PATIENT,)
+    assert desk.pages_of(anna) == [[1]]
+    assert desk.world.documents(ben) == []
+
+
+def test_a_file_no_decoder_can_read_is_not_left_in_work(desk):
+    source = desk.folder / f"PAT{desk.patients[0]}.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a PNG header and nothing else
+
+    outcome = desk.inbox().process(source)
+
+    # Not an image after all: the token routes it as the file it is (Open Dental would too).
+    assert isinstance(outcome, Routed | Unmatched)
+    assert desk.in_("_Work") == []
