@@ -9,9 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from atoz_watcher.rules.ignore import DEFAULT_IGNORE
+from atoz_watcher.rules.tokens import DEFAULT_PATTERN, TokenPatternError, TokenRule
 
 
 class ScanSettings(BaseModel):
@@ -195,3 +204,59 @@ class SftpSettings(BaseModel):
     max_in_flight: int = Field(default=8, ge=1, le=32)
     # Largest file UploadSftp pulls (bytes).
     max_bytes: PositiveInt = 100 * 1024 * 1024
+
+
+class InboxFolder(BaseModel):
+    """``[[inbox.folders]]``: one folder a scanner (or an export) drops files into."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Inside or outside the A-to-Z root; its subfolders whose names start with "_" (_Work,
+    # _Done, _Unmatched, _Duplicates) are the inbox's own and never processed.
+    path: Path
+    # The category a file gets when nothing in it names one: a DefNum or an image category's
+    # name. None: Open Dental's default, the first visible image category.
+    category: int | str | None = Field(default=None, union_mode="left_to_right")
+
+    @field_validator("category")
+    @classmethod
+    def _category_is_usable(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("a DefNum is a positive number")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a category name cannot be empty")
+        return value
+
+
+class InboxSettings(BaseModel):
+    """``[inbox]``: scanner inboxes, whose files are routed to patients and filed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    folders: tuple[InboxFolder, ...] = ()
+    # The original of a filed scan is kept in <inbox>/_Done/ this many days, then removed; a
+    # file with the same content arriving meanwhile is a duplicate (<inbox>/_Duplicates/).
+    keep_days: float = Field(default=30.0, ge=0)
+    # The routing rules, tried in this order; each can be switched off.
+    cover_sheets: bool = True
+    tokens: bool = True
+    dicom: bool = True
+    # What a DICOM file's PatientID is matched against: PatNum, or patient.ChartNumber.
+    dicom_match: Literal["patnum", "chart"] = "patnum"
+    # The regular expression that finds a patient in a file name (named groups patnum, chart,
+    # category); the default routes PAT18_consent.pdf, pat-18 x.pdf and PatNum18.jpg.
+    token_pattern: str = DEFAULT_PATTERN
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _token_pattern_compiles(cls, value: str) -> str:
+        try:
+            TokenRule.compile(value)
+        except TokenPatternError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def token_rule(self) -> TokenRule:
+        """The compiled token pattern (checked when the settings were loaded)."""
+        return TokenRule.compile(self.token_pattern)

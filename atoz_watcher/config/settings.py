@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from atoz_watcher.config.sections import (
     ApiSettings,
+    InboxSettings,
     MaterializerSettings,
     MetricsSettings,
     ScanSettings,
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     materializer: MaterializerSettings = MaterializerSettings()
     sftp: SftpSettings = SftpSettings()
+    inbox: InboxSettings = InboxSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -785,3 +785,56 @@ def mount_doc_nums(conn: Connection, *, mount_num: int) -> list[int]:
         {"m": mount_num},
     )
     return [int(r[0]) for r in rows]
+
+
+# -- the scanner inbox --------------------------------------------------------------------------
+
+
+def patients_by_chart(conn: Connection, *, chart_number: str) -> list[int] | None:
+    """The PatNums whose patient.ChartNumber is ``chart_number``; None when the table has no
+    ChartNumber column (Open Dental's has; a bare test database may not)."""
+    columns = {column["name"].lower() for column in inspect(conn).get_columns("patient")}
+    if "chartnumber" not in columns:
+        return None
+    rows = conn.execute(
+        text("SELECT PatNum FROM patient WHERE ChartNumber = :c ORDER BY PatNum"),
+        {"c": chart_number},
+    )
+    return [int(row[0]) for row in rows]
+
+
+def max_doc_num(conn: Connection, *, pat_num: int) -> int:
+    """The highest DocNum of ``pat_num``'s documents (0 when none): rows made later are above."""
+    value = conn.execute(select(func.max(_DOC.c.DocNum)).where(_DOC.c.PatNum == pat_num)).scalar()
+    return int(value or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentDocument:
+    """A patient's document row made after a known DocNum, as the inbox's recovery sees it."""
+
+    doc_num: int
+    file_name: str
+    description: str
+    blank_note: bool  # Note empty: no placeholder (``_download_:``, ``_rawBase64_:``)
+
+
+def documents_after(conn: Connection, *, pat_num: int, after_doc_num: int) -> list[RecentDocument]:
+    """``pat_num``'s documents with a DocNum above ``after_doc_num``, by DocNum."""
+    rows = conn.execute(
+        select(
+            _DOC.c.DocNum,
+            _DOC.c.FileName,
+            _DOC.c.Description,
+            (_DOC.c.Note.is_(None) | (_DOC.c.Note == "")).label("blank"),
+        )
+        .where(_DOC.c.PatNum == pat_num)
+        .where(_DOC.c.DocNum > after_doc_num)
+        .order_by(_DOC.c.DocNum)
+    )
+    return [
+        RecentDocument(
+            doc_num=int(r[0]), file_name=r[1] or "", description=r[2] or "", blank_note=bool(r[3])
+        )
+        for r in rows
+    ]

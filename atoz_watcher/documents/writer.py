@@ -43,6 +43,10 @@ class NewDocument:
     # The file's own name (UploadSftp keeps the remote one, as Open Dental does); None: Open
     # Dental's generated name (letters of the patient's name, the DocNum, the extension).
     file_name: str | None = None
+    # A radiograph filed as the folder import files a ``.dcm`` (the scanner inbox's DICOM):
+    # Open Dental's PrintHeading and the window read from the file (WindowingMin, Max).
+    print_heading: bool = False
+    windowing: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,9 @@ class DocumentWriter:
             DateTStamp=now,
             ToothNumbers=new.tooth_numbers,
             Note=note,
+            PrintHeading=int(new.print_heading),
+            WindowingMin=new.windowing[0],
+            WindowingMax=new.windowing[1],
         )
         return document_table.insert(conn, shape=self._table(conn), row=row)
 

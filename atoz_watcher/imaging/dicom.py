@@ -196,3 +196,28 @@ def _eight_bits(values: np.ndarray[Any, Any], window: Windowing | None) -> np.nd
         return np.zeros(values.shape, dtype=np.uint8)
     scaled = np.clip((values - low) * (255.0 / span), 0, 255)
     return np.rint(scaled).astype(np.uint8)
+
+
+_DICM_OFFSET = 128
+_DICM = b"DICM"
+
+
+def is_dicom(head: bytes) -> bool:
+    """Whether a file's first bytes are a DICOM file's (the 128-byte preamble, then DICM)."""
+    return head[_DICM_OFFSET : _DICM_OFFSET + len(_DICM)] == _DICM
+
+
+def read_patient_id(path: Path) -> str | None:
+    """The file's PatientID (0010,0020), stripped; None when it has none. Only the header is
+    read. ValueError for a file that is not DICOM, or is damaged."""
+    import pydicom  # noqa: PLC0415 - see the note at the top
+
+    try:
+        dataset = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["PatientID"], force=False
+        )
+        value = dataset.get("PatientID")
+    except _damaged() as exc:
+        raise ValueError(f"{path.name} is not a DICOM file: {exc}") from None
+    text = str(value).strip() if value is not None else ""
+    return text or None

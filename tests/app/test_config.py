@@ -357,3 +357,59 @@ class TestHelpfulErrors:
         assert lines[0] == f"configuration error in {config}:"
         assert any(line.startswith("  storage: ") for line in lines)
         assert any(line.startswith("  ATOZ_METRICS__PORT (metrics.port): ") for line in lines)
+
+
+def test_inbox_folders_and_their_categories(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        'atoz_path = "/srv/a"\n[inbox]\ndicom_match = "chart"\n'
+        '[[inbox.folders]]\npath = "/srv/scans"\ncategory = "Forms"\n'
+        '[[inbox.folders]]\npath = "/srv/xrays"\ncategory = 12\n'
+        '[[inbox.folders]]\npath = "/srv/other"\n',
+    )
+
+    inbox = load_settings(config, {}).inbox
+
+    assert [(f.path, f.category) for f in inbox.folders] == [
+        (Path("/srv/scans"), "Forms"),
+        (Path("/srv/xrays"), 12),
+        (Path("/srv/other"), None),
+    ]
+    assert (inbox.keep_days, inbox.cover_sheets, inbox.tokens, inbox.dicom) == (
+        30,
+        True,
+        True,
+        True,
+    )
+    assert inbox.dicom_match == "chart"
+    assert inbox.token_rule.route("PAT18_consent.pdf").pat_num == 18  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("(?P<patnum>[0-9]+", "not a valid regular expression"),
+        ("(?P<who>[0-9]+)", "unknown group(s) who"),
+        ("scan([0-9]+)", "names no patient"),
+    ],
+)
+def test_a_bad_token_pattern_is_a_config_error_naming_the_key(
+    tmp_path: Path, pattern: str, says: str
+) -> None:
+    config = write_config(
+        tmp_path, f"atoz_path = \"/srv/a\"\n[inbox]\ntoken_pattern = '{pattern}'\n"
+    )
+
+    message = config_error(config)
+
+    assert "inbox.token_pattern" in message
+    assert says in message
+
+
+def test_an_inbox_folder_needs_a_path_and_a_usable_category(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 'atoz_path = "/srv/a"\n[[inbox.folders]]\ncategory = 0\n')
+
+    message = config_error(config)
+
+    assert "inbox.folders.0.path: required" in message
+    assert "inbox.folders.0.category" in message
