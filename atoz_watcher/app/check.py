@@ -71,6 +71,7 @@ def run_checks(
         *check_inotify(root, mode=inotify_mode, proc=proc),
         *([check_smb(settings)] if mode == "smb" else []),
         check_state_dir(settings.state_path),
+        *(check_inbox(folder.path, root) for folder in settings.inbox.folders),
     ]
 
 
@@ -312,6 +313,60 @@ def check_state_dir(state: Path) -> CheckResult:
         detail=f"{state} does not exist and user {current_user()} cannot create it "
         f"(in {parent}): create it and chown it to that user, or set state_dir",
     )
+
+
+# An inbox's own subfolders (atoz_watcher.inbox.place): never links either.
+INBOX_OWN = ("_Work", "_Done", "_Unmatched", "_Duplicates")
+
+
+def check_inbox(inbox: Path, root: Path) -> CheckResult:
+    """An inbox folder exists, is a folder this user can write in (files are moved out of it),
+    and neither it (below the A-to-Z root) nor its own subfolders are links: the inbox refuses
+    them. One outside the root may itself be reached through a link (a mount)."""
+    name = f"inbox {inbox}"
+    try:
+        inside = inbox.relative_to(root).parts
+    except ValueError:
+        inside = None
+    where = "inside the A-to-Z root" if inside is not None else "outside the A-to-Z root"
+    try:
+        info = inbox.lstat()
+    except FileNotFoundError:
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"does not exist: create it for user {current_user()} (the folder "
+            "the scanner saves to), or fix [[inbox.folders]] path",
+        )
+    except OSError as exc:
+        return CheckResult(name, ok=False, detail=f"cannot be examined: {exc.strerror}")
+    steps = [root.joinpath(*inside[: n + 1]) for n in range(len(inside))] if inside else []
+    links = [str(step) for step in steps if _is_link(step)]
+    links += [str(inbox / own) for own in INBOX_OWN if _is_link(inbox / own)]
+    if links:
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"{', '.join(links[:SHOWN])}: a link, which the inbox refuses; replace it "
+            "with the real folder",
+        )
+    if not stat.S_ISDIR(info.st_mode) and not inbox.is_dir():  # a link only outside the root
+        return CheckResult(name, ok=False, detail="not a folder: fix [[inbox.folders]] path")
+    if not os.access(inbox, os.R_OK | os.W_OK | os.X_OK):
+        return CheckResult(
+            name,
+            ok=False,
+            detail=f"user {current_user()} cannot read and write in it: give that "
+            "user (or its group) rwx",
+        )
+    return CheckResult(name, ok=True, detail=f"a writable folder {where}")
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def current_user() -> str:

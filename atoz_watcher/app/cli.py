@@ -20,6 +20,7 @@ from atoz_watcher.app.commands.check import run_check
 from atoz_watcher.app.commands.common import EXIT_FAILED
 from atoz_watcher.app.commands.cover_sheet import CoverRequest, run_cover_sheet
 from atoz_watcher.app.commands.demo import run_demo
+from atoz_watcher.app.commands.inbox import run_inbox_assign, run_inbox_list
 from atoz_watcher.app.commands.init_db import run_init_db
 from atoz_watcher.app.commands.rescan import run_rescan
 from atoz_watcher.app.commands.run import run_daemon
@@ -57,7 +58,7 @@ QUIET_LEVELS = frozenset({"warning", "error"})
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db", "cover-sheet"} or (
+    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db", "cover-sheet", "inbox"} or (
         args.command == "demo" and not args.watch
     )
     configure_logging(level=args.log_level or ("warning" if quiet else "info"))
@@ -145,6 +146,7 @@ def dispatch(
             ),
             stdout=sys.stdout,
         ),
+        "inbox": lambda: _inbox(args, settings, engine),
         "thumbnails": lambda: run_thumbnails(
             settings,
             engine,
@@ -155,6 +157,19 @@ def dispatch(
         ),
     }
     return commands[args.command]()
+
+
+def _inbox(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    if args.inbox_command == "list":
+        return run_inbox_list(settings, engine, sys.stdout, as_json=args.json)
+    return run_inbox_assign(
+        settings,
+        engine,
+        args.file,
+        pat_num=args.patient,
+        category=args.category,
+        out=sys.stdout,
+    )
 
 
 def _materialize(settings: Settings, engine: Engine) -> int:

@@ -79,11 +79,19 @@ COMMANDS = {
         "users are mostly in the US), --paper a4 elsewhere. Prints the path written.",
         "atoz-watcher cover-sheet --patient 18 --category Forms --paper a4",
     ),
+    "inbox": Command(
+        "list the scans the inbox could not route, or file one by hand",
+        "The files waiting in each inbox's _Unmatched/ folder: `inbox list` prints them, "
+        "why each was not routed and when it came; `inbox assign FILE --patient N` files one "
+        "to a patient (and --category), as if it had come with that patient's cover sheet.",
+        f"atoz-watcher --config {CONFIG} inbox list",
+    ),
     "demo": Command(
         "import a throw-away sample tree into a throw-away SQLite database",
         "Build a sample A-to-Z folder and SQLite database (never the configured ones), import "
-        "it and list the documents. With --dir DIR they are kept there, and a second run "
-        "reuses them.",
+        "it and list the documents; a scanner inbox beside it holds a two-patient batch scan "
+        "with cover sheets, which is split and filed. With --dir DIR they are kept there, and "
+        "a second run reuses them.",
         "atoz-watcher demo --dir /tmp/atoz-demo --watch",
     ),
 }
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper size (default: letter, the US size most Open Dental users print on)",
     )
     cover.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _inbox_commands(sub["inbox"], common)
     demo = sub["demo"]
     demo.add_argument(
         "--dir",
@@ -183,3 +192,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="then keep running the daemon on it: drop files into its folders (Ctrl-C stops)",
     )
     return parser
+
+
+INBOX_COMMANDS = {
+    "list": Command(
+        "print every unmatched file of every inbox, why, and when it came",
+        "Print every file waiting in an inbox's _Unmatched/ folder, one line each: its path, "
+        "why it was not routed, when it came, and for a part of a split batch the pages of "
+        "the original; then how many. --json prints the same for scripts.",
+        f"atoz-watcher --config {CONFIG} inbox list --json",
+    ),
+    "assign": Command(
+        "file one unmatched file to a patient (and a category)",
+        "File FILE (a file in an inbox's _Unmatched/ folder) to the patient --patient names, "
+        "under --category (default: the first visible image category), and print its DocNum "
+        "and where the file went. A patient that does not exist or is deleted, or an unknown "
+        "category, is refused (exit code 2) and the file stays where it is.",
+        f"atoz-watcher --config {CONFIG} inbox assign /srv/scans/_Unmatched/scan0042.pdf "
+        "--patient 18 --category X-Rays",
+    ),
+}
+
+
+def _inbox_commands(inbox: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = inbox.add_subparsers(dest="inbox_command", required=True, metavar="ACTION")
+    sub = {
+        name: actions.add_parser(
+            name,
+            help=command.help,
+            description=textwrap.fill(command.description, width=HELP_WIDTH),
+            epilog=f"example:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        )
+        for name, command in INBOX_COMMANDS.items()
+    }
+    sub["list"].add_argument("--json", action="store_true", help="print JSON, for scripts")
+    assign = sub["assign"]
+    assign.add_argument("file", type=Path, metavar="FILE", help="a file in an _Unmatched/ folder")
+    assign.add_argument(
+        "--patient", type=int, metavar="PATNUM", required=True, help="the patient (PatNum)"
+    )
+    assign.add_argument(
+        "--category",
+        metavar="CATEGORY",
+        help="the image category: its DefNum or its name, in any case (default: the first "
+        "visible image category)",
+    )
