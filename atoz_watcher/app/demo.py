@@ -110,3 +110,46 @@ def registered_rows(engine: Engine) -> list[tuple[int, int, str, str, int]]:
     )
     with engine.connect() as conn:
         return [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(query)]
+
+
+BATCH_NAME = "batch-scan.pdf"
+# Content pages after each of the first two patients' cover sheets.
+_BATCH_PAGES = (2, 1)
+
+
+def drop_batch_scan(engine: Engine, inbox: Path, pat_nums: list[int]) -> Path:
+    """Put a batch scan in ``inbox``: for each of the first two patients a cover sheet and a
+    few pages, one PDF (what a scanner's feeder makes of a stack), written beside and renamed in."""
+    # Pillow and zxing-cpp load here only (see the note in app.cli).
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    from atoz_watcher.imaging.coversheet import (  # noqa: PLC0415
+        DPI,
+        CoverSheet,
+        PaperSize,
+        draw_cover_sheet,
+    )
+    from atoz_watcher.rules.patient_names import name_lf  # noqa: PLC0415
+
+    inbox.mkdir(parents=True, exist_ok=True)
+    pages: list[Image.Image] = []
+    size = PaperSize.LETTER.pixels
+    with engine.connect() as conn:
+        cards = [queries.patient_card(conn, pat_num=p) for p in pat_nums[: len(_BATCH_PAGES)]]
+    for card, count in zip(cards, _BATCH_PAGES, strict=True):
+        if card is None:
+            continue
+        name = name_lf(card.lname, card.fname, card.preferred, card.middle_initial)
+        sheet = CoverSheet(pat_num=card.pat_num, patient_name=name, birth_date=card.birth_date)
+        pages.append(draw_cover_sheet(sheet, paper=PaperSize.LETTER))
+        for number in range(1, count + 1):
+            page = Image.new("1", size, 1)
+            draw = ImageDraw.Draw(page)
+            draw.text((DPI, DPI), f"Sample page {number} of {count} for {name}", fill=0)
+            draw.rectangle((DPI, 2 * DPI, size[0] - DPI, 2 * DPI + 40 * number), fill=0)
+            pages.append(page)
+    dest = inbox / BATCH_NAME
+    temp = inbox / f".{BATCH_NAME}.tmp"
+    pages[0].save(temp, format="PDF", save_all=True, append_images=pages[1:], resolution=DPI)
+    temp.replace(dest)
+    return dest

@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 from atoz_watcher.app.commands.common import EXIT_OK, exit_on_signals
 from atoz_watcher.app.commands.rescan import print_summary
 from atoz_watcher.app.wiring import Components
 from atoz_watcher.app.wording import plural
-from atoz_watcher.config.sections import MetricsSettings, ScanSettings, WatcherSettings
+from atoz_watcher.config.sections import (
+    InboxFolder,
+    InboxSettings,
+    MetricsSettings,
+    ScanSettings,
+    WatcherSettings,
+)
 from atoz_watcher.config.settings import SQLITE_FILE_NAME, Settings
+from atoz_watcher.db import queries
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.ingest.registrar import Registrar
@@ -25,6 +33,9 @@ from atoz_watcher.system.journal import Journal
 # The heavy parts are imported in the command that runs them (see the note in app.cli).
 if TYPE_CHECKING:
     from atoz_watcher.app.demo import DemoTree
+    from atoz_watcher.inbox import Outcome
+
+INBOX_NAME = "ScannerInbox"
 
 
 def print_demo_tree(tree: DemoTree, url: str, out: TextIO) -> None:
@@ -36,8 +47,40 @@ def print_demo_tree(tree: DemoTree, url: str, out: TextIO) -> None:
         print(f"  #{pat_num:<3} {patient_dir(tree.root, name)}", file=out)
 
 
+def print_inbox(outcomes: list[Outcome], inbox: Path, engine: Engine, out: TextIO) -> None:
+    """What became of each file in the demo's inbox, in words."""
+    from atoz_watcher.inbox import Routed, Unmatched  # noqa: PLC0415 - see the note at the top
+
+    print(f"\nscanner inbox: {inbox}", file=out)
+    if not outcomes:
+        print("  nothing waiting (drop a scan here, or delete the demo for a fresh one)", file=out)
+    for outcome in outcomes:
+        name = Path(outcome.source).name
+        if isinstance(outcome, Routed):
+            with engine.connect() as conn:
+                entries = [queries.document_entry(conn, doc_num=d) for d in outcome.doc_nums]
+            filed = ", ".join(
+                f"DocNum {e.doc_num} for patient #{e.pat_num}" for e in entries if e is not None
+            )
+            split = "split by its cover sheets into " if len(entries) > 1 else "filed as "
+            print(f"  {name}: {split}{plural(len(entries), 'document')}: {filed}", file=out)
+            print(f"  the original is kept in {inbox / '_Done'}", file=out)
+        elif isinstance(outcome, Unmatched):
+            print(
+                f"  {name}: unmatched ({outcome.reason}), see `atoz-watcher inbox list`", file=out
+            )
+        else:
+            print(f"  {name}: {type(outcome).__name__.lower()}", file=out)
+
+
 def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int:
-    from atoz_watcher.app.demo import build_demo, existing_demo, registered_rows  # noqa: PLC0415
+    from atoz_watcher.app.commands.inbox import inbox_from  # noqa: PLC0415
+    from atoz_watcher.app.demo import (  # noqa: PLC0415
+        build_demo,
+        drop_batch_scan,
+        existing_demo,
+        registered_rows,
+    )
 
     with ExitStack() as stack:
         if directory is None:
@@ -46,6 +89,7 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
         # Never from Settings: an ATOZ_DATABASE_URL in the environment must not send sample
         # patients into a real database.
         root = directory / "OpenDentImages"
+        inbox = directory / INBOX_NAME
         state = directory / "state"
         url = f"sqlite:///{state / SQLITE_FILE_NAME}"
         engine = make_engine(url)
@@ -55,10 +99,26 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
             print(f"reusing the sample data in {directory} (delete it for a fresh start)", file=out)
         else:
             tree = build_demo(engine, root)
+            drop_batch_scan(engine, inbox, list(tree.patients.values()))
         print_demo_tree(tree, url, out)
         registrar = Registrar(engine, Journal(state / "journal"))
         scanner = Rescanner(engine, registrar, root, batch_size=ScanSettings().batch_size)
         summary = scanner.run()
+        demo_settings = Settings.model_construct(
+            atoz_path=root,
+            database_url=SecretStr(url),
+            storage="LocalAtoZ",
+            state_dir=state,
+            scan=ScanSettings(),
+            watcher=WatcherSettings(),
+            metrics=MetricsSettings(enabled=False),
+            inbox=InboxSettings(folders=(InboxFolder(path=inbox),)),
+        )
+        # Without --watch the inbox is processed once here; with it, the daemon does it.
+        outcomes = []
+        if not watch:
+            components = Components.from_settings(demo_settings, engine, inline_thumbnails=True)
+            outcomes = inbox_from(demo_settings, components).catch_up()
         print("\nregistered documents:", file=out)
         print(
             f"  {'DocNum':>6}  {'PatNum':>6}  {'category':<14} {'ImgType':<10} FileName", file=out
@@ -69,18 +129,15 @@ def run_demo(directory: Path | None, out: TextIO, *, watch: bool = False) -> int
             print(f"  {row}", file=out)
         print(file=out)
         print_summary(summary, out, dry_run=False)
+        if not watch:
+            print_inbox(outcomes, inbox, engine, out)
         if watch:
-            print(f"\nwatching {root}: drop a file into a patient folder (Ctrl-C stops)", file=out)
-            out.flush()
-            demo_settings = Settings.model_construct(
-                atoz_path=root,
-                database_url=SecretStr(url),
-                storage="LocalAtoZ",
-                state_dir=state,
-                scan=ScanSettings(),
-                watcher=WatcherSettings(),
-                metrics=MetricsSettings(enabled=False),
+            print(
+                f"\nwatching {root} and the scanner inbox {inbox}: drop a file into a patient "
+                "folder or a scan into the inbox (Ctrl-C stops)",
+                file=out,
             )
+            out.flush()
             from atoz_watcher.app.daemon import Daemon  # noqa: PLC0415 - see the note at the top
             from atoz_watcher.system.sdnotify import Notifier  # noqa: PLC0415
 
