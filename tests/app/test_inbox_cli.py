@@ -23,8 +23,10 @@ from atoz_watcher.app.commands.demo import INBOX_NAME, run_demo
 from atoz_watcher.app.demo import BATCH_NAME
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
 from atoz_watcher.documents.writer import DocumentWriter
-from atoz_watcher.inbox import Inbox, Reason, Unmatched
+from atoz_watcher.imaging.coversheet import CoverSheet
+from atoz_watcher.inbox import Inbox, Reason, Routed, Unmatched
 from atoz_watcher.storage import LocalAtoZ
+from tests.support import scans
 from tests.support.processes import run
 from tests.support.worlds import World
 
@@ -48,8 +50,14 @@ class Desk:
     def unmatched(self, name: str = "notes.txt") -> Path:
         """Drop ``name`` (no cover sheet, no token) and process it: its path in _Unmatched/."""
         (self.folder / name).write_text("a letter with no patient on it\n")
+        outcome = self.inbox().process(self.folder / name)
+        assert isinstance(outcome, Unmatched), outcome
+        assert outcome.reason is Reason.NO_ROUTE
+        return self.folder / "_Unmatched" / outcome.name
+
+    def inbox(self) -> Inbox:
         storage = LocalAtoZ(self.world.root)
-        inbox = Inbox(
+        return Inbox(
             self.world.engine,
             DocumentWriter(self.world.engine, storage, lock_timeout_s=30),
             storage,
@@ -57,10 +65,6 @@ class Desk:
             atoz_root=self.world.root,
             lock_timeout_s=30,
         )
-        outcome = inbox.process(self.folder / name)
-        assert isinstance(outcome, Unmatched), outcome
-        assert outcome.reason is Reason.NO_ROUTE
-        return self.folder / "_Unmatched" / outcome.name
 
 
 @pytest.fixture(autouse=True)
@@ -128,6 +132,27 @@ def test_list_shows_an_unmatched_file_and_why(desk: Desk, cli: Callable[..., Ans
     assert found["reason"] == "no-route"
     assert found["original"] == "notes.txt"
     assert found["when"] is not None
+
+
+def test_list_names_the_pages_of_an_unmatched_part(desk: Desk, cli: Callable[..., Answer]) -> None:
+    sheet = CoverSheet(pat_num=desk.patient, patient_name="Avery, Anna", birth_date=None)
+    pages = scans.batch_pages([1, 2, scans.Cover(sheet), 3], dpi=150)
+    scans.write_pdf(pages, desk.folder / "batch.pdf", dpi=150)
+    outcome = desk.inbox().process(desk.folder / "batch.pdf")
+    assert isinstance(outcome, Routed), outcome
+    assert outcome.unmatched == (Reason.BEFORE_FIRST_COVER,)
+
+    answer = cli("inbox", "list")
+
+    assert answer.code == 0, answer.err
+    first, count = answer.out.splitlines()
+    assert first.startswith(
+        f"{desk.folder}/_Unmatched/batch (pages 1-2).pdf: pages before the first"
+    )
+    assert first.endswith("; pages 1-2 of batch.pdf")
+    assert count == "1 unmatched file in 1 inbox folder"
+    (found,) = json.loads(cli("inbox", "list", "--json").out)["files"]
+    assert (found["pages"], found["original"]) == ([1, 2], "batch.pdf")
 
 
 def test_list_with_nothing_unmatched_says_zero(desk: Desk, cli: Callable[..., Answer]) -> None:
