@@ -205,7 +205,8 @@ INBOX_COMMANDS = {
     "assign": Command(
         "file one unmatched file to a patient (and a category)",
         "File FILE (a file in an inbox's _Unmatched/ folder) to the patient --patient names, "
-        "under --category (default: the first visible image category), and print its DocNum "
+        "under --category (default: the _##_ prefix of its original name, else the first "
+        "visible image category), and print its DocNum "
         "and where the file went. A patient that does not exist or is deleted, or an unknown "
         "category, is refused (exit code 2) and the file stays where it is.",
         f"atoz-watcher --config {CONFIG} inbox assign /srv/scans/_Unmatched/scan0042.pdf "
@@ -236,6 +237,6 @@ def _inbox_commands(inbox: argparse.ArgumentParser, common: argparse.ArgumentPar
     assign.add_argument(
         "--category",
         metavar="CATEGORY",
-        help="the image category: its DefNum or its name, in any case (default: the first "
-        "visible image category)",
+        help="the image category: its DefNum or its name, in any case (default: the _##_ "
+        "prefix of its original name, else the first visible image category)",
     )

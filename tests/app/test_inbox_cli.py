@@ -274,3 +274,26 @@ def test_the_demo_splits_its_batch_scan_into_two_documents(tmp_path: Path) -> No
     assert (inbox / "_Done" / BATCH_NAME).is_file()
     assert not (inbox / BATCH_NAME).exists()
     assert not (inbox / "_Unmatched").exists() or not any((inbox / "_Unmatched").iterdir())
+
+
+def test_check_refuses_a_link_inside_the_root(
+    desk: Desk, cli: Callable[..., Answer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside = desk.world.root / "Scans"
+    inside.mkdir()
+    linked = desk.world.root / "Linked"
+    linked.symlink_to(desk.folder)
+    other = desk.folder.parent / "other-scans"
+    other.mkdir()
+    own_link = other / "_Done"
+    own_link.symlink_to(desk.folder.parent)
+    folders = [{"path": str(p)} for p in (inside, linked, other)]
+    monkeypatch.setenv("ATOZ_INBOX__FOLDERS", json.dumps(folders))
+
+    lines = {line.split(": ", 1)[0]: line for line in cli("check").out.splitlines()}
+
+    assert lines[f"ok   inbox {inside}"].endswith("a writable folder inside the A-to-Z root")
+    assert lines[f"FAIL inbox {linked}"].endswith(
+        f"{linked}: a link, which the inbox refuses; replace it with the real folder"
+    )
+    assert lines[f"FAIL inbox {other}"].startswith(f"FAIL inbox {other}: {own_link}: a link")
