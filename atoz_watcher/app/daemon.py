@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from atoz_watcher.app.inboxes import InboxWatching, InboxWork, watch_inboxes
 from atoz_watcher.app.rescans import Rescans, RescanSchedule
 from atoz_watcher.app.results import (
     Counts,
@@ -36,7 +37,6 @@ from atoz_watcher.ingest.registrar import Candidate
 from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.ingest.resolver import FolderResolver
 from atoz_watcher.ingest.scan import list_files
-from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import FILE, PATIENT
 from atoz_watcher.rules.matching import FolderMatch
 from atoz_watcher.system.sdnotify import Notifier
@@ -106,7 +106,21 @@ class Daemon:
         if self._thumbnails is not None:
             handlers.append(Thumbnails(self.on_stored))
         self._reported = Results(*handlers)
-        self._ignore = IgnoreRules(settings.watcher.ignore)
+        # The tree's watcher and rescans leave the inbox folders inside the root alone.
+        self._ignore = components.ignore
+        inbox = components.inbox
+        self._inbox = (
+            None
+            if inbox is None
+            else InboxWork(
+                inbox,
+                tracker=self._tracker,
+                outage=self._outage,
+                metrics=self._metrics,
+                settle_s=settings.watcher.settle_seconds,
+            )
+        )
+        self._inbox_watching: InboxWatching | None = None
         rescanner = Rescanner(
             components.engine,
             self._registrar,
@@ -165,6 +179,10 @@ class Daemon:
             raise AtozError("the worker thread died; see the log (worker.failed)")
 
     def _startup(self) -> Watching:
+        if self._inbox is not None:
+            # Before the tree is watched or rescanned: a part file a killed process left in a
+            # patient folder is the inbox's to finish, not the registrar's to register.
+            self._inbox.recover()
         handler = QueueingHandler(str(self._root), self._events, self._ignore)
         watching = start_watching(
             self._root,
@@ -175,6 +193,13 @@ class Daemon:
             on_resubscribed=lambda: self.request_rescan("smb-resubscribed"),
         )
         self.mode = watching.mode
+        if self._inbox is not None:
+            self._inbox_watching = watch_inboxes(
+                self._inbox.inbox,
+                self._events,
+                mode=self.mode,
+                poll_interval_s=self._settings.watcher.poll_interval,
+            )
         return watching
 
     def _main_loop(self, worker: threading.Thread) -> None:
@@ -195,6 +220,8 @@ class Daemon:
         self._stop.set()
         self._notifier.stopping()
         watching.stop()
+        if self._inbox_watching is not None:
+            self._inbox_watching.stop()
         worker.join(STOP_JOIN_S)
         # The materialiser first: it hands jobs to the thumbnail queue until it stops.
         self.materializer.close()
@@ -217,18 +244,43 @@ class Daemon:
         self._heartbeat = self._clock()
         self._take_events(self._wait_s())
         self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
+        inbox = self._inbox
+        if inbox is not None and not inbox.recovered:
+            # A recovery the database failed: nothing of the tree is registered until it ran.
+            inbox.due()
+            return
         if self._rescans.schedule.due():
             with self._registering():
+                if inbox is not None:
+                    inbox.request_catch_up()
+                    inbox.due()
                 self._rescans.run(should_stop=self._beat)
             return
+        if inbox is not None:
+            with self._registering():
+                inbox.due()
         ready = self._tracker.ready() + self._retries.due() + self._outage.due()
         if not ready:
             return
+        if inbox is not None:
+            ready = self._file_inbox(inbox, ready)
         with self._registering():
             for start in range(0, len(ready), MAX_BATCH):
                 if self._stop.is_set():
                     return
                 self._register(ready[start : start + MAX_BATCH])
+
+    def _file_inbox(self, inbox: InboxWork, ready: list[str]) -> list[str]:
+        """File the settled inbox files of ``ready``, one at a time; the others, returned."""
+        tree: list[str] = []
+        with self._registering():
+            for path in ready:
+                if not inbox.owns(path):
+                    tree.append(path)
+                elif not self._stop.is_set():
+                    self._beat()
+                    inbox.process(path)
+        return tree
 
     @contextmanager
     def _registering(self) -> Iterator[None]:
@@ -244,6 +296,8 @@ class Daemon:
 
     def _wait_s(self) -> float:
         waits = [MAX_WAIT_S, self._rescans.schedule.wait_s()]
+        if self._inbox is not None and (inbox_wait := self._inbox.wait_s()) is not None:
+            waits.append(inbox_wait)
         books = (self._tracker.next_due(), self._retries.next_due(), self._outage.next_due())
         waits.extend(w for w in books if w is not None)
         return max(0.0, min(waits))
@@ -268,6 +322,14 @@ class Daemon:
         if event.kind in (Kind.CLOSED, Kind.TOUCH) and self._echoes.ours(event.path):
             # Our own prefix-stripping rename coming back as an event (or found by the poller
             # as a new name): already registered.
+            return
+        if self._inbox is not None and self._inbox.owns(event.path):
+            # An inbox file: the stability check only (it is filed, not registered).
+            if event.kind is Kind.GONE:
+                self._tracker.forget(event.path)
+                self._outage.succeed(event.path)
+            else:
+                self._tracker.touch(event.path, closed=event.kind is Kind.CLOSED)
             return
         if event.kind in (Kind.TOUCH, Kind.CLOSED):
             self._latency.seen(event.path)

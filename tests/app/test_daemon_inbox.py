@@ -1,0 +1,194 @@
+"""The scanner inbox in `atoz-watcher run`: the daemon watches the inbox folders, waits for a
+file to settle, and files it (routed, split, unmatched), on each database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from atoz_watcher.app.daemon import Daemon
+from atoz_watcher.app.wiring import Components, ignore_rules
+from atoz_watcher.config.sections import InboxFolder, InboxSettings, WatcherSettings
+from atoz_watcher.config.settings import Settings
+from atoz_watcher.imaging.coversheet import CoverSheet
+from atoz_watcher.system.sdnotify import Notifier
+from tests.inbox.conftest import Desk, make_desk, orphans
+from tests.support import scans
+from tests.support.waiting import wait_for
+from tests.support.worlds import World
+
+CHUNK = 16 * 1024
+
+
+def _settings(desk: Desk, **watcher: Any) -> Settings:
+    options: dict[str, Any] = {"settle_seconds": 0.3, "rescan_interval": 3600.0}
+    options.update(watcher)
+    world = desk.world
+    return Settings(
+        atoz_path=world.root,
+        database_url=world.url,
+        state_dir=world.state,
+        watcher=WatcherSettings(**options),
+        thumbnails={"enabled": False},
+        inbox=InboxSettings(folders=(InboxFolder(path=desk.folder),)),
+    )
+
+
+@contextmanager
+def running(desk: Desk, **watcher: Any) -> Iterator[tuple[Daemon, Components]]:
+    components = Components.from_settings(_settings(desk, **watcher), desk.world.engine)
+    daemon = Daemon(components, notifier=Notifier(None))
+    thread = threading.Thread(target=daemon.run, name="test-daemon")
+    thread.start()
+    try:
+        wait_for(lambda: daemon.mode != "")
+        yield daemon, components
+    finally:
+        daemon.handle_exit()
+        thread.join(15)
+        assert not thread.is_alive(), "the daemon did not stop within 15 s"
+
+
+def _counted(components: Components, outcome: str, detail: str) -> float:
+    value = components.metrics.registry.get_sample_value(
+        "atoz_inbox_total", {"outcome": outcome, "detail": detail}
+    )
+    return value or 0.0
+
+
+def _sheet(pat_num: int) -> scans.Cover:
+    return scans.Cover(CoverSheet(pat_num, "Test Patient", date(1980, 1, 2)))
+
+
+def _pdf(items: list[scans.Cover | int], path: Path) -> Path:
+    return scans.write_pdf(scans.batch_pages(items, dpi=150), path, dpi=150)
+
+
+def _drop_in_chunks(source: Path, dest: Path) -> None:
+    """Write ``source`` to ``dest`` as a scanner does: a growing file, chunk by chunk."""
+    data = source.read_bytes()
+    with dest.open("wb") as out:
+        for start in range(0, len(data), CHUNK):
+            out.write(data[start : start + CHUNK])
+            out.flush()
+            threading.Event().wait(0.02)  # a scanner's pace, not synchronisation
+
+
+def _batch(desk: Desk, path: Path) -> Path:
+    anna, ben, clara = desk.patients
+    return _pdf([_sheet(anna), 1, 2, _sheet(ben), 3, 4, 5, _sheet(clara), 6], path)
+
+
+def _filed(desk: Desk, count: int) -> bool:
+    return len(desk.world.documents()) >= count
+
+
+@pytest.fixture
+def desk(world: World, tmp_path: Path) -> Desk:
+    return make_desk(world, tmp_path / "scans")
+
+
+def test_a_batch_a_token_file_and_an_unmatched_one_are_filed_by_the_running_daemon(desk):
+    anna, ben, clara = desk.patients
+    batch = _batch(desk, desk.folder.parent / "batch-source.pdf")
+    token = _pdf([7], desk.folder.parent / "token-source.pdf")
+    nothing = _pdf([8], desk.folder.parent / "nothing-source.pdf")
+
+    with running(desk) as (daemon, components):
+        assert daemon.mode == "native"
+        _drop_in_chunks(batch, desk.folder / "scan0001.pdf")
+        wait_for(lambda: _filed(desk, 3), timeout=60)
+        _drop_in_chunks(token, desk.folder / f"PAT{ben}_consent.pdf")
+        _drop_in_chunks(nothing, desk.folder / "scan0002.pdf")
+        wait_for(lambda: _filed(desk, 4) and "scan0002.pdf" in desk.in_("_Unmatched"), timeout=60)
+
+        assert _counted(components, "split", "cover-sheet") == 1
+        assert _counted(components, "routed", "token") == 1
+        assert _counted(components, "unmatched", "no-route") == 1
+
+    assert desk.pages_of(anna) == [[1, 2]]
+    assert desk.pages_of(ben) == [[3, 4, 5], [7]]
+    assert desk.pages_of(clara) == [[6]]
+    assert len(desk.world.documents()) == 4
+    assert "scan0001.pdf" in desk.in_("_Done")
+    assert f"PAT{ben}_consent.pdf" in desk.in_("_Done")
+    assert desk.in_("_Unmatched") == ["scan0002.pdf", "scan0002.pdf.reason.json"]
+    assert desk.in_("_Work") == []
+    assert [p.name for p in desk.folder.iterdir() if p.is_file()] == []
+    assert orphans(desk.world) == []
+
+
+def test_files_waiting_at_start_are_taken_by_the_catch_up(world, tmp_path):
+    # An inbox inside the A-to-Z root, with an old original in its _Done/: the tree's handlers
+    # must not take it for a letter folder, nor its subfolders for patient folders.
+    desk = make_desk(world, world.root / "Inbox")
+    anna, ben, _ = desk.patients
+    _batch(desk, desk.folder / "waiting.pdf")
+    _pdf([9], desk.folder / f"PAT{anna}.pdf")
+    done = desk.folder / "_Done"
+    done.mkdir()
+    _pdf([10], done / f"PAT{ben}_old.pdf")
+    nested = desk.folder / "front desk"
+    nested.mkdir()
+    _pdf([11], nested / f"PAT{ben}_nested.pdf")
+
+    with capture_logs() as logs, running(desk) as (_, components):
+        wait_for(lambda: _filed(desk, 5), timeout=60)
+        assert _counted(components, "routed", "token") == 2
+        skipped = [
+            sample
+            for family in components.metrics.registry.collect()
+            if family.name == "atoz_files_skipped"
+            for sample in family.samples
+        ]
+        assert skipped == []
+
+    assert sorted(desk.pages_of(anna)) == [[1, 2], [9]]
+    assert sorted(desk.pages_of(ben)) == [[3, 4, 5], [11]]
+    assert (done / f"PAT{ben}_old.pdf").exists()  # the inbox's own: never filed
+    assert len(desk.world.documents()) == 5
+    rescans = [e for e in logs if e["event"] == "rescan.finished"]
+    assert rescans
+    assert all(e["unmatched"] == 0 for e in rescans)
+    assert not [e for e in logs if e["event"] in ("folder.unmatched", "folder.skipped")]
+    assert orphans(desk.world) == []
+
+
+def test_the_polling_daemon_watches_the_inbox_too(desk):
+    anna = desk.patients[0]
+    source = _pdf([5], desk.folder.parent / "source.pdf")
+
+    with running(desk, mode="polling", poll_interval=0.2) as (daemon, components):
+        assert daemon.mode == "polling"
+        _drop_in_chunks(source, desk.folder / f"PAT{anna}.pdf")
+        wait_for(lambda: _filed(desk, 1), timeout=60)
+        assert _counted(components, "routed", "token") == 1
+
+    assert desk.pages_of(anna) == [[5]]
+
+
+def test_an_inbox_inside_the_root_is_ignored_by_the_trees_rules(tmp_path):
+    root = tmp_path / "atoz"
+    settings = Settings(
+        atoz_path=root,
+        database_url="sqlite://",
+        state_dir=tmp_path / "state",
+        inbox=InboxSettings(
+            folders=(InboxFolder(path=root / "Scans" / "Desk"), InboxFolder(path=tmp_path / "x"))
+        ),
+    )
+    ignore = ignore_rules(settings)
+
+    assert ignore(["Scans", "Desk"])
+    assert ignore(["Scans", "Desk", "_Done"])
+    assert ignore(("Scans", "Desk", "scan.pdf"))
+    assert not ignore(["Scans", "Deskmate", "a.pdf"])
+    assert not ignore(["S", "SmithJohn1", "a.jpg"])
+    assert ignore(["S", "SmithJohn1", "a.tmp"])  # watcher.ignore still applies
