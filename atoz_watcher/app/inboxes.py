@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
-from atoz_watcher.inbox import Inbox, InboxError, Outcome, Routed, Skipped
+from atoz_watcher.inbox import Inbox, InboxError, Outcome, Skipped
+from atoz_watcher.inbox.filer import OnStep
 from atoz_watcher.system.backoff import next_delay
 from atoz_watcher.system.metrics import Metrics
 from atoz_watcher.watch.handler import EVENT_FILTER, Event, Kind
@@ -38,6 +40,29 @@ SWEEP_EVERY_S = 24 * 3600.0  # _Done/ is swept of old originals at start and onc
 RETRY_FIRST_S = 1.0  # a recovery or catch-up the database failed: again after 1 s, 2 s, 2 s...
 RETRY_MAX_S = 2.0
 OUTAGES = (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError)
+# For the crash tests (tests/fault/test_inbox_crash.py): "<step>" or "<step>:<n>" kills the
+# process with SIGKILL when the filer reaches ``step`` (its n-th time, 1-based).
+KILL_AT_VARIABLE = "ATOZ_TEST_INBOX_KILL_AT"
+
+
+def kill_at(environ: Mapping[str, str]) -> OnStep | None:
+    """The filer's step hook ``KILL_AT_VARIABLE`` asks for (None: unset, the normal case)."""
+    wanted = environ.get(KILL_AT_VARIABLE, "")
+    if not wanted:
+        return None
+    step, _, nth = wanted.partition(":")
+    times = int(nth) if nth.isdigit() else 1
+    reached = [0]
+
+    def on_step(name: str) -> None:
+        if name != step:
+            return
+        reached[0] += 1
+        if reached[0] == times:
+            log.warning("inbox.test_kill", step=name, nth=times)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return on_step
 
 
 class InboxEvents(FileSystemEventHandler):
@@ -239,15 +264,6 @@ class InboxWork:
 
 
 def _log(outcome: Outcome) -> None:
+    """The filer logs what it filed, moved or refused; the daemon adds what it skipped."""
     if isinstance(outcome, Skipped):
         log.debug("inbox.skipped", source=outcome.source, why=outcome.why)
-    elif isinstance(outcome, Routed):
-        log.info(
-            "inbox.filed",
-            source=outcome.source,
-            rule=outcome.rule.value,
-            documents=list(outcome.doc_nums),
-            unmatched=[reason.value for reason in outcome.unmatched],
-        )
-    else:
-        log.info("inbox.outcome", outcome=type(outcome).__name__.lower(), source=outcome.source)

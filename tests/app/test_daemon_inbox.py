@@ -3,8 +3,9 @@ file to settle, and files it (routed, split, unmatched), on each database."""
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,8 @@ from atoz_watcher.app.daemon import Daemon
 from atoz_watcher.app.wiring import Components, ignore_rules
 from atoz_watcher.config.sections import InboxFolder, InboxSettings, WatcherSettings
 from atoz_watcher.config.settings import Settings
+from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
+from atoz_watcher.errors import DatabaseUnavailableError
 from atoz_watcher.imaging.coversheet import CoverSheet
 from atoz_watcher.system.sdnotify import Notifier
 from tests.inbox.conftest import Desk, make_desk, orphans
@@ -42,8 +45,12 @@ def _settings(desk: Desk, **watcher: Any) -> Settings:
 
 
 @contextmanager
-def running(desk: Desk, **watcher: Any) -> Iterator[tuple[Daemon, Components]]:
+def running(
+    desk: Desk, *, prepare: Callable[[Components], None] | None = None, **watcher: Any
+) -> Iterator[tuple[Daemon, Components]]:
     components = Components.from_settings(_settings(desk, **watcher), desk.world.engine)
+    if prepare is not None:
+        prepare(components)
     daemon = Daemon(components, notifier=Notifier(None))
     thread = threading.Thread(target=daemon.run, name="test-daemon")
     thread.start()
@@ -107,11 +114,10 @@ def test_a_batch_a_token_file_and_an_unmatched_one_are_filed_by_the_running_daem
         wait_for(lambda: _filed(desk, 3), timeout=60)
         _drop_in_chunks(token, desk.folder / f"PAT{ben}_consent.pdf")
         _drop_in_chunks(nothing, desk.folder / "scan0002.pdf")
-        wait_for(lambda: _filed(desk, 4) and "scan0002.pdf" in desk.in_("_Unmatched"), timeout=60)
+        wait_for(lambda: _counted(components, "unmatched", "no-route") == 1, timeout=60)
+        wait_for(lambda: _counted(components, "routed", "token") == 1, timeout=60)
 
         assert _counted(components, "split", "cover-sheet") == 1
-        assert _counted(components, "routed", "token") == 1
-        assert _counted(components, "unmatched", "no-route") == 1
 
     assert desk.pages_of(anna) == [[1, 2]]
     assert desk.pages_of(ben) == [[3, 4, 5], [7]]
@@ -125,7 +131,7 @@ def test_a_batch_a_token_file_and_an_unmatched_one_are_filed_by_the_running_daem
     assert orphans(desk.world) == []
 
 
-def test_files_waiting_at_start_are_taken_by_the_catch_up(world, tmp_path):
+def test_files_waiting_at_start_are_taken_by_the_catch_up(world):
     # An inbox inside the A-to-Z root, with an old original in its _Done/: the tree's handlers
     # must not take it for a letter folder, nor its subfolders for patient folders.
     desk = make_desk(world, world.root / "Inbox")
@@ -135,13 +141,16 @@ def test_files_waiting_at_start_are_taken_by_the_catch_up(world, tmp_path):
     done = desk.folder / "_Done"
     done.mkdir()
     _pdf([10], done / f"PAT{ben}_old.pdf")
+    # An original filed long ago (keep_days is 30): swept out of _Done/ at start.
+    (done / "old.pdf").write_bytes(b"%PDF-1.4 old")
+    (done / "old.pdf.done.json").write_text(json.dumps({"filed_at": "2000-01-01T00:00:00"}))
     nested = desk.folder / "front desk"
     nested.mkdir()
     _pdf([11], nested / f"PAT{ben}_nested.pdf")
 
     with capture_logs() as logs, running(desk) as (_, components):
-        wait_for(lambda: _filed(desk, 5), timeout=60)
-        assert _counted(components, "routed", "token") == 2
+        wait_for(lambda: _counted(components, "routed", "token") == 2, timeout=60)
+        wait_for(lambda: _counted(components, "split", "cover-sheet") == 1, timeout=60)
         skipped = [
             sample
             for family in components.metrics.registry.collect()
@@ -153,6 +162,8 @@ def test_files_waiting_at_start_are_taken_by_the_catch_up(world, tmp_path):
     assert sorted(desk.pages_of(anna)) == [[1, 2], [9]]
     assert sorted(desk.pages_of(ben)) == [[3, 4, 5], [11]]
     assert (done / f"PAT{ben}_old.pdf").exists()  # the inbox's own: never filed
+    assert not (done / "old.pdf").exists()
+    assert not (done / "old.pdf.done.json").exists()
     assert len(desk.world.documents()) == 5
     rescans = [e for e in logs if e["event"] == "rescan.finished"]
     assert rescans
@@ -168,8 +179,7 @@ def test_the_polling_daemon_watches_the_inbox_too(desk):
     with running(desk, mode="polling", poll_interval=0.2) as (daemon, components):
         assert daemon.mode == "polling"
         _drop_in_chunks(source, desk.folder / f"PAT{anna}.pdf")
-        wait_for(lambda: _filed(desk, 1), timeout=60)
-        assert _counted(components, "routed", "token") == 1
+        wait_for(lambda: _counted(components, "routed", "token") == 1, timeout=60)
 
     assert desk.pages_of(anna) == [[5]]
 
@@ -192,3 +202,45 @@ def test_an_inbox_inside_the_root_is_ignored_by_the_trees_rules(tmp_path):
     assert not ignore(["Scans", "Deskmate", "a.pdf"])
     assert not ignore(["S", "SmithJohn1", "a.jpg"])
     assert ignore(["S", "SmithJohn1", "a.tmp"])  # watcher.ignore still applies
+
+
+class FlakyWriter(DocumentWriter):
+    """The database is away for the first ``failures`` documents."""
+
+    def __init__(self, *args: Any, failures: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def create(self, new: NewDocument, data: Any, **kwargs: Any) -> Created:
+        if self.failures > 0:
+            self.failures -= 1
+            raise DatabaseUnavailableError("the database went away")
+        return super().create(new, data, **kwargs)
+
+
+def test_an_outage_while_filing_is_retried_and_nothing_is_lost(desk):
+    anna, ben, _ = desk.patients
+    token = _pdf([3], desk.folder.parent / "token.pdf")
+    batch = _pdf([_sheet(anna), 1, _sheet(ben), 2], desk.folder.parent / "batch.pdf")
+    writers: list[FlakyWriter] = []
+
+    def flaky(components: Components) -> None:
+        writer = FlakyWriter(components.engine, components.storage, lock_timeout_s=5, failures=2)
+        writers.append(writer)
+        components.__dict__["writer"] = writer  # the cached part the inbox is built with
+
+    with capture_logs() as logs, running(desk, prepare=flaky) as (_, components):
+        _drop_in_chunks(token, desk.folder / f"PAT{anna}_x.pdf")
+        _drop_in_chunks(batch, desk.folder / "scan.pdf")
+        wait_for(lambda: _filed(desk, 3) and desk.in_("_Work") == [], timeout=60)
+        assert writers[0].failures == 0
+        assert components.metrics.registry.get_sample_value(
+            "atoz_errors_total", {"kind": "database"}
+        )
+
+    assert sorted(desk.pages_of(anna)) == [[1], [3]]
+    assert desk.pages_of(ben) == [[2]]
+    assert [e for e in logs if e["event"] == "inbox.retry"]
+    assert [p.name for p in desk.folder.iterdir() if p.is_file()] == []
+    assert desk.in_("_Unmatched") == []
+    assert orphans(desk.world) == []
