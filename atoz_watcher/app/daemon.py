@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from atoz_watcher.app.inboxes import InboxWatching, InboxWork, watch_inboxes
 from atoz_watcher.app.rescans import Rescans, RescanSchedule
 from atoz_watcher.app.results import (
     Counts,
@@ -44,6 +44,10 @@ from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_pa
 from atoz_watcher.watch.observer import Watching, start_watching
 from atoz_watcher.watch.retry import RetryBook
 from atoz_watcher.watch.stability import StabilityTracker
+
+# The inbox's parts (pdfium, zxing-cpp) are imported only when an inbox is configured.
+if TYPE_CHECKING:
+    from atoz_watcher.app.inboxes import InboxWatching, InboxWork
 
 log = structlog.get_logger("atoz_watcher.daemon")
 
@@ -108,18 +112,7 @@ class Daemon:
         self._reported = Results(*handlers)
         # The tree's watcher and rescans leave the inbox folders inside the root alone.
         self._ignore = components.ignore
-        inbox = components.inbox
-        self._inbox = (
-            None
-            if inbox is None
-            else InboxWork(
-                inbox,
-                tracker=self._tracker,
-                outage=self._outage,
-                metrics=self._metrics,
-                settle_s=settings.watcher.settle_seconds,
-            )
-        )
+        self._inbox = self._inbox_work(components)
         self._inbox_watching: InboxWatching | None = None
         rescanner = Rescanner(
             components.engine,
@@ -144,6 +137,20 @@ class Daemon:
         self._stall_s = settings.scan.lock_timeout + 30.0
         self._worker_died = False
         self.mode: str = ""
+
+    def _inbox_work(self, components: Components) -> InboxWork | None:
+        inbox = components.inbox
+        if inbox is None:
+            return None
+        from atoz_watcher.app.inboxes import InboxWork  # noqa: PLC0415 - see TYPE_CHECKING
+
+        return InboxWork(
+            inbox,
+            tracker=self._tracker,
+            outage=self._outage,
+            metrics=self._metrics,
+            settle_s=self._settings.watcher.settle_seconds,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -194,6 +201,8 @@ class Daemon:
         )
         self.mode = watching.mode
         if self._inbox is not None:
+            from atoz_watcher.app.inboxes import watch_inboxes  # noqa: PLC0415
+
             self._inbox_watching = watch_inboxes(
                 self._inbox.inbox,
                 self._events,

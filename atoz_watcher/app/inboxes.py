@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from watchdog.observers.polling import PollingObserver
 
 from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.inbox import Inbox, InboxError, Outcome, Skipped
-from atoz_watcher.inbox.filer import OnStep
 from atoz_watcher.system.backoff import next_delay
 from atoz_watcher.system.metrics import Metrics
 from atoz_watcher.watch.handler import EVENT_FILTER, Event, Kind
@@ -40,29 +38,6 @@ SWEEP_EVERY_S = 24 * 3600.0  # _Done/ is swept of old originals at start and onc
 RETRY_FIRST_S = 1.0  # a recovery or catch-up the database failed: again after 1 s, 2 s, 2 s...
 RETRY_MAX_S = 2.0
 OUTAGES = (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError)
-# For the crash tests (tests/fault/test_inbox_crash.py): "<step>" or "<step>:<n>" kills the
-# process with SIGKILL when the filer reaches ``step`` (its n-th time, 1-based).
-KILL_AT_VARIABLE = "ATOZ_TEST_INBOX_KILL_AT"
-
-
-def kill_at(environ: Mapping[str, str]) -> OnStep | None:
-    """The filer's step hook ``KILL_AT_VARIABLE`` asks for (None: unset, the normal case)."""
-    wanted = environ.get(KILL_AT_VARIABLE, "")
-    if not wanted:
-        return None
-    step, _, nth = wanted.partition(":")
-    times = int(nth) if nth.isdigit() else 1
-    reached = [0]
-
-    def on_step(name: str) -> None:
-        if name != step:
-            return
-        reached[0] += 1
-        if reached[0] == times:
-            log.warning("inbox.test_kill", step=name, nth=times)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return on_step
 
 
 class InboxEvents(FileSystemEventHandler):

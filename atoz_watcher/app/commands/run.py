@@ -24,7 +24,7 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError("storage: InDatabase has no A-to-Z folder to watch")
     from atoz_watcher.app.daemon import Daemon  # noqa: PLC0415 - see the note at the top
-    from atoz_watcher.app.inboxes import kill_at  # noqa: PLC0415
+    from atoz_watcher.app.kill_points import kill_at  # noqa: PLC0415
     from atoz_watcher.system.sdnotify import Notifier, watchdog_interval  # noqa: PLC0415
 
     require_tables(engine)
