@@ -4,6 +4,7 @@ file to settle, and files it (routed, split, unmatched), on each database."""
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,8 +14,16 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+)
 
 from atoz_watcher.app.daemon import Daemon
+from atoz_watcher.app.inboxes import InboxEvents
 from atoz_watcher.app.wiring import Components, ignore_rules
 from atoz_watcher.config.sections import InboxFolder, InboxSettings, WatcherSettings
 from atoz_watcher.config.settings import Settings
@@ -22,6 +31,7 @@ from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
 from atoz_watcher.errors import DatabaseUnavailableError
 from atoz_watcher.imaging.coversheet import CoverSheet
 from atoz_watcher.system.sdnotify import Notifier
+from atoz_watcher.watch.handler import Event, Kind
 from tests.inbox.conftest import Desk, make_desk, orphans
 from tests.support import scans
 from tests.support.waiting import wait_for
@@ -244,3 +254,33 @@ def test_an_outage_while_filing_is_retried_and_nothing_is_lost(desk):
     assert [p.name for p in desk.folder.iterdir() if p.is_file()] == []
     assert desk.in_("_Unmatched") == []
     assert orphans(desk.world) == []
+
+
+def test_events_in_the_inboxs_own_folders_are_ignored(desk):
+    out: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    handler = InboxEvents(desk.inbox(), out)
+    inbox = desk.folder
+    events = [
+        FileCreatedEvent(str(inbox / "_Done" / "a.pdf")),
+        FileClosedEvent(str(inbox / "_Unmatched" / "b.pdf")),
+        FileClosedEvent(str(inbox / "sub" / "_Work" / "c.pdf")),
+        FileCreatedEvent(str(inbox / ".scan.tmp")),
+        FileCreatedEvent(str(inbox.parent / "elsewhere.pdf")),
+        DirCreatedEvent(str(inbox / "new")),
+        FileCreatedEvent(str(inbox / "scan.pdf")),
+        FileClosedEvent(str(inbox / "front desk" / "scan.pdf")),
+        FileMovedEvent(str(inbox / "scan.pdf"), str(inbox / "_Work" / "scan.pdf")),
+        FileDeletedEvent(str(inbox / "gone.pdf")),
+    ]
+    for event in events:
+        handler.on_any_event(event)
+
+    seen = []
+    while not out.empty():
+        seen.append(out.get_nowait())
+    assert seen == [
+        Event(Kind.TOUCH, str(inbox / "scan.pdf")),
+        Event(Kind.CLOSED, str(inbox / "front desk" / "scan.pdf")),
+        Event(Kind.GONE, str(inbox / "scan.pdf")),
+        Event(Kind.GONE, str(inbox / "gone.pdf")),
+    ]
