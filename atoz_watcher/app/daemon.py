@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +37,6 @@ from atoz_watcher.ingest.registrar import Candidate
 from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.ingest.resolver import FolderResolver
 from atoz_watcher.ingest.scan import list_files
-from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import FILE, PATIENT
 from atoz_watcher.rules.matching import FolderMatch
 from atoz_watcher.system.sdnotify import Notifier
@@ -44,6 +44,10 @@ from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_pa
 from atoz_watcher.watch.observer import Watching, start_watching
 from atoz_watcher.watch.retry import RetryBook
 from atoz_watcher.watch.stability import StabilityTracker
+
+# The inbox's parts (pdfium, zxing-cpp) are imported only when an inbox is configured.
+if TYPE_CHECKING:
+    from atoz_watcher.app.inboxes import InboxWatching, InboxWork
 
 log = structlog.get_logger("atoz_watcher.daemon")
 
@@ -106,7 +110,10 @@ class Daemon:
         if self._thumbnails is not None:
             handlers.append(Thumbnails(self.on_stored))
         self._reported = Results(*handlers)
-        self._ignore = IgnoreRules(settings.watcher.ignore)
+        # The tree's watcher and rescans leave the inbox folders inside the root alone.
+        self._ignore = components.ignore
+        self._inbox = self._inbox_work(components)
+        self._inbox_watching: InboxWatching | None = None
         rescanner = Rescanner(
             components.engine,
             self._registrar,
@@ -130,6 +137,20 @@ class Daemon:
         self._stall_s = settings.scan.lock_timeout + 30.0
         self._worker_died = False
         self.mode: str = ""
+
+    def _inbox_work(self, components: Components) -> InboxWork | None:
+        inbox = components.inbox
+        if inbox is None:
+            return None
+        from atoz_watcher.app.inboxes import InboxWork  # noqa: PLC0415 - see TYPE_CHECKING
+
+        return InboxWork(
+            inbox,
+            tracker=self._tracker,
+            outage=self._outage,
+            metrics=self._metrics,
+            settle_s=self._settings.watcher.settle_seconds,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -165,6 +186,10 @@ class Daemon:
             raise AtozError("the worker thread died; see the log (worker.failed)")
 
     def _startup(self) -> Watching:
+        if self._inbox is not None:
+            # Before the tree is watched or rescanned: a part file a killed process left in a
+            # patient folder is the inbox's to finish, not the registrar's to register.
+            self._inbox.recover()
         handler = QueueingHandler(str(self._root), self._events, self._ignore)
         watching = start_watching(
             self._root,
@@ -175,6 +200,15 @@ class Daemon:
             on_resubscribed=lambda: self.request_rescan("smb-resubscribed"),
         )
         self.mode = watching.mode
+        if self._inbox is not None:
+            from atoz_watcher.app.inboxes import watch_inboxes  # noqa: PLC0415
+
+            self._inbox_watching = watch_inboxes(
+                self._inbox.inbox,
+                self._events,
+                mode=self.mode,
+                poll_interval_s=self._settings.watcher.poll_interval,
+            )
         return watching
 
     def _main_loop(self, worker: threading.Thread) -> None:
@@ -195,6 +229,8 @@ class Daemon:
         self._stop.set()
         self._notifier.stopping()
         watching.stop()
+        if self._inbox_watching is not None:
+            self._inbox_watching.stop()
         worker.join(STOP_JOIN_S)
         # The materialiser first: it hands jobs to the thumbnail queue until it stops.
         self.materializer.close()
@@ -217,18 +253,43 @@ class Daemon:
         self._heartbeat = self._clock()
         self._take_events(self._wait_s())
         self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
+        inbox = self._inbox
+        if inbox is not None and not inbox.recovered:
+            # A recovery the database failed: nothing of the tree is registered until it ran.
+            inbox.due()
+            return
         if self._rescans.schedule.due():
             with self._registering():
+                if inbox is not None:
+                    inbox.request_catch_up()
+                    inbox.due()
                 self._rescans.run(should_stop=self._beat)
             return
+        if inbox is not None:
+            with self._registering():
+                inbox.due()
         ready = self._tracker.ready() + self._retries.due() + self._outage.due()
         if not ready:
             return
+        if inbox is not None:
+            ready = self._file_inbox(inbox, ready)
         with self._registering():
             for start in range(0, len(ready), MAX_BATCH):
                 if self._stop.is_set():
                     return
                 self._register(ready[start : start + MAX_BATCH])
+
+    def _file_inbox(self, inbox: InboxWork, ready: list[str]) -> list[str]:
+        """File the settled inbox files of ``ready``, one at a time; the others, returned."""
+        tree: list[str] = []
+        with self._registering():
+            for path in ready:
+                if not inbox.owns(path):
+                    tree.append(path)
+                elif not self._stop.is_set():
+                    self._beat()
+                    inbox.process(path)
+        return tree
 
     @contextmanager
     def _registering(self) -> Iterator[None]:
@@ -244,6 +305,8 @@ class Daemon:
 
     def _wait_s(self) -> float:
         waits = [MAX_WAIT_S, self._rescans.schedule.wait_s()]
+        if self._inbox is not None and (inbox_wait := self._inbox.wait_s()) is not None:
+            waits.append(inbox_wait)
         books = (self._tracker.next_due(), self._retries.next_due(), self._outage.next_due())
         waits.extend(w for w in books if w is not None)
         return max(0.0, min(waits))
@@ -268,6 +331,14 @@ class Daemon:
         if event.kind in (Kind.CLOSED, Kind.TOUCH) and self._echoes.ours(event.path):
             # Our own prefix-stripping rename coming back as an event (or found by the poller
             # as a new name): already registered.
+            return
+        if self._inbox is not None and self._inbox.owns(event.path):
+            # An inbox file: the stability check only (it is filed, not registered).
+            if event.kind is Kind.GONE:
+                self._tracker.forget(event.path)
+                self._outage.succeed(event.path)
+            else:
+                self._tracker.touch(event.path, closed=event.kind is Kind.CLOSED)
             return
         if event.kind in (Kind.TOUCH, Kind.CLOSED):
             self._latency.seen(event.path)

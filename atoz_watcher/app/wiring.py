@@ -14,6 +14,7 @@ would add a third of a second to it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.ingest.registrar import Registrar
+from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.system.journal import Journal
 
 # Imported where a part is built: see the module's docstring.
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from atoz_watcher.imaging.jobs import OnStored
     from atoz_watcher.imaging.queue import ThumbnailWorker
     from atoz_watcher.imaging.render import Renderer
+    from atoz_watcher.inbox import Inbox
+    from atoz_watcher.inbox.filer import OnStep
     from atoz_watcher.storage import Storage
     from atoz_watcher.system.metrics import Metrics
 
@@ -47,13 +51,20 @@ class Components:
     # A one-shot command renders each new document's thumbnail on its own thread; the
     # daemon hands it to its thumbnail queue.
     inline_thumbnails: bool = False
+    # Called after each durable step of filing an inbox file (the crash tests kill there).
+    inbox_on_step: OnStep | None = None
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, engine: Engine, *, inline_thumbnails: bool = False
+        cls,
+        settings: Settings,
+        engine: Engine,
+        *,
+        inline_thumbnails: bool = False,
+        inbox_on_step: OnStep | None = None,
     ) -> Components:
         """The parts ``settings`` describe; each is made when first asked for."""
-        return cls(settings, engine, inline_thumbnails)
+        return cls(settings, engine, inline_thumbnails, inbox_on_step)
 
     @property
     def in_database(self) -> bool:
@@ -146,6 +157,36 @@ class Components:
         )
 
     @cached_property
+    def inbox(self) -> Inbox | None:
+        """The scanner inboxes of ``[[inbox.folders]]``, filing through ``writer``, their new
+        documents' thumbnails to ``on_stored``, their outcomes counted in ``metrics``; None
+        when there is no inbox folder."""
+        section = self.settings.inbox
+        if not section.folders:
+            return None
+        from atoz_watcher.inbox import Inbox  # noqa: PLC0415
+        from atoz_watcher.inbox.filer import no_step  # noqa: PLC0415
+
+        metrics = self.metrics
+        return Inbox(
+            self.engine,
+            self.writer,
+            self.storage,
+            section,
+            atoz_root=self.settings.atoz_path,
+            lock_timeout_s=self.settings.scan.lock_timeout,
+            on_stored=self.on_stored,
+            on_outcome=lambda kind, detail: metrics.inbox(kind.value, detail),
+            on_step=self.inbox_on_step or no_step,
+        )
+
+    @property
+    def ignore(self) -> IgnoreRules:
+        """What the tree's watcher and rescans leave alone: ``watcher.ignore``, and the inbox
+        folders inside the A-to-Z root (the inbox's files are not a patient's)."""
+        return ignore_rules(self.settings)
+
+    @cached_property
     def reader(self) -> Engine:
         """The API's engine for reads, which never wait for the registration lock. The API
         closes it when it stops (see ``create_app``)."""
@@ -210,6 +251,17 @@ def registrar_for(settings: Settings, engine: Engine) -> Registrar:
     return Registrar(
         engine, Journal(settings.journal_dir), lock_timeout_s=settings.scan.lock_timeout
     )
+
+
+def ignore_rules(settings: Settings) -> IgnoreRules:
+    """``watcher.ignore``, plus every inbox folder inside the A-to-Z root with all it holds."""
+    root = os.path.abspath(settings.atoz_path)  # noqa: PTH100 - as the events name paths
+    inside: list[tuple[str, ...]] = []
+    for folder in settings.inbox.folders:
+        path = os.path.abspath(folder.path)  # noqa: PTH100
+        if path.startswith(root + os.sep):
+            inside.append(tuple(path[len(root) + 1 :].split(os.sep)))  # noqa: PTH206
+    return IgnoreRules(settings.watcher.ignore, folders=inside)
 
 
 def build_api(

@@ -28,15 +28,20 @@ DEFAULT_IGNORE = (
 
 
 class IgnoreRules:
-    """fnmatch patterns (any case) matched against each part of a path below the root.
+    """fnmatch patterns (any case) matched against each part of a path below the root, and
+    ``folders`` (each as its parts below the root, e.g. a scanner inbox inside the A-to-Z
+    folder) ignored with everything inside them.
 
     One compiled expression for all patterns: this runs for every event of a burst.
     """
 
-    def __init__(self, patterns: Sequence[str]) -> None:
+    def __init__(self, patterns: Sequence[str], *, folders: Sequence[Sequence[str]] = ()) -> None:
         joined = "|".join(fnmatch.translate(p.casefold()) for p in patterns)
         self._match = re.compile(joined).match if patterns else None
+        self._folders = tuple(tuple(folder) for folder in folders if folder)
 
     def __call__(self, parts: Sequence[str]) -> bool:
         match = self._match
-        return match is not None and any(match(part.casefold()) for part in parts)
+        if match is not None and any(match(part.casefold()) for part in parts):
+            return True
+        return any(tuple(parts[: len(folder)]) == folder for folder in self._folders)

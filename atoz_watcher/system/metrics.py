@@ -81,6 +81,14 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._inbox = Counter(
+            "atoz_inbox",
+            "Files dropped in a scanner inbox by outcome (routed, split, unmatched, duplicate) "
+            "and detail (the rule that routed it: cover-sheet, token, dicom, assigned; or why it "
+            "was not: no-route, unknown-patient, ...).",
+            ["outcome", "detail"],
+            registry=self.registry,
+        )
 
     def registered(self, count: int = 1) -> None:
         self._registered.inc(count)
@@ -108,6 +116,10 @@ class Metrics:
 
     def materialized(self, outcome: str) -> None:
         self._materialized.labels(outcome=outcome).inc()
+
+    def inbox(self, outcome: str, detail: str) -> None:
+        """One inbox file's outcome (``Inbox``'s ``on_outcome`` hook)."""
+        self._inbox.labels(outcome=outcome, detail=detail).inc()
 
     def serve(self, host: str, port: int) -> MetricsServer:
         """Serve ``/metrics`` on ``host:port`` (0: any free port) from a thread of its own."""

@@ -24,12 +24,13 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
     if settings.storage == "InDatabase":
         raise ConfigError("storage: InDatabase has no A-to-Z folder to watch")
     from atoz_watcher.app.daemon import Daemon  # noqa: PLC0415 - see the note at the top
+    from atoz_watcher.app.kill_points import kill_at  # noqa: PLC0415
     from atoz_watcher.system.sdnotify import Notifier, watchdog_interval  # noqa: PLC0415
 
     require_tables(engine)
     if not settings.atoz_path.is_dir():
         raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
-    components = Components.from_settings(settings, engine)
+    components = Components.from_settings(settings, engine, inbox_on_step=kill_at(os.environ))
     notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
     daemon = Daemon(
         components,
