@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import signal
 import socket
 import subprocess
@@ -109,6 +110,26 @@ def test_rescan_prints_a_summary(world: World) -> None:
     assert "registered: 1" in result.stdout
     assert "skipped: 1 (thumbs-db 1)" in result.stdout
     assert "unmatched folders: 1\n  N/Nobody9 (no-patient)" in result.stdout
+
+
+def test_rescan_leaves_an_inbox_inside_the_root_alone(world: World) -> None:
+    """An inbox kept inside the A-to-Z root is the inbox's, not an unmatched letter folder."""
+    world.add_category("Misc", order=0)
+    world.add_patient("Smith", "John", "SmithJohn1")
+    (world.folder("SmithJohn1") / "a.jpg").write_bytes(b"a")
+    inbox = world.root / "Inbox"
+    (inbox / "_Unmatched").mkdir(parents=True)
+    (inbox / "_Unmatched" / "scan.pdf").write_bytes(b"%PDF-1.4")
+    env = world.cli_env()
+    env["ATOZ_INBOX__FOLDERS"] = json.dumps([{"path": str(inbox)}])
+
+    result = run(env, "rescan")
+
+    assert result.returncode == 0, result.stderr
+    assert "registered: 1" in result.stdout
+    assert "unmatched folders: 0" in result.stdout
+    assert "Inbox" not in result.stdout
+    assert (inbox / "_Unmatched" / "scan.pdf").exists()
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(world: World) -> None:

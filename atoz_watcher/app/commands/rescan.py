@@ -10,12 +10,11 @@ from sqlalchemy import Engine
 
 from atoz_watcher.app.commands.common import EXIT_OK, ProgressBar, patient_folder, require_tables
 from atoz_watcher.app.reports import RescanReport
-from atoz_watcher.app.wiring import Components
+from atoz_watcher.app.wiring import Components, ignore_rules
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.errors import ConfigError
 from atoz_watcher.ingest.rescan import Rescanner, Summary
-from atoz_watcher.rules.ignore import IgnoreRules
 
 
 def run_rescan(
@@ -54,7 +53,7 @@ def run_rescan(
             batch_size=settings.scan.batch_size,
             progress=progress,
             report=report,
-            ignore=IgnoreRules(settings.watcher.ignore),
+            ignore=ignore_rules(settings),
             # A file a scanner is still writing is left for the next rescan (or the daemon).
             min_age_s=min_age_s,
             keep=False,  # one run: FileNames read a letter folder at a time
