@@ -44,7 +44,7 @@ from atoz_watcher.errors import (
     LockTimeoutError,
     NoImageCategoryError,
 )
-from atoz_watcher.imaging.jobs import OnStored, job_for, no_thumbnails
+from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError
@@ -302,15 +302,6 @@ class DocumentService:
 
     def _thumbnail(self, created: Created) -> None:
         """The stored file's thumbnail job, handed on: the reply does not wait for it."""
-        stored = created.stored
-        if stored is None or stored.path is None:  # InDatabase: no thumbnail is kept
-            return
-        job = job_for(
-            stored.path,
-            stamp=self._clock(),
-            pat_num=created.pat_num,
-            doc_num=created.doc_num,
-            force=True,
-        )
+        job = created.thumbnail_job(stamp=self._clock())
         if job is not None:
             self._on_stored(job)

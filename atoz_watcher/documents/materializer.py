@@ -39,7 +39,7 @@ from atoz_watcher.db import queries
 from atoz_watcher.documents.checks import PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter
 from atoz_watcher.errors import DatabaseUnavailableError
-from atoz_watcher.imaging.jobs import OnStored, Outcome, job_for, no_thumbnails
+from atoz_watcher.imaging.jobs import OnStored, Outcome, no_thumbnails
 from atoz_watcher.rules.notes import (
     DownloadNote,
     Failure,
@@ -263,12 +263,7 @@ class Materializer:
             file_name=created.stored.file_name,
             bytes=size,
         )
-        path = created.stored.path
-        if path is None:  # InDatabase: no thumbnail is kept
-            return
-        job = job_for(
-            path, stamp=datetime.now(), pat_num=created.pat_num, doc_num=doc_num, force=True
-        )
+        job = created.thumbnail_job(stamp=datetime.now())
         if job is not None:
             outcome = self._on_stored(job)
             if outcome is not None:  # rendered at once (a one-shot command), not queued

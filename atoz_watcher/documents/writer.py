@@ -22,6 +22,7 @@ from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.db.rows import blank_document
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.documents.checks import PatientNotFoundError, patient_and_category
+from atoz_watcher.imaging.jobs import ThumbJob, job_for
 from atoz_watcher.rules.layout import folder_name
 from atoz_watcher.rules.matching import PatientRow
 from atoz_watcher.storage import Content, Storage, Stored
@@ -54,6 +55,20 @@ class Created:
     doc_num: int
     pat_num: int
     stored: Stored | None  # None for a placeholder (SetByUrl) until it is materialised
+
+    def thumbnail_job(self, *, stamp: datetime) -> ThumbJob | None:
+        """The thumbnail job of the file just stored under a name we chose (so always made
+        afresh); None for a placeholder, InDatabase storage (no thumbnail is kept) or a file
+        that is no image."""
+        if self.stored is None or self.stored.path is None:
+            return None
+        return job_for(
+            self.stored.path,
+            stamp=stamp,
+            pat_num=self.pat_num,
+            doc_num=self.doc_num,
+            force=True,
+        )
 
 
 def generated_name(patient: PatientRow, doc_num: int, extension: str) -> str:

@@ -48,7 +48,7 @@ from atoz_watcher.documents.checks import (
 )
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
 from atoz_watcher.errors import AtozError
-from atoz_watcher.imaging.jobs import OnStored, job_for
+from atoz_watcher.imaging.jobs import OnStored
 from atoz_watcher.imaging.pages import UnreadableScanError
 from atoz_watcher.imaging.split import PartFile, split_scan
 from atoz_watcher.inbox.manifest import Manifest, PartRecord
@@ -369,17 +369,9 @@ class Filer:
             spool.discard()
         self._step("part.created")
         self._filed(work, manifest, part, created.doc_num)
-        stored = created.stored
-        if stored is not None and stored.path is not None:
-            job = job_for(
-                stored.path,
-                stamp=self._clock(),
-                pat_num=created.pat_num,
-                doc_num=created.doc_num,
-                force=True,
-            )
-            if job is not None:
-                self._on_stored(job)
+        job = created.thumbnail_job(stamp=self._clock())
+        if job is not None:
+            self._on_stored(job)
 
     def _recheck(self, work: Folder, manifest: Manifest, part: PartRecord) -> None:
         """Unmatch a planned part whose patient was deleted (or category removed) since it
