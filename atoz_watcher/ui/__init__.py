@@ -1,0 +1,1 @@
+"""The front-desk page: Today, Inbox, Patients and Health, served under ``/ui/`` beside the API."""
