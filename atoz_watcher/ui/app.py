@@ -66,6 +66,9 @@ SECURITY_HEADERS: Final = (
     (b"referrer-policy", b"same-origin"),
 )
 NO_STORE: Final = (b"cache-control", b"no-store")
+# The page's forms are a few fields (no uploads): a larger body is refused unread, before
+# anyone has logged in (Starlette would read a urlencoded form whole into memory).
+MAX_BODY_BYTES: Final = 64 * 1024
 
 
 def create_ui(
@@ -106,6 +109,8 @@ def create_ui(
     for router in page_routers(parts, web):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The last added runs first: headers on every answer, the body cap's included.
+    app.add_middleware(BodyCap, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -252,7 +257,11 @@ def _install_handlers(app: FastAPI, web: Web) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)  # noqa: S101 - registered for it alone
-        messages = {404: "There is no such page.", 405: "This page cannot be used that way."}
+        messages = {
+            404: "There is no such page.",
+            405: "This page cannot be used that way.",
+            413: "This form is larger than any the page sends.",
+        }
         message = messages.get(exc.status_code, "This request cannot be answered.")
         return error_page(web, request, exc.status_code, message, _current_viewer(web, request))
 
@@ -323,6 +332,45 @@ class SecurityHeaders:
             await send(message)
 
         await self._app(scope, receive, sending)
+
+
+class BodyCap:
+    """413 for a request body over ``max_bytes``: at once by its Content-Length, or as soon as
+    a chunked body passes it."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self._app = app
+        self._max = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self._max:
+            await _too_large()(scope, receive, send)
+            return
+        received = 0
+
+        async def capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max:
+                    raise HTTPException(413)
+            return message
+
+        await self._app(scope, capped, send)
+
+
+def _too_large() -> HTMLResponse:
+    return HTMLResponse(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Too large</title>'
+        '</head><body><main id="main"><h1>Too large</h1><p role="alert">This form is larger '
+        "than any the page sends.</p></main></body></html>",
+        status_code=413,
+    )
 
 
 def standalone(ui_app: FastAPI, *, on_close: Callable[[], None] | None = None) -> FastAPI:

@@ -26,7 +26,9 @@ other keyword arguments go to Settings (``inbox=InboxSettings(folders=...)``,
 ``storage="InDatabase"``, ``thumbnails=...``).
 ``site.clock`` is the page's clock (sessions' idleness, the login window):
 ``site.clock.advance(seconds)``. ``site.parts`` is the UiParts the page was given,
-``site.components`` the wiring it came from. ``csrf_of(html)`` reads a page's form token.
+``site.components`` the wiring it came from. ``csrf_of(html)`` reads a page's form token,
+``alert(html)`` its ``<p role="alert">``; ``probe_pages`` is a logged-in page and a staff-only
+form for tests of the shell.
 
 The users' passwords are registered as secrets (tests/support/leaks.py): the suite fails if
 one reaches a log line or an error body. Their hashes use cheap argon2 parameters, passed in
@@ -45,7 +47,8 @@ from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 
 from atoz_watcher.api import ApiServer
 from atoz_watcher.app.wiring import Components
@@ -54,7 +57,7 @@ from atoz_watcher.config.settings import Settings
 from atoz_watcher.system.status import StatusBoard
 from atoz_watcher.ui.app import create_ui, standalone
 from atoz_watcher.ui.parts import UiParts
-from atoz_watcher.ui.web import Web
+from atoz_watcher.ui.web import LoggedIn, PostedForm, StaffOnly, Web
 from tests.support.api import KEYS
 from tests.support.leaks import SECRETS
 from tests.support.waiting import wait_for
@@ -135,6 +138,31 @@ def csrf_of(html: str) -> str:
     found = _CSRF.search(html)
     assert found is not None, "no csrf field on the page"
     return found.group(1)
+
+
+def alert(html: str) -> str:
+    """The text of a page's ``<p role="alert">`` (the test fails when it has none)."""
+    found = re.search(r'<p role="alert">([^<]*)</p>', html)
+    assert found is not None, html
+    return found.group(1)
+
+
+def probe_pages(parts: UiParts, web: Web) -> APIRouter:
+    """Two pages for tests of the shell (``serving_ui(..., routers=[probe_pages])``):
+    ``GET /ui/probe`` for anyone logged in, ``POST /ui/probe/move`` (a form with its csrf) for
+    staff only."""
+    del parts
+    routes = APIRouter()
+
+    @routes.get("/probe", response_class=HTMLResponse)
+    async def probe(request: Request, viewer: LoggedIn) -> HTMLResponse:
+        return web.page(request, viewer, "base.html", title="Probe")
+
+    @routes.post("/probe/move", response_class=HTMLResponse)
+    async def move(request: Request, viewer: StaffOnly, _form: PostedForm) -> HTMLResponse:
+        return web.page(request, viewer, "base.html", title="Moved")
+
+    return routes
 
 
 def login(client: httpx.Client, name: str, password: str, *, next_path: str = "") -> httpx.Response:

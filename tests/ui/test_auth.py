@@ -2,42 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import structlog
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
 
-from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.ratelimit import LoginLimiter
 from atoz_watcher.ui.sessions import COOKIE
-from atoz_watcher.ui.web import LoggedIn, PostedForm, StaffOnly, Web, safe_next
+from atoz_watcher.ui.web import safe_next
 from tests.support.api import AUTH
-from tests.support.ui import STAFF, VIEWER, UiSite, csrf_of, login, serving_ui, ui_settings
+from tests.support.ui import (
+    STAFF,
+    VIEWER,
+    UiSite,
+    alert,
+    csrf_of,
+    login,
+    probe_pages,
+    serving_ui,
+    ui_settings,
+)
 from tests.support.worlds import World, make_world
 
 WRONG = "Wrong name or password."
 WINDOW_S = 15 * 60
-
-
-def probe_pages(parts: UiParts, web: Web) -> APIRouter:
-    """A page anyone logged in sees, and a form only staff may post."""
-    del parts
-    routes = APIRouter()
-
-    @routes.get("/probe", response_class=HTMLResponse)
-    async def probe(request: Request, viewer: LoggedIn) -> HTMLResponse:
-        return web.page(request, viewer, "base.html", title="Probe")
-
-    @routes.post("/probe/move", response_class=HTMLResponse)
-    async def move(request: Request, viewer: StaffOnly, _form: PostedForm) -> HTMLResponse:
-        return web.page(request, viewer, "base.html", title="Moved")
-
-    return routes
 
 
 @pytest.fixture
@@ -55,12 +45,6 @@ def site(sqlite_world: World) -> Iterator[UiSite]:
 def from_address(site: UiSite, address: str) -> httpx.Client:
     """A client whose connections come from ``address`` (any of 127.0.0.0/8 reaches lo)."""
     return site.client(transport=httpx.HTTPTransport(local_address=address))
-
-
-def alert(html: str) -> str:
-    found = re.search(r'<p role="alert">([^<]*)</p>', html)
-    assert found is not None, html
-    return found.group(1)
 
 
 def test_the_right_password_logs_in_and_goes_home(site: UiSite) -> None:

@@ -9,9 +9,18 @@ from pathlib import Path
 import pytest
 
 from atoz_watcher.ui.sessions import COOKIE, LOGIN_TOKEN_S, Ended, LoginTokens, SessionStore
-from tests.support.ui import STAFF, VIEWER, UiSite, csrf_of, login, serving_ui, ui_settings
+from tests.support.ui import (
+    STAFF,
+    VIEWER,
+    UiSite,
+    alert,
+    csrf_of,
+    login,
+    probe_pages,
+    serving_ui,
+    ui_settings,
+)
 from tests.support.worlds import World, make_world
-from tests.ui.test_auth import alert, probe_pages
 
 IDLE_S = 30 * 60
 EXPIRED_FORM = "This form has expired: reload the page and try again."
