@@ -76,6 +76,8 @@ def create_ui(
 ) -> FastAPI:
     """The page ``ui`` describes over ``parts``. ``clock`` (seconds, monotonic) times the
     sessions' idleness and the login window: tests pass their own."""
+    if not ui.users:
+        log.warning("ui.no_users", fix="add [[ui.users]] (atoz-watcher hash-password)")
     sessions = SessionStore(idle_s=ui.session_idle_minutes * 60, clock=clock)
     web = Web(sessions)
     login = Login(
@@ -176,7 +178,9 @@ class Login:
         address = request.client.host if request.client else ""
         wait = self._limiter.retry_after(name, address)
         if wait is not None:
-            log.warning("ui.login_refused", reason="too many attempts", retry_after=wait)
+            log.warning(
+                "ui.login_refused", reason="too many attempts", client=address, retry_after=wait
+            )
             minutes = math.ceil(wait / 60)
             alert = (
                 f"Too many attempts: wait {minutes} minute{'s' if minutes != 1 else ''} "
@@ -189,12 +193,12 @@ class Login:
         if user is None:
             self._limiter.failed(name, address)
             # Never the name typed: it may be a password typed in the wrong box.
-            log.info("ui.login_refused", reason="wrong name or password")
+            log.info("ui.login_refused", reason="wrong name or password", client=address)
             # The form comes back empty: what was typed in the name box may be a password.
             return self._page(request, next_path=next_path, alert=WRONG_LOGIN, status=401)
         self._limiter.succeeded(name)
         cookie, _session = self._web.sessions.start(user.name, may_move=user.may_move)
-        log.info("ui.login", user=user.name)
+        log.info("ui.login", user=user.name, client=address)
         response = RedirectResponse(safe_next(next_path), status_code=303)
         response.set_cookie(
             COOKIE,

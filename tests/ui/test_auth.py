@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import structlog
+from argon2 import PasswordHasher
 
+from atoz_watcher.config.sections import UiUser
+from atoz_watcher.ui.auth import User, Users
 from atoz_watcher.ui.ratelimit import LoginLimiter
 from atoz_watcher.ui.sessions import COOKIE
 from atoz_watcher.ui.web import safe_next
 from tests.support.api import AUTH
 from tests.support.ui import (
+    CHEAP_HASHER,
     STAFF,
     VIEWER,
     UiSite,
@@ -281,3 +287,42 @@ class TestLoginLimiter:
 )
 def test_safe_next(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+class TestUsers:
+    """The users on their own: names, passwords, roles, and the work an unknown name costs."""
+
+    def users(self, hasher: PasswordHasher) -> Users:
+        return Users(
+            [
+                UiUser(name="anna", password_hash=hasher.hash("anna-password"), role="staff"),
+                UiUser(name="ben", password_hash=hasher.hash("ben-password"), role="viewer"),
+            ]
+        )
+
+    def test_the_right_password_gives_the_user_and_its_role(self) -> None:
+        users = self.users(CHEAP_HASHER)
+
+        assert users.check("anna", "anna-password") == User("anna", may_move=True)
+        assert users.check("ben", "ben-password") == User("ben", may_move=False)
+        assert users.check("anna", "ben-password") is None
+        assert users.check("Anna", "anna-password") is None  # names are as configured
+        assert users.check("carl", "anna-password") is None
+        assert users.check("", "") is None
+
+    def test_an_unknown_name_takes_as_long_as_a_wrong_password(self) -> None:
+        # argon2-cffi's default parameters, as `atoz-watcher hash-password` makes them: tens
+        # of milliseconds each, so the comparison is of the hashing, not of the noise.
+        users = self.users(PasswordHasher())
+
+        def median_s(name: str) -> float:
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                assert users.check(name, "not-the-password") is None
+                times.append(time.perf_counter() - started)
+            return statistics.median(times)
+
+        known, unknown = median_s("anna"), median_s("nobody")
+
+        assert 0.5 < unknown / known < 2.0
