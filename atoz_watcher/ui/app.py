@@ -1,15 +1,14 @@
 """``create_ui(ui, parts)``: the front-desk page as a FastAPI application, mounted at /ui.
 
-Login and logout, the sessions, the security headers, the error pages and the static files are
-here; each page is a module of ``ui.pages`` with ``router(parts, web)``. Its parts come built
+The app puts together login (``ui.login``) and logout, the sessions, the headers and the body
+cap (``ui.middleware``), the error pages and the static files; each page is a module of
+``ui.pages`` with ``router(parts, web)``. Its parts come built
 from the caller (``atoz_watcher.app.wiring``); its sessions and login counts are its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,24 +20,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoz_watcher.config.sections import UiSettings
 from atoz_watcher.ui.auth import Users
+from atoz_watcher.ui.login import Login
+from atoz_watcher.ui.middleware import MAX_BODY_BYTES, BodyCap, SecurityHeaders
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.ratelimit import LoginLimiter
-from atoz_watcher.ui.sessions import (
-    COOKIE,
-    LOGIN_COOKIE,
-    LOGIN_TOKEN_S,
-    LoginTokens,
-    Session,
-    SessionStore,
-)
+from atoz_watcher.ui.sessions import COOKIE, LoginTokens, SessionStore
 from atoz_watcher.ui.web import (
-    FORM_EXPIRED,
     PREFIX,
     LoggedIn,
     LoginNeeded,
@@ -47,7 +38,6 @@ from atoz_watcher.ui.web import (
     Viewer,
     Web,
     login_url,
-    safe_next,
 )
 
 log = structlog.get_logger("atoz_watcher.ui")
@@ -55,20 +45,6 @@ log = structlog.get_logger("atoz_watcher.ui")
 STATIC: Final = Path(__file__).parent / "static"
 # The page modules, in the order their routes are tried; one that does not exist is left out.
 PAGES: Final = ("today", "inbox", "patients", "health", "documents")
-WRONG_LOGIN: Final = "Wrong name or password."
-SESSION_ENDED: Final = "Your session ended: log in again."
-SECURITY_HEADERS: Final = (
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-)
-NO_STORE: Final = (b"cache-control", b"no-store")
-# The page's forms are a few fields (no uploads): a larger body is refused unread, before
-# anyone has logged in (Starlette would read a urlencoded form whole into memory).
-MAX_BODY_BYTES: Final = 64 * 1024
 
 
 def create_ui(
@@ -135,118 +111,6 @@ def page_routers(parts: UiParts, web: Web) -> list[APIRouter]:
     return routers
 
 
-class Login:
-    """GET and POST /login: the form, then the name and password checked, counted, and a
-    session started."""
-
-    def __init__(
-        self,
-        web: Web,
-        users: Users,
-        limiter: LoginLimiter,
-        tokens: LoginTokens,
-        *,
-        secure: bool,
-    ) -> None:
-        self._web = web
-        self._users = users
-        self._limiter = limiter
-        self._tokens = tokens
-        self._secure = secure
-
-    async def form(
-        self,
-        request: Request,
-        next: str = "",  # noqa: A002 - the query's name
-        expired: str = "",
-    ) -> Response:
-        found = self._web.sessions.find(request.cookies.get(COOKIE))
-        if isinstance(found, Session):
-            # Logged in already (another tab, the back button): on to where it was going.
-            return RedirectResponse(safe_next(next), status_code=303)
-        alert = SESSION_ENDED if expired == "1" else ""
-        return self._page(request, next_path=next, alert=alert)
-
-    async def submit(self, request: Request) -> Response:
-        form = await request.form()
-        name = _text(form, "username")
-        password = _text(form, "password")
-        next_path = _text(form, "next")
-        if not self._tokens.accepts(request.cookies.get(LOGIN_COOKIE), _text(form, "csrf")):
-            log.info("ui.login_refused", reason="form expired")
-            return self._page(request, next_path=next_path, alert=FORM_EXPIRED, status=403)
-        address = request.client.host if request.client else ""
-        wait = self._limiter.retry_after(name, address)
-        if wait is not None:
-            log.warning(
-                "ui.login_refused", reason="too many attempts", client=address, retry_after=wait
-            )
-            minutes = math.ceil(wait / 60)
-            alert = (
-                f"Too many attempts: wait {minutes} minute{'s' if minutes != 1 else ''} "
-                "and try again."
-            )
-            response = self._page(request, next_path=next_path, alert=alert, status=429)
-            response.headers["Retry-After"] = str(wait)
-            return response
-        user = await asyncio.to_thread(self._users.check, name, password)
-        if user is None:
-            self._limiter.failed(name, address)
-            # Never the name typed: it may be a password typed in the wrong box.
-            log.info("ui.login_refused", reason="wrong name or password", client=address)
-            # The form comes back empty: what was typed in the name box may be a password.
-            return self._page(request, next_path=next_path, alert=WRONG_LOGIN, status=401)
-        self._limiter.succeeded(name)
-        cookie, _session = self._web.sessions.start(user.name, may_move=user.may_move)
-        log.info("ui.login", user=user.name, client=address)
-        response = RedirectResponse(safe_next(next_path), status_code=303)
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            path=PREFIX,
-            httponly=True,
-            samesite="strict",
-            secure=self._secure,
-        )
-        response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login", httponly=True)
-        return response
-
-    def _page(
-        self,
-        request: Request,
-        *,
-        next_path: str,
-        alert: str = "",
-        status: int = 200,
-    ) -> Response:
-        cookie, token = self._tokens.issue()
-        response = self._web.page(
-            request,
-            None,
-            "login.html",
-            status_code=status,
-            title="Log in",
-            login_csrf=token,
-            next=safe_next(next_path) if next_path else "",
-            alert=alert,
-        )
-        response.set_cookie(
-            LOGIN_COOKIE,
-            cookie,
-            max_age=LOGIN_TOKEN_S,
-            path=f"{PREFIX}/login",
-            httponly=True,
-            samesite="strict",
-            secure=self._secure,
-        )
-        return response
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 def _install_handlers(app: FastAPI, web: Web) -> None:
     async def login_needed(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoginNeeded)  # noqa: S101 - registered for it alone
@@ -305,76 +169,6 @@ def _current_viewer(web: Web, request: Request) -> Viewer | None:
     except LoginNeeded:
         return None
     return Viewer(session.name, session.may_move, session.csrf)
-
-
-class SecurityHeaders:
-    """The page's response headers: CSP, nosniff, same-origin referrers on everything, and
-    ``Cache-Control: no-store`` on all but the static files (a page may show a patient)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        path = scope["path"][len(scope.get("root_path", "")) :]
-        static = path.startswith("/static/")
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (key, value)
-                    for key, value in message.get("headers", [])
-                    if key.lower() not in {name for name, _ in SECURITY_HEADERS}
-                ]
-                headers.extend(SECURITY_HEADERS)
-                if not static:
-                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
-                    headers.append(NO_STORE)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self._app(scope, receive, sending)
-
-
-class BodyCap:
-    """413 for a request body over ``max_bytes``: at once by its Content-Length, or as soon as
-    a chunked body passes it."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self._app = app
-        self._max = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self._max:
-            await _too_large()(scope, receive, send)
-            return
-        received = 0
-
-        async def capped() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max:
-                    raise HTTPException(413)
-            return message
-
-        await self._app(scope, capped, send)
-
-
-def _too_large() -> HTMLResponse:
-    return HTMLResponse(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Too large</title>'
-        '</head><body><main id="main"><h1>Too large</h1><p role="alert">This form is larger '
-        "than any the page sends.</p></main></body></html>",
-        status_code=413,
-    )
 
 
 def standalone(ui_app: FastAPI, *, on_close: Callable[[], None] | None = None) -> FastAPI:
