@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -231,3 +232,25 @@ def test_a_body_larger_than_any_form_is_refused_unread(site: UiSite) -> None:
         )
         assert chunked.status_code == 413
         assert login(client, STAFF.name, STAFF.password).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    ["/ui/../api/v1/documents?PatNum=1", "/ui/%2e%2e/api/v1/documents?PatNum=1"],
+)
+def test_a_path_through_ui_never_reaches_the_api_without_a_key(site: UiSite, raw_path: str) -> None:
+    # Sent as written (a client would tidy the dots away): the key check is skipped under
+    # /ui, so the path must end in the page's 404, never at the API.
+    host, port = httpx.URL(site.url).host, httpx.URL(site.url).port
+    assert port is not None
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(
+            f"GET {raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] in {b"404", b"400"}, answer
+    assert b"text/html" in rest.split(b"\r\n\r\n", 1)[0].lower()
