@@ -297,7 +297,9 @@ class Components:
         """The Documents API over these parts. ``on_placeholder`` is called after SetByUrl made
         a placeholder row (inside the daemon: wake the materialiser); ``on_stored`` takes the
         thumbnail jobs of what Upload and UploadSftp store (inside the daemon: its queue; None:
-        the API runs a queue of its own while it serves)."""
+        the API runs a queue of its own while it serves). ``mounts`` are served beside it under
+        their paths, past its key check (the front-desk page at /ui); ``GET /`` sends a browser
+        to ``home``."""
         # FastAPI is imported only where the API runs: it costs every other command (and a
         # daemon without the API) about 15 MB and a third of a second.
         from atoz_watcher.api.app import ApiParts, create_app  # noqa: PLC0415

@@ -446,3 +446,18 @@ def test_ui_user_names_are_unique_and_not_empty(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="name cannot be empty"):
         load_settings(config, {})
+
+
+def test_a_ui_users_hash_stays_out_of_the_settings_repr(tmp_path: Path) -> None:
+    digest = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'atoz_path = "{tmp_path}"\n[[ui.users]]\nname = "frontdesk"\npassword_hash = "{digest}"\n'
+    )
+
+    settings = load_settings(config, {})
+
+    assert settings.ui.users[0].password_hash == digest
+    assert settings.ui.users[0].role == "staff"
+    assert "frontdesk" in repr(settings)
+    assert "aGFzaGhhc2hoYXNo" not in repr(settings)
