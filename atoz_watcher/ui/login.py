@@ -86,9 +86,8 @@ class Login:
         user = await asyncio.to_thread(self._users.check, name, password)
         if user is None:
             self._limiter.failed(name, address)
-            # Never the name typed: it may be a password typed in the wrong box.
+            # Neither logged nor shown again: what was typed as the name may be a password.
             log.info("ui.login_refused", reason="wrong name or password", client=address)
-            # The form comes back empty: what was typed in the name box may be a password.
             return self._page(request, next_path=next_path, alert=WRONG_LOGIN, status=401)
         self._limiter.succeeded(name)
         cookie, _session = self._web.sessions.start(user.name, may_move=user.may_move)
