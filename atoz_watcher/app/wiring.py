@@ -275,10 +275,14 @@ class Components:
         if not api:
             if ui is None:
                 raise ValueError("nothing to serve: neither the API nor the page is on")
+            from atoz_watcher.api.middleware import RequestLogger  # noqa: PLC0415
             from atoz_watcher.ui.app import standalone  # noqa: PLC0415
 
             reader = self.reader
-            return standalone(ui, on_close=None if reader is self.engine else reader.dispose)
+            alone = standalone(ui, on_close=None if reader is self.engine else reader.dispose)
+            # The server's one line per request, as beside the API.
+            alone.add_middleware(RequestLogger)
+            return alone
         return self.api(
             on_placeholder=on_placeholder,
             on_stored=on_stored,

@@ -210,6 +210,9 @@ def test_atoz_watcher_run_serves_the_page_with_the_api_disabled(bare_world: Worl
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             assert client.get("/api/v1/documents", params={"PatNum": 1}).status_code == 404
         assert run.terminate() == 0
+        requests = [(e["method"], e["path"], e["status"]) for e in run.events("api.request")]
+        assert ("POST", "/ui/login", 303) in requests
+        assert ("GET", "/ui/", 200) in requests
 
 
 def test_a_body_larger_than_any_form_is_refused_unread(site: UiSite) -> None:
