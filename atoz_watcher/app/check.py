@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import ipaddress
 import os
 import pwd
 import queue
@@ -375,11 +376,22 @@ def check_ui(ui: UiSettings, api: ApiSettings) -> CheckResult:
             "password_hash from `atoz-watcher hash-password`",
         )
     staff = sum(user.role == "staff" for user in ui.users)
-    return CheckResult(
-        "front-desk page",
-        ok=True,
-        detail=f"{plural(len(ui.users), 'user')} ({staff} staff) may log in at {where}",
-    )
+    detail = f"{plural(len(ui.users), 'user')} ({staff} staff) may log in at {where}"
+    if not ui.secure_cookies and not _is_loopback(api.host):
+        detail += (
+            " (over plain HTTP on the network: serve it through a TLS proxy and set "
+            "ui.secure_cookies = true)"
+        )
+    return CheckResult("front-desk page", ok=True, detail=detail)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_link(path: Path) -> bool:

@@ -166,6 +166,12 @@ def test_check_says_who_may_log_in() -> None:
     assert "hash-password" in nobody.detail
     assert some.ok
     assert some.detail == "2 users (1 staff) may log in at http://127.0.0.1:30223/ui/"
+    on_the_lan = check_ui(ui_settings(), ApiSettings(host="0.0.0.0"))  # noqa: S104
+    assert on_the_lan.ok
+    assert "plain HTTP" in on_the_lan.detail
+    assert "secure_cookies" in on_the_lan.detail
+    behind_tls = check_ui(ui_settings(secure_cookies=True), ApiSettings(host="0.0.0.0"))  # noqa: S104
+    assert "plain HTTP" not in behind_tls.detail
 
 
 def ui_env() -> dict[str, str]:
