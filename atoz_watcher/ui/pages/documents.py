@@ -11,17 +11,16 @@ from typing import Annotated, Final
 from urllib.parse import quote
 
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from atoz_watcher.db import queries
 from atoz_watcher.rules.layout import folder_name
 from atoz_watcher.rules.naming import plain
 from atoz_watcher.system.contained import LinkRefusedError, NotRegularError, OutsideRootError
-from atoz_watcher.ui.pages.words import refused
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import Previews
-from atoz_watcher.ui.web import Viewer, Web
+from atoz_watcher.ui.web import Refused, Viewer, Web
 
 log = structlog.get_logger("atoz_watcher.ui")
 
@@ -62,33 +61,29 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     )
 
     @api.get("/documents/{doc_num}/thumbnail", response_model=None)
-    def thumbnail(
-        doc_num: int, request: Request, viewer: Annotated[Viewer, Depends(web.viewer)]
-    ) -> Response:
+    def thumbnail(doc_num: int, viewer: Annotated[Viewer, Depends(web.viewer)]) -> Response:
         picture = previews.thumbnail(doc_num)
         if picture is None:
-            return refused(web, request, viewer, f"No document {doc_num}.", status_code=404)
+            raise Refused(404, f"No document {doc_num}.", viewer)
         return Response(
             picture.data, media_type=picture.media_type, headers={"Cache-Control": "no-store"}
         )
 
     @api.get("/documents/{doc_num}/file", response_model=None)
     def document_file(
-        doc_num: int, request: Request, viewer: Annotated[Viewer, Depends(web.viewer)]
+        doc_num: int, viewer: Annotated[Viewer, Depends(web.viewer)]
     ) -> Response | HTMLResponse:
         with parts.reader.connect() as conn:
             source = queries.document_source(conn, doc_num=doc_num, with_raw=parts.in_database)
         if source is None:
-            return refused(web, request, viewer, f"No document {doc_num}.", status_code=404)
+            raise Refused(404, f"No document {doc_num}.", viewer)
         if not source.file_name or (parts.in_database and not source.raw_base64):
-            return refused(web, request, viewer, _NOT_STORED, status_code=404)
+            raise Refused(404, _NOT_STORED, viewer)
         if not plain(source.file_name):
-            return refused(
-                web,
-                request,
-                viewer,
+            raise Refused(
+                404,
                 "This document's file name could lead out of the patient's folder: refused.",
-                status_code=404,
+                viewer,
             )
         folder = source.image_folder or folder_name(source.lname, source.fname, source.pat_num)
         try:
@@ -97,16 +92,14 @@ def router(parts: UiParts, web: Web) -> APIRouter:
             )
         except LinkRefusedError:
             log.info("ui.file_refused", docnum=doc_num, reason="link")
-            return refused(
-                web,
-                request,
-                viewer,
+            raise Refused(
+                404,
                 "This document's file or folder is a link: refused, it could lead anywhere.",
-                status_code=404,
-            )
+                viewer,
+            ) from None
         except _UNREADABLE as exc:
             log.info("ui.file_unreadable", docnum=doc_num, reason=type(exc).__name__)
-            return refused(web, request, viewer, _NOT_STORED, status_code=404)
+            raise Refused(404, _NOT_STORED, viewer) from None
         return Response(data, media_type=_media_type(source.file_name), headers=_inline(source))
 
     return api

@@ -138,6 +138,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
             request,
             viewer,
             "health.html",
+            title="Health",
             facts=[database, *watcher, disk],
             problems=problems,
         )

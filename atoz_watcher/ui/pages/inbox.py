@@ -23,10 +23,10 @@ from atoz_watcher.inbox import Inbox, InboxError, Routed, UnmatchedFile
 from atoz_watcher.inbox.outcomes import Duplicate, Unmatched
 from atoz_watcher.inbox.place import UNMATCHED
 from atoz_watcher.rules.inbox_reasons import reason_words
-from atoz_watcher.ui.pages.words import hit_views, refused, visible_categories, when
+from atoz_watcher.ui.pages.words import hit_views, visible_categories, when
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import BadInboxFileError, Previews, file_value, inbox_file
-from atoz_watcher.ui.web import Viewer, Web
+from atoz_watcher.ui.web import Refused, Viewer, Web
 
 log = structlog.get_logger("atoz_watcher.ui")
 
@@ -115,6 +115,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
             request,
             viewer,
             "inbox.html",
+            title="Inbox",
             configured=inbox is not None,
             unmatched=[] if inbox is None else _items(inbox, inbox.unmatched()),
             duplicates=[] if inbox is None else _items(inbox, inbox.duplicates()),
@@ -130,7 +131,6 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
 
     @api.get("/inbox/preview", response_model=None)
     def preview(
-        request: Request,
         viewer: Annotated[Viewer, Depends(web.viewer)],
         file: str = "",
         size: str = "small",
@@ -138,7 +138,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
         try:
             _, folder, path = resolve(file)
         except BadInboxFileError as exc:
-            return refused(web, request, viewer, str(exc))
+            raise Refused(400, str(exc), viewer) from None
         picture = previews.inbox_preview(path, folder, large=size == "large")
         return Response(
             picture.data, media_type=picture.media_type, headers={"Cache-Control": "no-store"}
@@ -154,10 +154,10 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
         try:
             inbox, _, path = resolve(file)
         except BadInboxFileError as exc:
-            return refused(web, request, viewer, str(exc))
+            raise Refused(400, str(exc), viewer) from None
         waiting = [w for w in (*inbox.unmatched(), *inbox.duplicates()) if w.path == path]
         if not waiting:
-            return refused(web, request, viewer, f"{path.name} is not waiting in the inbox.")
+            raise Refused(400, f"{path.name} is not waiting in the inbox.", viewer)
         item = _items(inbox, waiting)[0]
         with parts.reader.connect() as conn:
             hits = ui_queries.find_patients(conn, q.strip()) if q.strip() else []
@@ -166,6 +166,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
             request,
             viewer,
             "inbox_file.html",
+            title=item.name,
             item=item,
             q=q,
             hits=hit_views(hits),
@@ -192,7 +193,6 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
 
     @api.post("/inbox/assign", response_model=None)
     def assign(
-        request: Request,
         viewer: Annotated[Viewer, Depends(web.staff)],
         form: Annotated[FormData, Depends(web.form)],
     ) -> Response:
@@ -200,35 +200,34 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
         try:
             inbox, _, path = resolve(file)
         except BadInboxFileError as exc:
-            return refused(web, request, viewer, f"Not filed: {exc}")
+            raise Refused(400, f"Not filed: {exc}", viewer) from None
         try:
             pat_num, category = choice(form)
         except RefusedError as exc:
-            return refused(web, request, viewer, f"Not filed: {exc}")
+            raise Refused(400, f"Not filed: {exc}", viewer) from None
         try:
             outcome = inbox.assign(path, pat_num, category)
         except InboxError as exc:
-            return refused(web, request, viewer, f"Not filed: {exc}")
+            raise Refused(400, f"Not filed: {exc}", viewer) from None
         if not isinstance(outcome, Routed) or not outcome.doc_nums:
-            return refused(web, request, viewer, f"Not filed: {_not_filed(outcome)}")
+            raise Refused(400, f"Not filed: {_not_filed(outcome)}", viewer)
         log.info("ui.assigned", user=viewer.name, docnums=list(outcome.doc_nums))
         query = urlencode({"done": "filed", "name": path.name, "doc": outcome.doc_nums[0]})
         return RedirectResponse(f"/ui/inbox?{query}", status_code=_SEE_OTHER)
 
     @api.post("/inbox/discard", response_model=None)
     def discard(
-        request: Request,
         viewer: Annotated[Viewer, Depends(web.staff)],
         form: Annotated[FormData, Depends(web.form)],
     ) -> Response:
         try:
             inbox, _, path = resolve(str(form.get("file") or ""))
         except BadInboxFileError as exc:
-            return refused(web, request, viewer, f"Not moved: {exc}")
+            raise Refused(400, f"Not moved: {exc}", viewer) from None
         try:
             inbox.discard(path)
         except (InboxError, OSError) as exc:
-            return refused(web, request, viewer, f"Not moved: {exc}")
+            raise Refused(400, f"Not moved: {exc}", viewer) from None
         log.info("ui.discarded", user=viewer.name)
         query = urlencode({"done": "trashed", "name": path.name})
         return RedirectResponse(f"/ui/inbox?{query}", status_code=_SEE_OTHER)

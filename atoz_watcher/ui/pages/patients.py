@@ -21,11 +21,10 @@ from atoz_watcher.ui.pages.words import (
     birth,
     document_views,
     hit_views,
-    refused,
     visible_categories,
 )
 from atoz_watcher.ui.parts import UiParts
-from atoz_watcher.ui.web import Viewer, Web
+from atoz_watcher.ui.web import Refused, Viewer, Web
 
 PAGE_SIZE: Final = 200
 # Pages beyond this are not offered (200 000 documents for one patient is no real chart).
@@ -63,7 +62,9 @@ def router(parts: UiParts, web: Web) -> APIRouter:
         if q.strip():
             with parts.reader.connect() as conn:
                 hits = ui_queries.find_patients(conn, q.strip())
-        return web.page(request, viewer, "patients.html", q=q, hits=hit_views(hits))
+        return web.page(
+            request, viewer, "patients.html", title="Patients", q=q, hits=hit_views(hits)
+        )
 
     @api.get("/patients/{pat_num}", response_class=HTMLResponse)
     def patient(
@@ -75,7 +76,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
         with parts.reader.connect() as conn:
             card = queries.patient_card(conn, pat_num=pat_num)
             if card is None:
-                return refused(web, request, viewer, f"No patient {pat_num}.", status_code=404)
+                raise Refused(404, f"No patient {pat_num}.", viewer)
             lines = ui_queries.patient_documents(
                 conn, pat_num=pat_num, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
             )
@@ -86,6 +87,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
             request,
             viewer,
             "patient.html",
+            title=f"{card.lname}, {card.fname}",
             pat_num=pat_num,
             name=f"{card.lname}, {card.fname}",
             birth=birth(card.birth_date),
@@ -101,26 +103,23 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     @api.post("/patients/{pat_num}/cover-sheet", response_model=None)
     def cover_sheet(
         pat_num: int,
-        request: Request,
         viewer: Annotated[Viewer, Depends(web.viewer)],
         form: Annotated[FormData, Depends(web.form)],
     ) -> Response:
         paper_text = str(form.get("paper") or "letter")
         if paper_text not in {p.value for p in PaperSize}:
-            return refused(web, request, viewer, f"No paper size {paper_text!r}: letter or a4.")
+            raise Refused(400, f"No paper size {paper_text!r}: letter or a4.", viewer)
         category_text = str(form.get("category") or "").strip()
         with parts.reader.connect() as conn:
             card = queries.patient_card(conn, pat_num=pat_num)
             if card is None:
-                return refused(web, request, viewer, f"No patient {pat_num}.", status_code=404)
+                raise Refused(404, f"No patient {pat_num}.", viewer)
             if card.pat_status == PAT_STATUS_DELETED:
-                return refused(
-                    web, request, viewer, f"Patient {pat_num} is deleted and takes no documents."
-                )
+                raise Refused(400, f"Patient {pat_num} is deleted and takes no documents.", viewer)
             try:
                 category = visible_category(conn, category_text) if category_text else None
             except NoSuchCategoryError as exc:
-                return refused(web, request, viewer, f"No cover sheet: {exc}")
+                raise Refused(400, f"No cover sheet: {exc}", viewer) from None
         pdf = io.BytesIO()
         write_cover_sheet(sheet_for(card, category), pdf, paper=PaperSize(paper_text))
         return Response(

@@ -34,6 +34,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
             request,
             viewer,
             "today.html",
+            title="Today",
             rows=rows,
             latest=max((row.doc_num for row in rows), default=0),
             limit=parts.today_limit,

@@ -7,14 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
-
 from atoz_watcher.db.activity import Arrival, Way
 from atoz_watcher.db.ui_queries import DocumentLine, PatientHit
 from atoz_watcher.documents.checks import PAT_STATUS_DELETED
 from atoz_watcher.rules.naming import ImageCategory
-from atoz_watcher.ui.web import Viewer, Web
 
 # Open Dental's "no date": a year this early is no time worth showing.
 _FIRST_YEAR: Final = 1880
@@ -130,19 +126,4 @@ def visible_categories(categories: Sequence[ImageCategory]) -> list[ImageCategor
     """The image categories a document may be filed under, in Open Dental's order."""
     return sorted(
         (c for c in categories if not c.is_hidden), key=lambda c: (c.item_order, c.def_num)
-    )
-
-
-def refused(
-    web: Web, request: Request, viewer: Viewer, reason: str, *, status_code: int = 400
-) -> HTMLResponse:
-    """The page that says why a request was refused (400, 404) and nothing was changed."""
-    titles = {400: "Not done", 404: "Not found"}
-    return web.page(
-        request,
-        viewer,
-        "refused.html",
-        status_code=status_code,
-        heading=titles.get(status_code, "Refused"),
-        reason=reason,
     )
