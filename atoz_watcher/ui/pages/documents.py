@@ -7,11 +7,11 @@ link; InDatabase: from RawBase64); a file that cannot be read this way is a 404 
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated, Final
+from typing import Final
 from urllib.parse import quote
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from atoz_watcher.db import queries
@@ -20,7 +20,7 @@ from atoz_watcher.rules.naming import plain
 from atoz_watcher.system.contained import LinkRefusedError, NotRegularError, OutsideRootError
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import Previews
-from atoz_watcher.ui.web import Refused, Viewer, Web
+from atoz_watcher.ui.web import LoggedIn, Refused, Web
 
 log = structlog.get_logger("atoz_watcher.ui")
 
@@ -51,6 +51,7 @@ _NOT_STORED: Final = "This document has no file to show (not stored yet, or miss
 
 
 def router(parts: UiParts, web: Web) -> APIRouter:
+    del web  # these routes answer with files; refusals go through the shell's error page
     api = APIRouter()
     previews = Previews(
         reader=parts.reader,
@@ -61,7 +62,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     )
 
     @api.get("/documents/{doc_num}/thumbnail", response_model=None)
-    def thumbnail(doc_num: int, viewer: Annotated[Viewer, Depends(web.viewer)]) -> Response:
+    def thumbnail(doc_num: int, viewer: LoggedIn) -> Response:
         picture = previews.thumbnail(doc_num)
         if picture is None:
             raise Refused(404, f"No document {doc_num}.", viewer)
@@ -71,7 +72,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
 
     @api.get("/documents/{doc_num}/file", response_model=None)
     def document_file(
-        doc_num: int, viewer: Annotated[Viewer, Depends(web.viewer)]
+        doc_num: int, viewer: LoggedIn
     ) -> Response | HTMLResponse:
         with parts.reader.connect() as conn:
             source = queries.document_source(conn, doc_num=doc_num, with_raw=parts.in_database)

@@ -8,16 +8,16 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Engine, text
 
 from atoz_watcher.system.status import Status
 from atoz_watcher.ui.pages.words import when
 from atoz_watcher.ui.parts import UiParts
-from atoz_watcher.ui.web import Viewer, Web
+from atoz_watcher.ui.web import LoggedIn, Web
 
 DATABASE_TIMEOUT_S: Final = 3.0
 PROBLEMS_SHOWN: Final = 100
@@ -128,7 +128,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
 
     @api.get("/health", response_class=HTMLResponse)
     async def health(
-        request: Request, viewer: Annotated[Viewer, Depends(web.viewer)]
+        request: Request, viewer: LoggedIn
     ) -> HTMLResponse:
         database = await database_fact(parts.reader)
         status = parts.status.snapshot() if parts.status is not None else None

@@ -13,7 +13,7 @@ from typing import Annotated, Final
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -26,7 +26,7 @@ from atoz_watcher.rules.inbox_reasons import reason_words
 from atoz_watcher.ui.pages.words import hit_views, visible_categories, when
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import BadInboxFileError, Previews, file_value, inbox_file
-from atoz_watcher.ui.web import Refused, Viewer, Web
+from atoz_watcher.ui.web import LoggedIn, PostedForm, Refused, StaffOnly, Web
 
 log = structlog.get_logger("atoz_watcher.ui")
 
@@ -105,7 +105,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
     @api.get("/inbox", response_class=HTMLResponse)
     def inbox_page(
         request: Request,
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         done: str = "",
         name: str = "",
         doc: int | None = None,
@@ -131,7 +131,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
 
     @api.get("/inbox/preview", response_model=None)
     def preview(
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         file: str = "",
         size: str = "small",
     ) -> Response:
@@ -147,7 +147,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
     @api.get("/inbox/file", response_class=HTMLResponse)
     def inbox_file_page(
         request: Request,
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         file: str = "",
         q: Annotated[str, Query(max_length=200)] = "",
     ) -> HTMLResponse:
@@ -193,8 +193,8 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
 
     @api.post("/inbox/assign", response_model=None)
     def assign(
-        viewer: Annotated[Viewer, Depends(web.staff)],
-        form: Annotated[FormData, Depends(web.form)],
+        viewer: StaffOnly,
+        form: PostedForm,
     ) -> Response:
         file = str(form.get("file") or "")
         try:
@@ -217,8 +217,8 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
 
     @api.post("/inbox/discard", response_model=None)
     def discard(
-        viewer: Annotated[Viewer, Depends(web.staff)],
-        form: Annotated[FormData, Depends(web.form)],
+        viewer: StaffOnly,
+        form: PostedForm,
     ) -> Response:
         try:
             inbox, _, path = resolve(str(form.get("file") or ""))

@@ -8,9 +8,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
 from atoz_watcher.db import queries, ui_queries
 from atoz_watcher.documents.checks import PAT_STATUS_DELETED, visible_category
@@ -24,7 +23,7 @@ from atoz_watcher.ui.pages.words import (
     visible_categories,
 )
 from atoz_watcher.ui.parts import UiParts
-from atoz_watcher.ui.web import Refused, Viewer, Web
+from atoz_watcher.ui.web import LoggedIn, PostedForm, Refused, Web
 
 PAGE_SIZE: Final = 200
 # Pages beyond this are not offered (200 000 documents for one patient is no real chart).
@@ -55,7 +54,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     @api.get("/patients", response_class=HTMLResponse)
     def patients(
         request: Request,
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         q: Annotated[str, Query(max_length=200)] = "",
     ) -> HTMLResponse:
         hits = []
@@ -70,7 +69,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     def patient(
         pat_num: int,
         request: Request,
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         page: Annotated[int, Query(ge=1, le=_LAST_PAGE)] = 1,
     ) -> HTMLResponse:
         with parts.reader.connect() as conn:
@@ -103,8 +102,8 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     @api.post("/patients/{pat_num}/cover-sheet", response_model=None)
     def cover_sheet(
         pat_num: int,
-        viewer: Annotated[Viewer, Depends(web.viewer)],
-        form: Annotated[FormData, Depends(web.form)],
+        viewer: LoggedIn,
+        form: PostedForm,
     ) -> Response:
         paper_text = str(form.get("paper") or "letter")
         if paper_text not in {p.value for p in PaperSize}:

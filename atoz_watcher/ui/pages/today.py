@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from atoz_watcher.db import ui_queries
 from atoz_watcher.ui.pages.words import DocumentView, document_views
 from atoz_watcher.ui.parts import UiParts
-from atoz_watcher.ui.web import Viewer, Web
+from atoz_watcher.ui.web import LoggedIn, Web
 
 
 def router(parts: UiParts, web: Web) -> APIRouter:
@@ -28,7 +28,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
         return document_views(lines, parts.activity.ways)
 
     @api.get("/", response_class=HTMLResponse)
-    def today(request: Request, viewer: Annotated[Viewer, Depends(web.viewer)]) -> HTMLResponse:
+    def today(request: Request, viewer: LoggedIn) -> HTMLResponse:
         rows = latest(None)
         return web.page(
             request,
@@ -42,7 +42,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
 
     @api.get("/today/rows", response_class=HTMLResponse)
     def rows(
-        viewer: Annotated[Viewer, Depends(web.viewer)],
+        viewer: LoggedIn,
         after: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
         """The rows above ``after``, newest first: a fragment of ``<tr>``s, empty when none."""
