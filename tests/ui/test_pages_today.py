@@ -14,11 +14,11 @@ from tests.support.worlds import World
 
 pytestmark = pytest.mark.timeout(120)
 
-ROW = re.compile(r'<tr data-docnum="(\d+)">(.*?)</tr>', re.S)
+ROW = re.compile(r'<tr data-docnum="(\d+)">(.*?)</tr>', re.DOTALL)
 
 
 def cell(row_html: str, name: str) -> str:
-    found = re.search(rf'<td class="{name}">(.*?)</td>', row_html, re.S)
+    found = re.search(rf'<td class="{name}">(.*?)</td>', row_html, re.DOTALL)
     assert found is not None, f"no td.{name} in {row_html}"
     return re.sub(r"<[^>]+>", "", found.group(1)).strip()
 
