@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Engine
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
+from atoz_watcher.db.activity import Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.inbox.filer import Filer, OnStep, no_step
@@ -67,6 +68,7 @@ class Inbox:
         on_stored: OnStored = no_thumbnails,
         on_outcome: OnOutcome = no_outcome,
         on_step: OnStep = no_step,
+        activity: Recorder | None = None,
     ) -> None:
         router = Router(engine, settings)
         self._router = router
@@ -87,8 +89,10 @@ class Inbox:
                 on_stored=on_stored,
                 on_outcome=on_outcome,
                 on_step=on_step,
+                activity=activity,
+                label=f"inbox {index}",
             )
-            for folder in self._folders
+            for index, folder in enumerate(self._folders)
         ]
 
     @property
