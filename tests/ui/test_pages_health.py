@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 def facts(html: str) -> dict[str, str]:
     return {
         key: re.sub(r"\s+", " ", value).strip()
-        for key, value in re.findall(r'<dd data-fact="([^"]+)">(.*?)</dd>', html, re.DOTALL)
+        for key, value in re.findall(r'<dd data-fact="([^"]+)"[^>]*>(.*?)</dd>', html, re.DOTALL)
     }
 
 

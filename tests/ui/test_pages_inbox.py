@@ -67,7 +67,7 @@ def table_rows(html: str, table: str) -> dict[str, str]:
 
 
 def cell(row: str, name: str) -> str:
-    found = re.search(rf'<td class="{name}">(.*?)</td>', row, re.DOTALL)
+    found = re.search(rf'<td class="{name}"[^>]*>(.*?)</td>', row, re.DOTALL)
     assert found is not None
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
 

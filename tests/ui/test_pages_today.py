@@ -18,7 +18,7 @@ ROW = re.compile(r'<tr data-docnum="(\d+)">(.*?)</tr>', re.DOTALL)
 
 
 def cell(row_html: str, name: str) -> str:
-    found = re.search(rf'<td class="{name}">(.*?)</td>', row_html, re.DOTALL)
+    found = re.search(rf'<td class="{name}"[^>]*>(.*?)</td>', row_html, re.DOTALL)
     assert found is not None, f"no td.{name} in {row_html}"
     return re.sub(r"<[^>]+>", "", found.group(1)).strip()
 

@@ -71,9 +71,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
         )
 
     @api.get("/documents/{doc_num}/file", response_model=None)
-    def document_file(
-        doc_num: int, viewer: LoggedIn
-    ) -> Response | HTMLResponse:
+    def document_file(doc_num: int, viewer: LoggedIn) -> Response | HTMLResponse:
         with parts.reader.connect() as conn:
             source = queries.document_source(conn, doc_num=doc_num, with_raw=parts.in_database)
         if source is None:

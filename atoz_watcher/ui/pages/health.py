@@ -127,9 +127,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
     api = APIRouter()
 
     @api.get("/health", response_class=HTMLResponse)
-    async def health(
-        request: Request, viewer: LoggedIn
-    ) -> HTMLResponse:
+    async def health(request: Request, viewer: LoggedIn) -> HTMLResponse:
         database = await database_fact(parts.reader)
         status = parts.status.snapshot() if parts.status is not None else None
         limit, disk, problems = await asyncio.to_thread(_blocking_facts, parts)

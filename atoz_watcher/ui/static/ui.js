@@ -34,6 +34,7 @@
         if (body.querySelector('tr[data-docnum="' + docNum + '"]')) {
           return; // already shown (a slow answer overtaken by the next)
         }
+        row.className = "new";
         body.insertBefore(row, first);
         newest = Math.max(newest, docNum);
       });
