@@ -44,7 +44,6 @@ from atoz_watcher.ingest.scan import list_files
 from atoz_watcher.rules.layout import FILE, PATIENT
 from atoz_watcher.rules.matching import FolderMatch, Unmatched
 from atoz_watcher.system.sdnotify import Notifier
-from atoz_watcher.system.status import StatusBoard
 from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_parts
 from atoz_watcher.watch.inotify import TreeEmitter, TreeObserver
 from atoz_watcher.watch.observer import Watching, start_watching
@@ -84,7 +83,6 @@ class Daemon:
         notifier: Notifier,
         clock: Callable[[], float] = time.monotonic,
         watchdog_interval_s: float | None = None,
-        board: StatusBoard | None = None,
     ) -> None:
         settings = components.settings
         self._settings = settings
@@ -119,7 +117,7 @@ class Daemon:
         self._echoes = Echoes()
         # What the Health page shows of this daemon (the wiring hands the board to the page),
         # and the activity log the Today and Health pages read (pruned daily: see _prune).
-        self.board = board if board is not None else StatusBoard()
+        self.board = components.status_board
         self._activity_log = components.activity
         self._activity = Activity(self._activity_log, self._root)
         self._prune_at = 0.0

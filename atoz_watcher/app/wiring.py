@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from atoz_watcher.config.settings import Settings
-from atoz_watcher.db.activity import ActivityLog
 from atoz_watcher.ingest.registrar import Registrar
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.system.journal import Journal
@@ -88,12 +87,6 @@ class Components:
         from atoz_watcher.system.metrics import Metrics  # noqa: PLC0415 - see the docstring
 
         return Metrics()
-
-    @cached_property
-    def activity(self) -> ActivityLog:
-        """How each document came and what went wrong (``state_dir/activity.sqlite3``): the
-        daemon, the inbox and the API record there, the front-desk page reads it."""
-        return ActivityLog.in_state_dir(self.settings.state_path)
 
     @cached_property
     def storage(self) -> Storage:
