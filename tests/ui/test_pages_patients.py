@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from atoz_watcher.config.sections import InboxFolder, InboxSettings
 from atoz_watcher.db.shape import TableShape
 from atoz_watcher.imaging.codes import scan_codes
+from atoz_watcher.imaging.pages import iter_pages
+from atoz_watcher.inbox import Routed
 from atoz_watcher.rules.cover import CoverCode
+from tests.support import scans
 from tests.support.practice import open_dental_patient_columns
 from tests.support.ui import STAFF, VIEWER, UiSite, csrf_of, serving_ui
 from tests.support.worlds import World
@@ -196,3 +200,36 @@ def test_a_cover_sheet_is_refused_for_a_deleted_patient_a_bad_category_or_no_tok
     for refused in (bad_category, bad_paper, deleted):
         assert refused.headers["content-type"].startswith("text/html")
         assert 'role="alert"' in refused.text
+
+
+def test_a_scan_behind_the_printed_cover_sheet_is_filed_to_that_patient_and_category(
+    bare_world: World, people: dict[str, int], tmp_path: Path
+) -> None:
+    xrays = bare_world.add_category("X-Rays", order=1)
+    letters = bare_world.add_category("Letters", order=2)
+    john = people["john"]
+    bare_world.folder("SmithJohn")
+    scanner = tmp_path / "Scans"
+    scanner.mkdir()
+    settings = InboxSettings(folders=(InboxFolder(path=scanner),))
+    with serving_ui(bare_world, inbox=settings) as site, site.logged_in(STAFF) as client:
+        page = client.get(f"/ui/patients/{john}")
+        sheet = client.post(
+            f"/ui/patients/{john}/cover-sheet",
+            data={"csrf": csrf_of(page.text), "category": str(letters), "paper": "letter"},
+        )
+        printed = tmp_path / "cover.pdf"
+        printed.write_bytes(sheet.content)
+        # Printed and scanned: the sheet on top of a page of the patient's papers.
+        (cover,) = iter_pages(printed, dpi=150)
+        batch = scans.write_pdf(
+            [cover, scans.content_page(1, dpi=150)], scanner / "batch.pdf", dpi=150
+        )
+        inbox = site.parts.inbox
+        assert inbox is not None
+        outcome = inbox.process(batch)
+
+    assert isinstance(outcome, Routed), outcome
+    (filed,) = bare_world.documents()
+    assert filed["PatNum"] == john
+    assert filed["DocCategory"] == letters != xrays
