@@ -23,6 +23,7 @@ from atoz_watcher.inbox import Inbox, InboxError, Routed, UnmatchedFile
 from atoz_watcher.inbox.outcomes import Duplicate, Unmatched
 from atoz_watcher.inbox.place import UNMATCHED
 from atoz_watcher.rules.inbox_reasons import reason_words
+from atoz_watcher.rules.naming import plain
 from atoz_watcher.ui.pages.words import hit_views, visible_categories, when
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import BadInboxFileError, Previews, file_value, inbox_file
@@ -32,6 +33,7 @@ log = structlog.get_logger("atoz_watcher.ui")
 
 _NO_INBOX: Final = "No scanner inbox is set up."
 _SEE_OTHER: Final = 303
+_LONGEST_NAME: Final = 255
 
 
 class RefusedError(ValueError):
@@ -93,9 +95,13 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
     )
 
     def done_message(done: str, name: str, doc: int | None) -> str:
-        if done == "trashed" and name:
+        """What the redirect after Assign or Discard says; nothing for a name no inbox file
+        could have (the address is the user's to edit)."""
+        if not plain(name) or len(name) > _LONGEST_NAME:
+            return ""
+        if done == "trashed":
             return f"Moved {name} to the trash."
-        if done == "filed" and name and doc is not None:
+        if done == "filed" and doc is not None:
             with parts.reader.connect() as conn:
                 line = ui_queries.document_line(conn, doc_num=doc)
             patient = line.patient if line is not None else "the patient"
