@@ -8,9 +8,9 @@ from typing import Final
 from sqlalchemy import Connection
 
 from atoz_watcher.db import queries
-from atoz_watcher.errors import AtozError, NoImageCategoryError
+from atoz_watcher.errors import AtozError, NoImageCategoryError, NoSuchCategoryError
 from atoz_watcher.rules.matching import PatientRow
-from atoz_watcher.rules.naming import first_visible
+from atoz_watcher.rules.naming import ImageCategory, first_visible
 
 # patient.PatStatus of a deleted patient (Open Dental's PatientStatus.Deleted).
 PAT_STATUS_DELETED: Final = 4
@@ -63,3 +63,26 @@ def patient_and_category(
     if not any(c.def_num == category for c in categories):
         raise CategoryError(category)
     return patient, category
+
+
+def visible_category(conn: Connection, given: str) -> ImageCategory:
+    """The visible image category ``given`` (a DefNum, or a name in any case) names; the
+    cover sheet's code names it (the command's ``--category``, the page's choice).
+    NoSuchCategoryError, saying why, for none, a hidden one or a name several share."""
+    text = given.strip()
+    if not text:
+        raise NoSuchCategoryError(repr(given), "give a DefNum or an image category's name")
+    key: int | str = int(text) if text.isascii() and text.isdigit() else text
+    found = queries.image_category_by(conn, key=key)
+    visible = [c for c in found if not c.is_hidden]
+    what = f"DefNum {key}" if isinstance(key, int) else f"the name {text!r}"
+    if len(visible) == 1:
+        return visible[0]
+    if len(visible) > 1:
+        numbers = ", ".join(str(c.def_num) for c in visible)
+        raise NoSuchCategoryError(
+            given, f"{what} is shared by the image categories {numbers}; give the DefNum"
+        )
+    if found:
+        raise NoSuchCategoryError(given, f"{what} is a hidden image category")
+    raise NoSuchCategoryError(given, f"no image category (Category 18) has {what}")

@@ -17,7 +17,10 @@ import numpy as np
 import zxingcpp
 from PIL import Image, ImageDraw, ImageFont
 
+from atoz_watcher.db.queries import PatientCard
 from atoz_watcher.rules.cover import encode
+from atoz_watcher.rules.naming import ImageCategory
+from atoz_watcher.rules.patient_names import name_lf
 
 DPI: Final = 300
 _MM: Final = DPI / 25.4  # pixels per millimetre
@@ -61,6 +64,19 @@ class CoverSheet:
     @property
     def payload(self) -> str:
         return encode(self.pat_num, self.category)
+
+
+def sheet_for(card: PatientCard, category: ImageCategory | None) -> CoverSheet:
+    """The sheet of a patient (as ``db.queries.patient_card`` reads one) and an image category:
+    the code names the category by its DefNum (what the inbox files under, whatever it is
+    renamed to later); the sheet shows its name."""
+    return CoverSheet(
+        pat_num=card.pat_num,
+        patient_name=name_lf(card.lname, card.fname, card.preferred, card.middle_initial),
+        birth_date=card.birth_date,
+        category=None if category is None else category.def_num,
+        category_label=None if category is None else category.name,
+    )
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -86,6 +86,8 @@ _TRANSPOSE: Final = {
     8: Image.Transpose.ROTATE_90,
 }
 _SIDEWAYS: Final = frozenset({5, 6, 7, 8})
+# JPEG quality of a preview: small files, text on a scan still legible.
+_PREVIEW_QUALITY: Final = 80
 
 # pdfium keeps per-process state and is not thread-safe, so every Renderer shares this lock.
 _PDFIUM_LOCK: Final = threading.Lock()
@@ -231,6 +233,22 @@ class Renderer:
         buffer = io.BytesIO()
         thumbnail.save(buffer, format=fmt, **options)
         return fmt, buffer.getvalue()
+
+    def jpeg(
+        self,
+        source: Path | bytes | BinaryIO,
+        *,
+        name: str,
+        box: tuple[int, int],
+        adjust: Adjust = NO_ADJUST,
+    ) -> bytes:
+        """``source`` (a file, or the content or an open file named ``name``) fitted into ``box``
+        on white, as a JPEG: a preview at any size (a PDF's first page, a TIFF's first frame).
+        Raises ThumbnailError."""
+        picture = _flatten(self.fit(source, box=box, adjust=adjust, name=name))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=_PREVIEW_QUALITY)
+        return buffer.getvalue()
 
     def write(self, source: Path, dest: Path, *, adjust: Adjust = NO_ADJUST) -> str:
         """Render and write ``dest`` atomically (a temporary file, then a rename), outside the

@@ -16,20 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from atoz_watcher.app.commands.common import EXIT_OK, require_tables
 from atoz_watcher.db import queries
-from atoz_watcher.documents.checks import PAT_STATUS_DELETED
+from atoz_watcher.documents.checks import PAT_STATUS_DELETED, visible_category
 from atoz_watcher.errors import (
     ArgumentError,
     DeletedPatientError,
-    NoSuchCategoryError,
     NoSuchPatientError,
     OutputExistsError,
 )
 from atoz_watcher.rules.naming import ImageCategory
-from atoz_watcher.rules.patient_names import name_lf
 from atoz_watcher.system.fsops import rename_noreplace
 
 # Letter: Open Dental's users are mostly in the US; A4 with --paper a4.
@@ -57,50 +55,23 @@ def run_cover_sheet(engine: Engine, request: CoverRequest, *, stdout: TextIO) ->
             raise NoSuchPatientError(request.pat_num)
         if card.pat_status == PAT_STATUS_DELETED:
             raise DeletedPatientError(request.pat_num)
-        category = None if request.category is None else _category(conn, request.category)
+        category = None if request.category is None else visible_category(conn, request.category)
     dest = request.out if request.out is not None else Path(default_name(card.pat_num, category))
     _check_destination(dest, force=request.force)
 
     # Pillow and zxing-cpp load here only (see the note in app.cli).
     from atoz_watcher.imaging.coversheet import (  # noqa: PLC0415
-        CoverSheet,
         PaperSize,
+        sheet_for,
         write_cover_sheet,
     )
 
-    sheet = CoverSheet(
-        pat_num=card.pat_num,
-        patient_name=name_lf(card.lname, card.fname, card.preferred, card.middle_initial),
-        birth_date=card.birth_date,
-        category=None if category is None else category.def_num,
-        category_label=None if category is None else category.name,
-    )
+    sheet = sheet_for(card, category)
     pdf = io.BytesIO()
     write_cover_sheet(sheet, pdf, paper=PaperSize(request.paper))
     _write(dest, pdf.getvalue(), force=request.force)
     print(dest, file=stdout)
     return EXIT_OK
-
-
-def _category(conn: Connection, given: str) -> ImageCategory:
-    """The visible image category ``given`` (a DefNum, or a name in any case) names."""
-    text = given.strip()
-    if not text:
-        raise NoSuchCategoryError(repr(given), "give a DefNum or an image category's name")
-    key: int | str = int(text) if text.isascii() and text.isdigit() else text
-    found = queries.image_category_by(conn, key=key)
-    visible = [c for c in found if not c.is_hidden]
-    what = f"DefNum {key}" if isinstance(key, int) else f"the name {text!r}"
-    if len(visible) == 1:
-        return visible[0]
-    if len(visible) > 1:
-        numbers = ", ".join(str(c.def_num) for c in visible)
-        raise NoSuchCategoryError(
-            given, f"{what} is shared by the image categories {numbers}; give the DefNum"
-        )
-    if found:
-        raise NoSuchCategoryError(given, f"{what} is a hidden image category")
-    raise NoSuchCategoryError(given, f"no image category (Category 18) has {what}")
 
 
 def default_name(pat_num: int, category: ImageCategory | None) -> str:

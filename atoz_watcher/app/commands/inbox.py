@@ -13,7 +13,7 @@ import os
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine
 
@@ -22,33 +22,13 @@ from atoz_watcher.app.wording import plural
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.errors import ArgumentError, ConfigError
+from atoz_watcher.rules.inbox_reasons import reason_words
 
 # The inbox (and Pillow and zxing-cpp with it) is imported in the command that runs it (see
 # the note in app.cli).
 if TYPE_CHECKING:
     from atoz_watcher.app.wiring import Components
     from atoz_watcher.inbox import Inbox, Outcome, UnmatchedFile
-
-# Why a file is unmatched, for an operator (the sidecar keeps the code: Reason's values).
-REASON_WORDS: Final = {
-    "no-route": "no cover sheet, no PatNum in the name, no DICOM patient",
-    "unknown-patient": "no patient has this PatNum",
-    "deleted-patient": "the patient is deleted",
-    "unknown-chart": "no patient has this chart number",
-    "ambiguous-chart": "several patients share this chart number",
-    "no-chart-numbers": "the database has no chart numbers (patient.ChartNumber)",
-    "unknown-category": "no visible image category by that number or name",
-    "ambiguous-category": "several image categories share that name",
-    "empty-cover-sheet": "a cover sheet with no pages after it",
-    "conflicting-codes": "a page carries cover codes of different patients",
-    "before-first-cover": "pages before the first cover sheet, and nothing else routes them",
-    "unreadable-scan": "the pages of this PDF or TIFF cannot be read",
-    "ambiguous-token": "the name matches the PatNum pattern more than once",
-    "invalid-token": "the PatNum in the name is not a usable number",
-    "dicom-id-not-a-patnum": "the DICOM PatientID is not a PatNum",
-    "unreadable-dicom": "the DICOM file cannot be read",
-    "unusable-name": "a file name Open Dental's database cannot hold",
-}
 
 
 def inbox_from(settings: Settings, components: Components) -> Inbox:
@@ -76,11 +56,6 @@ def _inbox(settings: Settings, engine: Engine) -> Inbox:
 
 
 # -- list -------------------------------------------------------------------------------------
-
-
-def reason_words(reason: str) -> str:
-    """``reason`` (a Reason value, or what a sidecar held) in an operator's words."""
-    return REASON_WORDS.get(str(reason), str(reason))
 
 
 def pages_text(pages: tuple[int, ...]) -> str:
