@@ -216,6 +216,7 @@ class Components:
             lock_timeout_s=self.settings.scan.lock_timeout,
             on_stored=self.on_stored,
             on_outcome=self.metrics.materialized,
+            activity=self.activity,
         )
 
     @cached_property

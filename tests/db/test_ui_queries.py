@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from atoz_watcher.db import ui_queries
 from atoz_watcher.db.ui_queries import DocumentLine
-from tests.support.practice import open_dental_patient_columns
+from tests.support.practice import fill_practice, open_dental_patient_columns
 from tests.support.worlds import World
 
 
@@ -234,3 +234,35 @@ def test_without_chart_number_or_birth_date_columns(bare_world: World) -> None:
     assert by_date == []
     assert by_chart == []
     assert [hit.pat_num for hit in by_name] == [pat]
+
+
+def test_on_a_practice_shaped_database(world: World) -> None:
+    """tests/support/practice.py's database (Open Dental's columns and indexes on patient), as
+    the bench uses it, small: each read answers from it as from a hand-made one."""
+    practice = fill_practice(world.engine, patients=300, documents=3000)
+    some = practice.pat_nums[123]
+
+    with world.engine.connect() as conn:
+        latest = ui_queries.latest_documents(conn, limit=50)
+        (by_chart,) = ui_queries.find_patients(conn, f"C{some}")
+        by_birth = ui_queries.find_patients(conn, by_chart.birth_date.isoformat())  # type: ignore[union-attr]
+        prefix = by_chart.name[:3]
+        by_name = ui_queries.find_patients(conn, prefix)
+        named = conn.execute(
+            text("SELECT COUNT(*) FROM patient WHERE LName LIKE :p"), {"p": f"{prefix}%"}
+        ).scalar_one()
+        busiest = ui_queries.patient_documents(conn, pat_num=practice.busiest, limit=200)
+        owned = conn.execute(
+            text("SELECT COUNT(*) FROM document WHERE PatNum = :p"), {"p": practice.busiest}
+        ).scalar_one()
+
+    assert [line.doc_num for line in latest] == sorted((d.doc_num for d in latest), reverse=True)
+    assert len(latest) == 50
+    assert by_chart.pat_num == some
+    assert some in [hit.pat_num for hit in by_birth]
+    assert len(by_name) == min(20, named)
+    assert all(hit.name.startswith(prefix) for hit in by_name)
+    assert [hit.name for hit in by_name] == sorted(hit.name for hit in by_name)
+    assert len(busiest) == min(200, owned) > 50  # one document in 50, and some more
+    orders = [practice.categories.index(line.category_num) for line in busiest]
+    assert orders == sorted(orders)

@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, MutableMapping
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ from atoz_watcher.app.wiring import Components
 from atoz_watcher.config.sections import MaterializerSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
+from atoz_watcher.db.activity import ActivityLog
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.documents.materializer import Materializer, Summary
 from atoz_watcher.documents.materializer_worker import JOIN_S, MaterializerWorker
@@ -83,6 +86,7 @@ def materializer(
     clock: Clock | None = None,
     resolver: Resolver = RESOLVER,
     outcomes: Outcomes | None = None,
+    activity: ActivityLog | None = None,
     **settings: Any,
 ) -> Materializer:
     options: dict[str, Any] = {"allow_hosts": ("127.0.0.1",), "max_attempts": 3}
@@ -96,6 +100,7 @@ def materializer(
         on_outcome=outcomes,
         clock=clock or Clock(),
         resolver=resolver,
+        activity=activity,
     )
 
 
@@ -576,6 +581,24 @@ def _fail_until_given_up(doc_num: int, clock: Clock, mat: Materializer, kind: Fa
         later = mat.run_once()
         assert (later.failed, later.given_up_before) == ([], 1)
     return logs
+
+
+def test_giving_up_is_a_problem_in_the_activity_log_without_the_note(
+    smith: tuple[World, int, int], tmp_path: Path
+) -> None:
+    world, pat, category = smith
+    note = "_rawBase64_:.jpg_SECRETPAYLOAD@@@" + "QUJD" * 50
+    doc_num = world.add_document(pat, "", category, Note=note)
+    clock, log = Clock(), ActivityLog(tmp_path / "activity.sqlite3")
+    since = datetime.now().replace(microsecond=0)
+    mat = materializer(world, clock=clock, activity=log)
+
+    _fail_until_given_up(doc_num, clock, mat, Failure.BAD_NOTE)
+
+    (problem,) = log.problems_since(since)
+    assert (problem.kind, problem.place) == ("materialize", f"DocNum {doc_num}")
+    assert "after 3 attempts (bad_note)" in problem.reason
+    assert "SECRETPAYLOAD" not in repr(problem)
 
 
 def test_bad_base64_is_retried_then_given_up_and_the_row_kept(
