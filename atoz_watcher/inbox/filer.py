@@ -79,6 +79,7 @@ from atoz_watcher.inbox.place import (
     write_json,
 )
 from atoz_watcher.inbox.router import Decision, PartPlan, Router, Target
+from atoz_watcher.rules.inbox_reasons import reason_words
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.rules.naming import MAX_NAME_CHARS, parse_prefix, skip_reason
 from atoz_watcher.storage import Storage
@@ -595,8 +596,9 @@ class Filer:
 
 
 def unmatched_words(reason: Reason, detail: str) -> str:
-    """Why a file was left unmatched, as the activity log records it."""
-    return f"{reason.value}: {detail}" if detail else reason.value
+    """Why a file was left unmatched, in an operator's words, as the activity log records it."""
+    words = reason_words(reason.value)
+    return f"{words} ({detail})" if detail else words
 
 
 def _when(value: object) -> datetime:

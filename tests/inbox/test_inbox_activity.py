@@ -52,7 +52,7 @@ def test_an_unmatched_file_is_a_problem_and_assigning_it_is_recorded(
     assert isinstance(unmatched, Unmatched)
     (problem,) = log.problems_since(since)
     assert (problem.kind, problem.place) == ("unmatched", "inbox 0/scan0042.pdf")
-    assert problem.reason.startswith("no-route")
+    assert problem.reason.startswith("no cover sheet, no PatNum in the name")
 
     (waiting,) = inbox.unmatched()
     assigned = inbox.assign(waiting.path, anna)
