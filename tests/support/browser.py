@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
@@ -178,15 +179,14 @@ class Browser:
     def text_of(self, css: str, *, timeout: float = WAIT_S) -> str:
         return str(self.element(css, timeout=timeout).text)
 
-    def at(self, path_prefix: str, *, timeout: float = WAIT_S) -> str:
-        """Wait until the page's URL path starts with ``path_prefix``; the URL."""
+    def at(self, path: str, *, timeout: float = WAIT_S) -> str:
+        """Wait until the page's URL path (without the query) is ``path``; the whole URL."""
 
         def arrived(driver: WebDriver) -> str | None:
             url = str(driver.current_url)
-            path = "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
-            return url if path.startswith(path_prefix) else None
+            return url if urlsplit(url).path == path else None
 
-        return self.until(arrived, timeout=timeout, what=f"a page under {path_prefix}")
+        return self.until(arrived, timeout=timeout, what=f"the page {path}")
 
     def script(self, source: str, *args: object) -> object:
         return self.driver.execute_script(source, *args)
