@@ -8,7 +8,7 @@ built here and handed to them; nothing is global.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from atoz_watcher import __version__
 from atoz_watcher.api.auth import KeyChecker
@@ -79,8 +81,14 @@ def create_app(
     *,
     on_placeholder: Callable[[], None] | None = None,
     on_stored: OnStored | None = None,
+    mounts: Mapping[str, ASGIApp] | None = None,
+    home: str | None = None,
 ) -> FastAPI:
     """The API ``api`` describes over ``parts``: routes, error shapes, auth, limits.
+
+    ``mounts`` are other applications served beside it under their own paths (the front-desk
+    page at /ui): the API's key check leaves them alone, and they do their own. ``home``: where
+    ``GET /`` sends a browser (one of them), without a key.
 
     ``on_placeholder`` is called after SetByUrl made a placeholder row: inside the daemon it
     wakes the materialiser, so the file is fetched now rather than at its next pass, and
@@ -132,16 +140,30 @@ def create_app(
     )
     install_handlers(app)
     app.include_router(build_router(service, transfers, max_limit=api.max_limit))
+    public = {OPENAPI_PATH}
+    if home is not None:
+        app.add_api_route("/", _redirect_to(home), methods=["GET"], include_in_schema=False)
+        public.add("/")
+    for path, mounted in (mounts or {}).items():
+        app.mount(path, mounted)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
     app.add_middleware(BodyLimiter, max_bytes=encoded_limit(api.max_upload_bytes) + BODY_SLACK)
     app.add_middleware(
         Authenticator,
         checker=KeyChecker(api.keys),
-        public=frozenset({OPENAPI_PATH}),
+        public=frozenset(public),
+        own_auth=tuple(mounts or ()),
     )
     app.add_middleware(RequestLogger)
     return app
+
+
+def _redirect_to(home: str) -> Callable[[], Awaitable[RedirectResponse]]:
+    async def redirect() -> RedirectResponse:
+        return RedirectResponse(home, status_code=303)
+
+    return redirect
 
 
 def _closing(

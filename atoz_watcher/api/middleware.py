@@ -26,15 +26,30 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 class Authenticator:
     """401 for every request without a configured key pair, except the public paths (the
-    OpenAPI schema: Open Dental's own API documentation is public too)."""
+    OpenAPI schema: Open Dental's own API documentation is public too) and the paths under
+    ``own_auth`` (applications mounted beside the API that check their own users: a key pair
+    neither opens nor closes them)."""
 
-    def __init__(self, app: ASGIApp, *, checker: KeyChecker, public: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        checker: KeyChecker,
+        public: frozenset[str],
+        own_auth: tuple[str, ...] = (),
+    ) -> None:
         self._app = app
         self._checker = checker
         self._public = public
+        self._own_auth = tuple(prefix.rstrip("/") for prefix in own_auth)
+
+    def _checked(self, path: str) -> bool:
+        if path in self._public:
+            return False
+        return not any(path == p or path.startswith(p + "/") for p in self._own_auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self._public:
+        if scope["type"] == "http" and self._checked(scope["path"]):
             reason = self._checker.refuse(_header(scope, b"authorization"))
             if reason is not None:
                 response = error_response(401, reason, {"WWW-Authenticate": "ODFHIR"})

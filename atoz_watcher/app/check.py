@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from atoz_watcher.app.wording import plural
+from atoz_watcher.config.sections import ApiSettings, UiSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.models import REQUIRED_TABLES
 from atoz_watcher.db.queries import image_categories
@@ -72,6 +73,7 @@ def run_checks(
         *([check_smb(settings)] if mode == "smb" else []),
         check_state_dir(settings.state_path),
         *(check_inbox(folder.path, root) for folder in settings.inbox.folders),
+        *([check_ui(settings.ui, settings.api)] if settings.ui.enabled else []),
     ]
 
 
@@ -360,6 +362,24 @@ def check_inbox(inbox: Path, root: Path) -> CheckResult:
             "user (or its group) rwx",
         )
     return CheckResult(name, ok=True, detail=f"a writable folder {where}")
+
+
+def check_ui(ui: UiSettings, api: ApiSettings) -> CheckResult:
+    """The front-desk page someone can log in to: at least one ``[[ui.users]]``."""
+    where = f"http://{api.host}:{api.port}/ui/"
+    if not ui.users:
+        return CheckResult(
+            "front-desk page",
+            ok=False,
+            detail=f"no [[ui.users]], so nobody can log in at {where}: add one with a "
+            "password_hash from `atoz-watcher hash-password`",
+        )
+    staff = sum(user.role == "staff" for user in ui.users)
+    return CheckResult(
+        "front-desk page",
+        ok=True,
+        detail=f"{plural(len(ui.users), 'user')} ({staff} staff) may log in at {where}",
+    )
 
 
 def _is_link(path: Path) -> bool:

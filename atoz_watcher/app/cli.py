@@ -20,6 +20,7 @@ from atoz_watcher.app.commands.check import run_check
 from atoz_watcher.app.commands.common import EXIT_FAILED
 from atoz_watcher.app.commands.cover_sheet import CoverRequest, run_cover_sheet
 from atoz_watcher.app.commands.demo import run_demo
+from atoz_watcher.app.commands.hash_password import run_hash_password
 from atoz_watcher.app.commands.inbox import run_inbox_assign, run_inbox_list
 from atoz_watcher.app.commands.init_db import run_init_db
 from atoz_watcher.app.commands.rescan import run_rescan
@@ -58,14 +59,20 @@ QUIET_LEVELS = frozenset({"warning", "error"})
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Commands that print a summary keep per-file events out of the way unless asked.
-    quiet = args.command in PER_FILE_COMMANDS | {"check", "init-db", "cover-sheet", "inbox"} or (
-        args.command == "demo" and not args.watch
-    )
+    quiet = args.command in PER_FILE_COMMANDS | {
+        "check",
+        "init-db",
+        "cover-sheet",
+        "inbox",
+        "hash-password",
+    } or (args.command == "demo" and not args.watch)
     configure_logging(level=args.log_level or ("warning" if quiet else "info"))
     per_file = args.log_level not in QUIET_LEVELS
     try:
         if args.command == "demo":
             return run_demo(args.dir, sys.stdout, watch=args.watch)
+        if args.command == "hash-password":
+            return run_hash_password(sys.stdin, sys.stdout)
         settings = load_settings(args.config, os.environ)
         embedded = settings.database_url.get_secret_value() == ""
         if needs_state_dir(args, embedded=embedded):

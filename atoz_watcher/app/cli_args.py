@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,13 @@ COMMANDS = {
         "to a patient (and --category), as if it had come with that patient's cover sheet.",
         f"atoz-watcher --config {CONFIG} inbox list",
     ),
+    "hash-password": Command(
+        "print the hash of a password, for a [[ui.users]] table of the front-desk page",
+        "Ask for a password twice (unechoed) and print its argon2id hash: paste it into "
+        "password_hash of a [[ui.users]] table. Reads one line from standard input instead "
+        "when that is not a terminal. The password itself is never printed or kept.",
+        "atoz-watcher hash-password",
+    ),
     "demo": Command(
         "import a throw-away sample tree into a throw-away SQLite database",
         "Build a sample A-to-Z folder and SQLite database (never the configured ones), import "
@@ -95,6 +103,25 @@ COMMANDS = {
         "atoz-watcher demo --dir /tmp/atoz-demo --watch",
     ),
 }
+
+
+def _add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Mapping[str, Command],
+    common: argparse.ArgumentParser,
+) -> dict[str, argparse.ArgumentParser]:
+    """One subparser per command, with its help, description, example and the common options."""
+    return {
+        name: subparsers.add_parser(
+            name,
+            help=command.help,
+            description=textwrap.fill(command.description, width=HELP_WIDTH),
+            epilog=f"example:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        )
+        for name, command in commands.items()
+    }
 
 
 def _common_options(*, in_command: bool) -> argparse.ArgumentParser:
@@ -133,17 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common_options(in_command=True)
-    sub = {
-        name: commands.add_parser(
-            name,
-            help=command.help,
-            description=textwrap.fill(command.description, width=HELP_WIDTH),
-            epilog=f"example:\n  {command.example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
-        )
-        for name, command in COMMANDS.items()
-    }
+    sub = _add_commands(commands, COMMANDS, common)
     rescan = sub["rescan"]
     rescan.add_argument("--patient", type=int, metavar="PATNUM", help="only this patient")
     rescan.add_argument(
@@ -217,17 +234,7 @@ INBOX_COMMANDS = {
 
 def _inbox_commands(inbox: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     actions = inbox.add_subparsers(dest="inbox_command", required=True, metavar="ACTION")
-    sub = {
-        name: actions.add_parser(
-            name,
-            help=command.help,
-            description=textwrap.fill(command.description, width=HELP_WIDTH),
-            epilog=f"example:\n  {command.example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
-        )
-        for name, command in INBOX_COMMANDS.items()
-    }
+    sub = _add_commands(actions, INBOX_COMMANDS, common)
     sub["list"].add_argument("--json", action="store_true", help="print JSON, for scripts")
     assign = sub["assign"]
     assign.add_argument("file", type=Path, metavar="FILE", help="a file in an _Unmatched/ folder")

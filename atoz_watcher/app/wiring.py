@@ -15,7 +15,7 @@ would add a third of a second to it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -30,7 +30,9 @@ from atoz_watcher.system.journal import Journal
 # Imported where a part is built: see the module's docstring.
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
+    from atoz_watcher.db.activity import ActivityLog
     from atoz_watcher.documents.materializer import Materializer
     from atoz_watcher.documents.writer import DocumentWriter
     from atoz_watcher.imaging.jobs import OnStored
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from atoz_watcher.inbox.filer import OnStep
     from atoz_watcher.storage import Storage
     from atoz_watcher.system.metrics import Metrics
+    from atoz_watcher.system.status import StatusBoard
+    from atoz_watcher.ui.parts import UiParts
 
 
 @dataclass(frozen=True)
@@ -213,11 +217,82 @@ class Components:
             on_outcome=self.metrics.materialized,
         )
 
+    @cached_property
+    def activity(self) -> ActivityLog:
+        """How each document came and what went wrong: the log in the state directory that
+        the daemon, the inbox and the API write and the front-desk page reads."""
+        from atoz_watcher.db.activity import ActivityLog  # noqa: PLC0415
+
+        return ActivityLog.in_state_dir(self.settings.state_path)
+
+    @cached_property
+    def status_board(self) -> StatusBoard:
+        """The daemon's status board: it writes, the front-desk page (served by the same
+        process) reads."""
+        from atoz_watcher.system.status import StatusBoard  # noqa: PLC0415
+
+        return StatusBoard()
+
+    def ui_parts(self, *, status: StatusBoard | None) -> UiParts:
+        """What the front-desk page works with. ``status``: the daemon's board (None without a
+        watcher in the process). The thumbnails of what it files go where the inbox's go
+        (``on_stored``: the daemon's queue, or rendered at once in ``atoz-watcher api``)."""
+        from atoz_watcher.ui.parts import UiParts  # noqa: PLC0415
+
+        return UiParts(
+            reader=self.reader,
+            engine=self.engine,
+            storage=self.storage,
+            root=self.settings.atoz_path,
+            in_database=self.in_database,
+            renderer=self.renderer,
+            inbox=self.inbox,
+            activity=self.activity,
+            status=status,
+            on_stored=self.on_stored,
+            today_limit=self.settings.ui.today_limit,
+        )
+
+    def ui(self, *, status: StatusBoard | None) -> FastAPI:
+        """The front-desk page over these parts (``ui_parts``), to mount at /ui."""
+        from atoz_watcher.ui.app import create_ui  # noqa: PLC0415
+
+        return create_ui(self.settings.ui, self.ui_parts(status=status))
+
+    def server_app(
+        self,
+        *,
+        api: bool,
+        status: StatusBoard | None = None,
+        on_placeholder: Callable[[], None] | None = None,
+        on_stored: OnStored | None = None,
+    ) -> FastAPI:
+        """What the server on [api] host/port serves: the Documents API (when ``api``; see
+        ``api`` for ``on_placeholder`` and ``on_stored``) and, with ``[ui] enabled``, the
+        front-desk page at /ui, where ``/`` then sends a browser; the page alone when ``api``
+        is false. ``status``: the daemon's board, when the daemon runs in this process."""
+        ui = self.ui(status=status) if self.settings.ui.enabled else None
+        if not api:
+            if ui is None:
+                raise ValueError("nothing to serve: neither the API nor the page is on")
+            from atoz_watcher.ui.app import standalone  # noqa: PLC0415
+
+            reader = self.reader
+            return standalone(ui, on_close=None if reader is self.engine else reader.dispose)
+        return self.api(
+            on_placeholder=on_placeholder,
+            on_stored=on_stored,
+            mounts={"/ui": ui} if ui is not None else None,
+            home="/ui/" if ui is not None else None,
+        )
+
     def api(
         self,
         *,
         on_placeholder: Callable[[], None] | None = None,
         on_stored: OnStored | None = None,
+        mounts: Mapping[str, ASGIApp] | None = None,
+        home: str | None = None,
     ) -> FastAPI:
         """The Documents API over these parts. ``on_placeholder`` is called after SetByUrl made
         a placeholder row (inside the daemon: wake the materialiser); ``on_stored`` takes the
@@ -241,7 +316,12 @@ class Components:
             sftp=SftpClient(self.settings.sftp),
         )
         return create_app(
-            self.settings.api, parts, on_placeholder=on_placeholder, on_stored=on_stored
+            self.settings.api,
+            parts,
+            on_placeholder=on_placeholder,
+            on_stored=on_stored,
+            mounts=mounts,
+            home=home,
         )
 
 

@@ -6,6 +6,7 @@ sees; this module imports pydantic alone, not pydantic-settings.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -260,3 +261,59 @@ class InboxSettings(BaseModel):
     def token_rule(self) -> TokenRule:
         """The compiled token pattern (checked when the settings were loaded)."""
         return TokenRule.compile(self.token_pattern)
+
+
+# What `atoz-watcher hash-password` prints (argon2-cffi's PasswordHasher): "$argon2id$v=19$...".
+_ARGON2_HASH = re.compile(r"\$argon2(?:id|i|d)\$[^\s]+")
+
+
+class UiUser(BaseModel):
+    """``[[ui.users]]``: one person who may log in to the front-desk page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    # Made by `atoz-watcher hash-password`; never the password itself. Kept out of reprs.
+    password_hash: str = Field(repr=False)
+    # staff: may look and file or discard inbox files; viewer: may look, never move files.
+    role: Literal["staff", "viewer"] = "staff"
+
+    @model_validator(mode="after")
+    def _usable(self) -> UiUser:
+        if not self.name.strip():
+            raise ValueError("a user's name cannot be empty")
+        if not _ARGON2_HASH.fullmatch(self.password_hash):
+            # Named by the user, never by the value: a password pasted here stays unprinted.
+            raise ValueError(
+                f"user {self.name!r}: password_hash is not an argon2 hash; make one with "
+                "`atoz-watcher hash-password` and paste the line it prints"
+            )
+        return self
+
+
+class UiSettings(BaseModel):
+    """``[ui]``: the front-desk page, served at /ui on the [api] host and port."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    users: list[UiUser] = []
+    # A session unused this long ends (minutes).
+    session_idle_minutes: float = Field(default=30, gt=0)
+    # The session cookie is sent over HTTPS only (set when served behind TLS).
+    secure_cookies: bool = False
+    # Failed logins allowed per name and per client address within the window; then 429.
+    login_attempts: PositiveInt = 5
+    login_window_minutes: float = Field(default=15, gt=0)
+    # Rows on the Today page.
+    today_limit: PositiveInt = 50
+
+    @field_validator("users")
+    @classmethod
+    def _names_unique(cls, users: list[UiUser]) -> list[UiUser]:
+        seen: set[str] = set()
+        for user in users:
+            if user.name in seen:
+                raise ValueError(f"user {user.name!r} is listed twice")
+            seen.add(user.name)
+        return users

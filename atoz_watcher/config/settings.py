@@ -31,6 +31,7 @@ from atoz_watcher.config.sections import (
     ScanSettings,
     SftpSettings,
     ThumbnailSettings,
+    UiSettings,
     WatcherSettings,
 )
 from atoz_watcher.errors import ConfigError
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     materializer: MaterializerSettings = MaterializerSettings()
     sftp: SftpSettings = SftpSettings()
     inbox: InboxSettings = InboxSettings()
+    ui: UiSettings = UiSettings()
 
     @classmethod
     def settings_customise_sources(

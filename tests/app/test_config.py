@@ -413,3 +413,36 @@ def test_an_inbox_folder_needs_a_path_and_a_usable_category(tmp_path: Path) -> N
 
     assert "inbox.folders.0.path: required" in message
     assert "inbox.folders.0.category" in message
+
+
+def test_ui_users_need_an_argon2_hash_and_the_error_names_the_user_not_the_value(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'atoz_path = "{tmp_path}"\n'
+        "[ui]\nenabled = true\n"
+        '[[ui.users]]\nname = "frontdesk"\npassword_hash = "hunter2-plain"\n'
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {})
+
+    message = str(caught.value)
+    assert "'frontdesk'" in message
+    assert "atoz-watcher hash-password" in message
+    assert "hunter2" not in message
+
+
+def test_ui_user_names_are_unique_and_not_empty(tmp_path: Path) -> None:
+    digest = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+    config = tmp_path / "config.toml"
+    twice = f'[[ui.users]]\nname = "a"\npassword_hash = "{digest}"\n' * 2
+    config.write_text(f'atoz_path = "{tmp_path}"\n{twice}')
+    with pytest.raises(ConfigError, match="'a' is listed twice"):
+        load_settings(config, {})
+    config.write_text(
+        f'atoz_path = "{tmp_path}"\n[[ui.users]]\nname = " "\npassword_hash = "{digest}"\n'
+    )
+    with pytest.raises(ConfigError, match="name cannot be empty"):
+        load_settings(config, {})

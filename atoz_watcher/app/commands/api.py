@@ -1,4 +1,5 @@
-"""``atoz-watcher api``: the Documents API alone, until SIGTERM or SIGINT."""
+"""``atoz-watcher api``: the Documents API (and the front-desk page with [ui] enabled), until
+SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from atoz_watcher.errors import AtozError, ConfigError, RootUnusableError
 if TYPE_CHECKING:
     from atoz_watcher.api import ApiServer
     from atoz_watcher.imaging.jobs import OnStored
+    from atoz_watcher.system.status import StatusBoard
 
 # How often `atoz-watcher api` checks that its server thread is still serving.
 API_CHECK_S = 1.0
@@ -30,7 +32,10 @@ def run_api(settings: Settings, engine: Engine) -> int:
         raise RootUnusableError(settings.atoz_path, "it does not exist or is not a folder")
     stop = threading.Event()
     with exit_on_signals(stop.set):
-        server = api_server(Components.from_settings(settings, engine))
+        # No daemon's thumbnail queue runs here: what the page files gets its thumbnail at
+        # once (the API runs a queue of its own).
+        components = Components.from_settings(settings, engine, inline_thumbnails=True)
+        server = api_server(components, api=True)
         server.start()
         try:
             while not stop.wait(API_CHECK_S):
@@ -44,16 +49,22 @@ def run_api(settings: Settings, engine: Engine) -> int:
 def api_server(
     components: Components,
     *,
+    api: bool,
+    status: StatusBoard | None = None,
     on_placeholder: Callable[[], None] | None = None,
     on_stored: OnStored | None = None,
 ) -> ApiServer:
+    """The server on [api] host/port: the Documents API (when ``api``) and, with [ui] enabled,
+    the front-desk page at /ui (see ``Components.server_app``)."""
     # FastAPI and uvicorn are imported only where the API runs: they cost every other command
     # (and a daemon without the API) about 15 MB and a third of a second.
     from atoz_watcher.api import ApiServer  # noqa: PLC0415
 
-    app = components.api(on_placeholder=on_placeholder, on_stored=on_stored)
-    api = components.settings.api
-    return ApiServer(app, host=api.host, port=api.port)
+    app = components.server_app(
+        api=api, status=status, on_placeholder=on_placeholder, on_stored=on_stored
+    )
+    settings = components.settings.api
+    return ApiServer(app, host=settings.host, port=settings.port)
 
 
 def require_api_keys(settings: Settings) -> None:

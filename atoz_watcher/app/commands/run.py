@@ -1,4 +1,5 @@
-"""``atoz-watcher run``: the daemon, with the metrics endpoint and (when enabled) the API."""
+"""``atoz-watcher run``: the daemon, with the metrics endpoint and (when enabled) the API and
+the front-desk page."""
 
 from __future__ import annotations
 
@@ -44,13 +45,19 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
         if settings.metrics.enabled:
             stack.callback(serve_metrics(components.metrics, settings.metrics).close)
         stack.enter_context(exit_on_signals(daemon.handle_exit))
-        if settings.api.enabled:
-            api = api_server(
-                components, on_placeholder=daemon.materializer.wake, on_stored=daemon.on_stored
+        if settings.api.enabled or settings.ui.enabled:
+            # The API (when enabled) and the front-desk page (when enabled, even without the
+            # API), on [api] host/port; the page shows the daemon's status board.
+            server = api_server(
+                components,
+                api=settings.api.enabled,
+                status=components.status_board,
+                on_placeholder=daemon.materializer.wake,
+                on_stored=daemon.on_stored,
             )
-            api.start()
+            server.start()
             # Stopped after the daemon: requests in flight finish against a live database.
-            stack.callback(api.stop)
+            stack.callback(server.stop)
         daemon.run()
     return EXIT_OK
 
