@@ -135,6 +135,34 @@ def _processes_using(profile: Path) -> list[int]:
     return pids
 
 
+_UNNAMED_CONTROLS = """
+const unnamed = [];
+for (const el of document.querySelectorAll("input, select, textarea, button")) {
+  if (el.type === "hidden") continue;
+  const byFor = el.id ? document.querySelector(`label[for="${CSS.escape(el.id)}"]`) : null;
+  const around = el.closest("label");
+  const labelled = (el.getAttribute("aria-labelledby") || "").split(/\\s+/).filter(Boolean)
+    .map((id) => (document.getElementById(id) || {}).textContent || "").join("");
+  const names = [
+    byFor && byFor.textContent, around && around.textContent,
+    el.getAttribute("aria-label"), labelled, el.tagName === "BUTTON" && el.textContent,
+  ];
+  if (!names.some((n) => n && n.trim())) unnamed.push(el.outerHTML.slice(0, 120));
+}
+return unnamed;
+"""
+_MIDDLE_PIXEL = """
+const img = arguments[0];
+const canvas = document.createElement("canvas");
+canvas.width = img.naturalWidth;
+canvas.height = img.naturalHeight;
+const context = canvas.getContext("2d");
+context.drawImage(img, 0, 0);
+const data = context.getImageData(img.naturalWidth >> 1, img.naturalHeight >> 1, 1, 1).data;
+return [data[0], data[1], data[2]];
+"""
+
+
 @dataclass
 class Browser:
     """A WebDriver with the waits the tests use; every wait has a deadline."""
@@ -190,6 +218,28 @@ class Browser:
 
     def script(self, source: str, *args: object) -> object:
         return self.driver.execute_script(source, *args)
+
+    def unnamed_controls(self) -> list[str]:
+        """The inputs, selects, textareas and buttons of the page that have no accessible
+        name (a label by ``for`` or around it, ``aria-label``/``aria-labelledby``, or a
+        button's text), each as the start of its HTML; hidden inputs are not controls."""
+        found = self.script(_UNNAMED_CONTROLS)
+        assert isinstance(found, list)
+        return [str(each) for each in found]
+
+    def sideways_overflow(self) -> int:
+        """How many CSS pixels the page is wider than the window (<= 0: no sideways scroll)."""
+        wider = self.script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert isinstance(wider, int)
+        return wider
+
+    def pixel(self, image: WebElement) -> tuple[int, int, int]:
+        """The colour at the middle of a drawn ``<img>`` (same origin), as the browser
+        decoded it: what the picture is, not just that there is one."""
+        rgb = self.script(_MIDDLE_PIXEL, image)
+        assert isinstance(rgb, list)
+        red, green, blue = (int(c) for c in rgb)
+        return red, green, blue
 
     def download(self, suffix: str, *, timeout: float = WAIT_S) -> Path:
         """The one finished download ending in ``suffix`` (chromium writes ``.crdownload``

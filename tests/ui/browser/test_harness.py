@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.support import browser as harness
+from tests.support import images
 from tests.support.browser import Browser, open_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -26,6 +27,9 @@ PAGE = b"""<!doctype html>
 <label for="name">Name</label> <input id="name" name="name">
 <button id="later" type="button">Later</button>
 <a id="sheet" href="/sheet.pdf">Sheet</a>
+<label>Kept <input id="wrapped" type="checkbox"></label>
+<input type="hidden" name="csrf" value="x">
+<img id="red" src="/red.png" alt="A red square">
 <script>
 document.getElementById("later").addEventListener("click", function () {
   setTimeout(function () {
@@ -40,6 +44,15 @@ document.getElementById("later").addEventListener("click", function () {
 """
 
 
+BAD = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Bad</title></head>
+<body><main><h1>Bad</h1>
+<input id="bare" name="bare"> <select name="pick"><option>a</option></select> <button></button>
+<div style="width: 2000px">wide</div>
+</main></body></html>
+"""
+
+
 def _pdf() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (200, 100), "white").save(buffer, format="PDF")
@@ -47,6 +60,7 @@ def _pdf() -> bytes:
 
 
 SHEET = _pdf()
+RED = images.png((40, 30), (220, 30, 30))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,6 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
             body, kind = PAGE, "text/html; charset=utf-8"
         elif self.path == "/sheet.pdf":
             body, kind = SHEET, "application/pdf"
+        elif self.path == "/bad":
+            body, kind = BAD, "text/html; charset=utf-8"
+        elif self.path == "/red.png":
+            body, kind = RED, "image/png"
         else:
             self.send_error(404)
             return
@@ -95,6 +113,30 @@ def test_it_drives_chromium_and_waits_for_what_comes_later(browser: Browser, sit
     browser.element("#later").click()
     assert browser.elements("#late") == []  # not yet: it comes 0.4 s after the click
     assert browser.text_of("#late", timeout=5) == "Hello Ada"
+
+
+def test_it_reads_a_drawn_picture_s_colour(browser: Browser, site: str) -> None:
+    browser.get(site + "/")
+    assert browser.pixel(browser.element("#red")) == (220, 30, 30)
+
+
+def test_it_finds_the_controls_without_a_name(browser: Browser, site: str) -> None:
+    browser.get(site + "/")
+    assert browser.unnamed_controls() == []  # labels by for= and around, a button's text
+    browser.get(site + "/bad")
+    unnamed = browser.unnamed_controls()
+    assert [html.split(" ")[0].split(">")[0] for html in unnamed] == [
+        "<input",
+        "<select",
+        "<button",
+    ]
+
+
+def test_it_measures_how_far_a_page_scrolls_sideways(browser: Browser, site: str) -> None:
+    browser.get(site + "/")
+    assert browser.sideways_overflow() <= 0
+    browser.get(site + "/bad")
+    assert browser.sideways_overflow() == 2000 - harness.WIDTH + 8  # body's default margin
 
 
 def test_a_wait_that_never_comes_fails_at_its_deadline(browser: Browser, site: str) -> None:
