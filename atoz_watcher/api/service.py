@@ -36,6 +36,7 @@ from atoz_watcher.api.present import (
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
 from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
+from atoz_watcher.db.activity import Arrival, Recorder, Way
 from atoz_watcher.documents.checks import CategoryError, PatientDeletedError, PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
 from atoz_watcher.errors import (
@@ -159,8 +160,10 @@ class DocumentService:
         on_stored: OnStored = no_thumbnails,
         on_placeholder: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
+        activity: Recorder | None = None,
     ) -> None:
         self._on_placeholder = on_placeholder
+        self._activity = activity
         self._engine = engine
         self._writer = writer
         self._storage = storage
@@ -269,8 +272,9 @@ class DocumentService:
         request = parsed.request
         return self.store(new_document(request, extension=request.extension), parsed.raw.spool)
 
-    def store(self, new: NewDocument, data: Content) -> Uploaded:
-        """The file stored at once and its row (Upload, UploadSftp); the thumbnail comes later."""
+    def store(self, new: NewDocument, data: Content, *, endpoint: str = "Upload") -> Uploaded:
+        """The file stored at once and its row (Upload, UploadSftp: ``endpoint``, as the
+        activity log records it); the thumbnail comes later."""
         limit = self._raw_base64_limit()
         size = data.size if isinstance(data, Spool) else len(data)
         if limit is not None and encoded_limit(size) > limit:
@@ -281,6 +285,7 @@ class DocumentService:
             )
         with answered():
             created = self._writer.create(new, data)
+        self._arrived(created.doc_num, endpoint)
         self._thumbnail(created)
         return Uploaded(document=self.one(created.doc_num))
 
@@ -296,9 +301,15 @@ class DocumentService:
         new = new_document(request, extension=url_extension(request.url))
         with answered():
             created = self._writer.create_placeholder(new, note=DOWNLOAD_NOTE + request.url)
+        self._arrived(created.doc_num, "SetByUrl")
         if self._on_placeholder is not None:
             self._on_placeholder()
         return self.one(created.doc_num)
+
+    def _arrived(self, doc_num: int, endpoint: str) -> None:
+        """The row is made: the activity log records that it came through ``endpoint``."""
+        if self._activity is not None:
+            self._activity.arrived([Arrival(doc_num, Way.API, endpoint)])
 
     def _thumbnail(self, created: Created) -> None:
         """The stored file's thumbnail job, handed on: the reply does not wait for it."""

@@ -145,7 +145,7 @@ class SftpService:
             patient_and_category(conn, pat_num=new.pat_num, category=new.category)
         with sftp_answered():
             data = self._sftp.fetch(credentials)
-        return self._documents.store(new, data)
+        return self._documents.store(new, data, endpoint="UploadSftp")
 
     # -- DownloadSftp ----------------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from atoz_watcher.app.rescans import Rescans, RescanSchedule
 from atoz_watcher.app.results import (
+    Activity,
     Counts,
     Echoes,
     Latency,
@@ -31,6 +34,7 @@ from atoz_watcher.app.results import (
     error_kind,
 )
 from atoz_watcher.app.wiring import Components
+from atoz_watcher.db.activity import KEEP_DAYS
 from atoz_watcher.documents.materializer_worker import MaterializerWorker
 from atoz_watcher.errors import AtozError, DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.ingest.registrar import Candidate
@@ -38,10 +42,12 @@ from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.ingest.resolver import FolderResolver
 from atoz_watcher.ingest.scan import list_files
 from atoz_watcher.rules.layout import FILE, PATIENT
-from atoz_watcher.rules.matching import FolderMatch
+from atoz_watcher.rules.matching import FolderMatch, Unmatched
 from atoz_watcher.system.sdnotify import Notifier
 from atoz_watcher.watch.handler import Event, Kind, QueueingHandler, relative_parts
+from atoz_watcher.watch.inotify import TreeEmitter, TreeObserver
 from atoz_watcher.watch.observer import Watching, start_watching
+from atoz_watcher.watch.polling import TreePoller
 from atoz_watcher.watch.retry import RetryBook
 from atoz_watcher.watch.stability import StabilityTracker
 
@@ -54,6 +60,13 @@ log = structlog.get_logger("atoz_watcher.daemon")
 MAX_BATCH = 500
 MAX_WAIT_S = 1.0  # the worker wakes at least this often (heartbeat, rescans, retries)
 STOP_JOIN_S = 8.0  # SIGTERM must end the process within systemd's 10 s
+PRUNE_EVERY_S = 24 * 3600.0  # the activity log keeps KEEP_DAYS (30) days: pruned at start, daily
+# A patient folder that matches no patient, in an operator's words (the Health page).
+FOLDER_WORDS = {
+    Unmatched.NO_PATIENT: "the folder matches no patient: its files are not registered",
+    Unmatched.AMBIGUOUS: "the folder could be several patients': its files are not registered",
+    Unmatched.WRONG_LETTER: "the folder is under the wrong letter: its files are not registered",
+}
 
 
 class Daemon:
@@ -102,10 +115,17 @@ class Daemon:
         self._outage = RetryBook(clock=clock, first_s=1.0, max_s=2.0)
         self._latency = Latency(self._metrics, clock=clock)
         self._echoes = Echoes()
+        # What the Health page shows of this daemon (the wiring hands the board to the page),
+        # and the activity log the Today and Health pages read (pruned daily: see _prune).
+        self.board = components.status_board
+        self._activity_log = components.activity
+        self._activity = Activity(self._activity_log, self._root)
+        self._prune_at = 0.0
         handlers = [
             Retries(self._retries, self._outage, self._tracker),
             self._echoes,
             Counts(self._metrics, self._latency),
+            self._activity,
         ]
         if self._thumbnails is not None:
             handlers.append(Thumbnails(self.on_stored))
@@ -129,6 +149,8 @@ class Daemon:
             RescanSchedule(settings.watcher.rescan_interval, clock=clock),
             metrics=self._metrics,
             is_stopping=self._stop.is_set,
+            activity=self._activity,
+            board=self.board,
         )
         # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
         self.rescans = self._rescans.counts
@@ -137,6 +159,7 @@ class Daemon:
         self._stall_s = settings.scan.lock_timeout + 30.0
         self._worker_died = False
         self.mode: str = ""
+        self._watching: Watching | None = None
 
     def _inbox_work(self, components: Components) -> InboxWork | None:
         inbox = components.inbox
@@ -150,6 +173,7 @@ class Daemon:
             outage=self._outage,
             metrics=self._metrics,
             settle_s=self._settings.watcher.settle_seconds,
+            activity=components.activity,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -200,6 +224,12 @@ class Daemon:
             on_resubscribed=lambda: self.request_rescan("smb-resubscribed"),
         )
         self.mode = watching.mode
+        self._watching = watching
+        self.board.update(
+            started=datetime.now(),
+            watch_mode=watching.mode,
+            watched_folders=_watched_folders(watching) or 0,
+        )
         if self._inbox is not None:
             from atoz_watcher.app.inboxes import watch_inboxes  # noqa: PLC0415
 
@@ -253,6 +283,8 @@ class Daemon:
         self._heartbeat = self._clock()
         self._take_events(self._wait_s())
         self._metrics.set_queue_depth(len(self._tracker) + len(self._retries) + len(self._outage))
+        self._show_status()
+        self._prune()
         inbox = self._inbox
         if inbox is not None and not inbox.recovered:
             # A recovery the database failed: nothing of the tree is registered until it ran.
@@ -278,6 +310,31 @@ class Daemon:
                 if self._stop.is_set():
                     return
                 self._register(ready[start : start + MAX_BATCH])
+
+    def _show_status(self) -> None:
+        """The board's counts, as of this pass of the worker."""
+        changes: dict[str, int] = {
+            "pending_files": len(self._tracker),
+            "retrying_files": len(self._retries) + len(self._outage),
+        }
+        if self._thumbnails is not None:
+            changes["thumbnail_queue"] = self._thumbnails.depth
+        if self._watching is not None and (folders := _watched_folders(self._watching)) is not None:
+            changes["watched_folders"] = folders
+        self.board.update(**changes)
+
+    def _prune(self) -> None:
+        """Once a day (and at start): the activity log keeps the last KEEP_DAYS (30) days."""
+        if self._clock() < self._prune_at:
+            return
+        self._prune_at = self._clock() + PRUNE_EVERY_S
+        try:
+            gone = self._activity_log.prune(datetime.now() - timedelta(days=KEEP_DAYS))
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("activity.prune_failed", error=str(exc))
+            return
+        if gone:
+            log.info("activity.pruned", rows=gone)
 
     def _file_inbox(self, inbox: InboxWork, ready: list[str]) -> list[str]:
         """File the settled inbox files of ``ready``, one at a time; the others, returned."""
@@ -387,6 +444,7 @@ class Daemon:
                 self._latency.forget(path)
                 log.warning("folder.unmatched", path=path, reason=match.value)
                 self._metrics.skipped(match.value)
+                self._activity.told(match.value, FOLDER_WORDS[match], path)
                 continue
             candidates.append(Candidate(match.patient.pat_num, Path(root, letter, folder), name))
         return candidates
@@ -398,6 +456,7 @@ class Daemon:
         except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
             # Nothing is dropped: the files wait and are tried again every few seconds.
             self._metrics.error(error_kind(exc))
+            self._activity.failed(exc, files=len(paths))
             delay = 0.0
             for path in paths:
                 delay = self._outage.fail(path)
@@ -405,8 +464,23 @@ class Daemon:
             return
         for result in results:
             self._reported(result)
+        self._activity.flush()
 
     def _beat(self) -> bool:
         """Asked between folders by a long rescan: keeps the heartbeat fresh; True to stop."""
         self._heartbeat = self._clock()
         return self._stop.is_set()
+
+
+def _watched_folders(watching: Watching) -> int | None:
+    """Folders under watch: inotify's watches (native), the poller's patient folders (polling);
+    0 for SMB, whose one subscription covers the share. None: not countable this moment."""
+    observer = watching.observer
+    if isinstance(observer, TreeObserver):
+        return sum(e.watched for e in list(observer.emitters) if isinstance(e, TreeEmitter))
+    if isinstance(observer, TreePoller):
+        try:
+            return observer.folders
+        except RuntimeError:  # the poller's thread changed its records while they were counted
+            return None
+    return 0

@@ -12,22 +12,38 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import datetime
 from typing import Final
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from atoz_watcher.app.results import error_kind
+from atoz_watcher.app.results import Activity, error_kind
+from atoz_watcher.db.activity import Way
 from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.system.backoff import next_delay
 from atoz_watcher.system.metrics import Metrics
+from atoz_watcher.system.status import StatusBoard
 
 log = structlog.get_logger("atoz_watcher.daemon")
 
 # After a failed rescan: 1 s, then 2 s, and 2 s from then on.
 RETRY_FIRST_S: Final = 1.0
 RETRY_MAX_S: Final = 2.0
+# The scheduled reasons; any other (an overflow, an SMB resubscription) is a catch-up.
+STARTUP: Final = "startup"
+PERIODIC: Final = "periodic"
+
+
+def arrival_detail(reason: str) -> str:
+    """How the activity log names a rescan of ``reason``: startup, safety or catch-up."""
+    if reason == STARTUP:
+        return "startup"
+    if reason == PERIODIC:
+        return "safety"
+    return "catch-up"
 
 
 class RescanSchedule:
@@ -37,13 +53,13 @@ class RescanSchedule:
         self._interval_s = interval_s
         self._clock = clock
         self.due_at = 0.0  # the catch-up scan at start is due at once
-        self.reason = "startup"
+        self.reason = STARTUP
         self._delay = 0.0  # the last retry delay; 0 while rescans succeed
         self._requested = threading.Event()
         # Why a rescan was asked for: kept apart from ``reason``, which the rescan running when
         # the request comes resets as it ends (an overflow during the catch-up scan was counted
         # as "periodic").
-        self._requested_reason = "periodic"
+        self._requested_reason = PERIODIC
 
     def request(self, reason: str) -> None:
         """Rescan as soon as the worker is free. Thread-safe: the observer's threads ask."""
@@ -71,7 +87,7 @@ class RescanSchedule:
     def finished(self) -> None:
         """The rescan went through: the next is a periodic one, an interval from now."""
         self._delay = 0.0
-        self.reason = "periodic"
+        self.reason = PERIODIC
         self.due_at = self._clock() + self._interval_s
 
 
@@ -85,11 +101,17 @@ class Rescans:
         *,
         metrics: Metrics,
         is_stopping: Callable[[], bool],
+        activity: Activity | None = None,
+        board: StatusBoard | None = None,
+        now: Callable[[], datetime] = datetime.now,
     ) -> None:
         self._rescanner = rescanner
         self.schedule = schedule
         self._metrics = metrics
         self._is_stopping = is_stopping
+        self._activity = activity
+        self._board = board
+        self._now = now
         # Whole-tree rescans run so far, by reason (startup, periodic, event-queue-overflow).
         self.counts: Counter[str] = Counter()
 
@@ -98,14 +120,23 @@ class Rescans:
         reason = self.schedule.reason
         self.counts[reason] += 1
         log.info("rescan.started", reason=reason)
+        detail = arrival_detail(reason)
+        activity = self._activity
+        arriving = nullcontext() if activity is None else activity.arriving(Way.RESCAN, detail)
         try:
-            summary = self._rescanner.run(should_stop=should_stop)
+            with arriving:
+                summary = self._rescanner.run(should_stop=should_stop)
         except (DatabaseUnavailableError, SQLAlchemyError, NoImageCategoryError) as exc:
             self._metrics.error(error_kind(exc))
+            if activity is not None:
+                activity.failed(exc, files=0)
             delay = self.schedule.failed()
             log.warning("rescan.retry", reason=reason, error=str(exc), delay_s=delay)
             return
         self.schedule.finished()
+        if self._board is not None:
+            field = "last_catch_up" if detail == "catch-up" else "last_safety_rescan"
+            self._board.update(**{field: self._now()})
         if not self._is_stopping():
             self._metrics.scan_completed(time.time())
         log.info(

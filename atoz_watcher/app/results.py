@@ -8,16 +8,20 @@ names our own renames will echo back, the thumbnail queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from atoz_watcher.db.activity import Arrival, Problem, Recorder, Way
 from atoz_watcher.errors import NoImageCategoryError
-from atoz_watcher.imaging.jobs import job_for
 from atoz_watcher.ingest.registrar import Gone, Plan, Registered, Skipped
 from atoz_watcher.ingest.rescan import TOO_RECENT
+from atoz_watcher.rules.naming import Skip
 
 if TYPE_CHECKING:
     from atoz_watcher.imaging.jobs import OnStored
@@ -165,6 +169,10 @@ class Thumbnails(Handler):
         self._on_stored = on_stored
 
     def registered(self, result: Registered) -> None:
+        # Pillow comes with the thumbnails: `atoz-watcher rescan` uses these handlers too, and
+        # its start is timed (bench/rescan.py).
+        from atoz_watcher.imaging.jobs import job_for  # noqa: PLC0415
+
         job = job_for(
             result.plan.final_path,
             stamp=datetime.now(),
@@ -173,3 +181,107 @@ class Thumbnails(Handler):
         )
         if job is not None:  # None: no image
             self._on_stored(job)
+
+
+# Skips no operator needs to hear of: the file was registered already, went away, is a file
+# Open Dental never imports (hidden, Thumbs.db), or is still being written.
+QUIET: Final = frozenset({Gone.KNOWN, Gone.VANISHED, Skip.HIDDEN, Skip.THUMBS_DB, TOO_RECENT})
+# What a problem's kind means, in an operator's words (the Health page shows them).
+SKIP_WORDS: Final[dict[str, str]] = {
+    Gone.NOT_REGULAR: "not a regular file (a link, a device or a pipe): left alone",
+    Gone.UNREADABLE: "the file cannot be read yet: tried again later",
+    Gone.RENAME_FAILED: "the file could not be renamed: tried again later",
+    Gone.LINK: "the patient folder is a link: refused",
+    Skip.UNDECODABLE: "the name is not valid UTF-8: Open Dental's database cannot hold it",
+    Skip.TOO_LONG: "the name is too long for Open Dental (255 characters)",
+    Skip.EMPTY_AFTER_PREFIX: "nothing is left of the name after its _<category>_ prefix",
+    Skip.HIDDEN_AFTER_PREFIX: "the name is hidden once its _<category>_ prefix is cut off",
+}
+ERROR_WORDS: Final = {
+    "database": "the database did not answer or refused the rows: the files wait and are tried "
+    "again",
+    "no-image-category": "the database has no image category: nothing can be registered until "
+    "Open Dental has one",
+}
+# Problems already recorded (path and kind) are not recorded again while the process runs (a
+# file retried every few seconds, a rescan every hour); the memory is bounded.
+MAX_REMEMBERED: Final = 10_000
+FLUSH_EVERY: Final = 500  # arrivals are written in batches, not one transaction a file
+
+
+class Activity(Handler):
+    """The activity log: how each registered document came, and what an operator should see.
+
+    Arrivals are buffered and written by ``flush`` (the daemon flushes after each batch and
+    rescan); the way they came is the one ``arriving`` set (the watcher's events by default).
+    A problem is recorded once per file and kind, and a database outage once until it ends.
+    """
+
+    def __init__(self, recorder: Recorder, root: Path) -> None:
+        self._recorder = recorder
+        self._root = str(root)
+        self._way = Way.FOLDER
+        self._detail = ""
+        self._arrivals: list[Arrival] = []
+        self._told: set[tuple[str, str]] = set()
+        self._in_outage = False
+
+    @contextmanager
+    def arriving(self, way: Way, detail: str = "") -> Iterator[None]:
+        """The results within come ``way`` (a rescan: its detail); flushed at the end."""
+        previous = self._way, self._detail
+        self._way, self._detail = way, detail
+        try:
+            yield
+        finally:
+            self.flush()
+            self._way, self._detail = previous
+
+    def registered(self, result: Registered) -> None:
+        self._in_outage = False
+        if result.doc_num is None:
+            return
+        self._arrivals.append(Arrival(result.doc_num, self._way, self._detail))
+        if len(self._arrivals) >= FLUSH_EVERY:
+            self.flush()
+
+    def skipped(self, result: Skipped) -> None:
+        self._in_outage = False
+        if result.reason in QUIET:
+            return
+        words = SKIP_WORDS.get(result.reason, result.reason)
+        if result.detail:
+            words = f"{words} ({result.detail})"
+        self.told(result.reason, words, path_of(result))
+
+    def told(self, kind: str, reason: str, path: str) -> None:
+        """Record a problem with the file at ``path`` (absolute), once per file and kind."""
+        key = (path, kind)
+        if key in self._told:
+            return
+        if len(self._told) >= MAX_REMEMBERED:
+            self._told.clear()
+        self._told.add(key)
+        self._recorder.problem(Problem(kind, reason, self._place(path)))
+
+    def failed(self, exc: Exception, *, files: int) -> None:
+        """Registration (or a rescan) failed on the database: recorded once per outage."""
+        if self._in_outage:
+            return
+        self._in_outage = True
+        kind = error_kind(exc)
+        words = ERROR_WORDS[kind]
+        if files:
+            words = f"{words} ({files} file{'s' if files != 1 else ''} waiting)"
+        self._recorder.problem(Problem(kind, words))
+
+    def flush(self) -> None:
+        if self._arrivals:
+            arrivals, self._arrivals = self._arrivals, []
+            self._recorder.arrived(arrivals)
+
+    def _place(self, path: str) -> str:
+        """``path`` relative to the A-to-Z root (as an operator looks for it there)."""
+        if path.startswith(self._root + os.sep):
+            return path[len(self._root) + 1 :]
+        return path

@@ -182,6 +182,7 @@ class Components:
             on_stored=self.on_stored,
             on_outcome=lambda kind, detail: metrics.inbox(kind.value, detail),
             on_step=self.inbox_on_step or no_step,
+            activity=self.activity,
         )
 
     @property
@@ -314,6 +315,7 @@ class Components:
             thumbnail_workers=self.settings.thumbnails.workers,
             renderer=self.renderer,
             sftp=SftpClient(self.settings.sftp),
+            activity=self.activity,
         )
         return create_app(
             self.settings.api,

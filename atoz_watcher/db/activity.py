@@ -7,8 +7,12 @@ one process or several: WAL and a busy timeout let them share it), read by the p
 
 It holds no patient names and no file contents: a DocNum, the way it came, a short detail (an
 inbox rule, an API endpoint), and for problems a kind, a reason and the path as an operator
-would look for it (relative to the A-to-Z root or an inbox). Rows older than ``keep_days`` are
-pruned by ``prune``.
+would look for it (relative to the A-to-Z root or an inbox). The daemon prunes what is older
+than 30 days once a day (``prune``).
+
+Recording never fails the work it records: a write the log cannot make (a full disk, a file
+another process holds locked past the busy timeout) is logged and dropped. Writers take a
+``Recorder`` (this log, or a test's), and record nothing when given None.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
+
+import structlog
+
+log = structlog.get_logger("atoz_watcher.activity")
 
 FILE_NAME: Final = "activity.sqlite3"
+KEEP_DAYS: Final = 30  # what the daemon keeps; older rows are pruned once a day
 BUSY_TIMEOUT_S: Final = 10.0
 # SQLite's limit on bound values per statement is 32766 on current builds; stay well under.
 _CHUNK: Final = 500
@@ -42,6 +51,12 @@ _SCHEMA: Final = (
     ),
     "CREATE INDEX IF NOT EXISTS problem_at ON problem (at)",
 )
+
+
+def _storable(value: str) -> str:
+    """``value`` as SQLite can store it: a name that is not UTF-8 (a surrogate os.fsdecode kept)
+    shows its bytes as escapes instead of failing the write."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Way(StrEnum):
@@ -67,6 +82,13 @@ class Problem:
     reason: str  # in words, for an operator
     place: str = ""  # the path relative to the A-to-Z root or an inbox; never file contents
     at: datetime | None = None  # when it happened; now when None
+
+
+class Recorder(Protocol):
+    """What the writers (daemon, inbox, API) need of the log."""
+
+    def arrived(self, arrivals: Sequence[Arrival], *, at: datetime | None = None) -> None: ...
+    def problem(self, problem: Problem) -> None: ...
 
 
 class ActivityLog:
@@ -97,16 +119,20 @@ class ActivityLog:
             yield conn
 
     def arrived(self, arrivals: Sequence[Arrival], *, at: datetime | None = None) -> None:
-        """Records how each of ``arrivals`` came; a DocNum recorded again keeps its first way."""
+        """Records how each of ``arrivals`` came; a DocNum recorded again keeps its first way.
+        Never raises: a write that fails is logged (``activity.unrecorded``) and dropped."""
         if not arrivals:
             return
         when = (at or datetime.now()).isoformat(timespec="seconds")
-        rows = [(a.doc_num, str(a.way), a.detail, when) for a in arrivals]
-        with self._connect() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO arrival (doc_num, way, detail, at) VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        rows = [(a.doc_num, str(a.way), _storable(a.detail), when) for a in arrivals]
+        try:
+            with self._connect() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO arrival (doc_num, way, detail, at) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("activity.unrecorded", what="arrivals", count=len(rows), error=str(exc))
 
     def ways(self, doc_nums: Collection[int]) -> dict[int, Arrival]:
         """How each of ``doc_nums`` came, for those recorded."""
@@ -124,12 +150,21 @@ class ActivityLog:
         return found
 
     def problem(self, problem: Problem) -> None:
+        """Records ``problem``; never raises (as ``arrived``)."""
         when = (problem.at or datetime.now()).isoformat(timespec="seconds")
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT INTO problem (at, kind, reason, place) VALUES (?, ?, ?, ?)",
-                (when, problem.kind, problem.reason, problem.place),
-            )
+        try:
+            with self._connect() as conn:
+                conn.execute(
+                    "INSERT INTO problem (at, kind, reason, place) VALUES (?, ?, ?, ?)",
+                    (
+                        when,
+                        _storable(problem.kind),
+                        _storable(problem.reason),
+                        _storable(problem.place),
+                    ),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("activity.unrecorded", what="problem", kind=problem.kind, error=str(exc))
 
     def problems_since(self, since: datetime, *, limit: int = 100) -> list[Problem]:
         """The problems from ``since`` on, newest first, at most ``limit``."""

@@ -88,6 +88,11 @@ class ThumbnailWorker:
         self._jobs.put(job)
         self._depth()
 
+    @property
+    def depth(self) -> int:
+        """Thumbnails waiting to be rendered."""
+        return self._jobs.qsize()
+
     def hold(self) -> None:
         """Pause before the next job (the job in hand finishes): registration is running."""
         self._open.clear()

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
+from atoz_watcher.db.activity import Arrival, Problem, Recorder, Way
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.documents.checks import (
     CategoryError,
@@ -111,8 +112,12 @@ class Filer:
         on_stored: OnStored,
         on_outcome: OnOutcome,
         on_step: OnStep = no_step,
+        activity: Recorder | None = None,
+        label: str = "inbox",
     ) -> None:
         self.place = place
+        self._activity = activity
+        self._label = label  # "inbox <n>": how the activity log names this inbox
         self._engine = engine
         self._writer = writer
         self._storage = storage
@@ -204,7 +209,7 @@ class Filer:
             facts={"reason": Reason.UNREADABLE_SCAN.value, "detail": detail},
         )
         remove(work, manifest.file_name)
-        self._report_unmatched(manifest, Reason.UNREADABLE_SCAN, detail)
+        self._report_unmatched(manifest, Reason.UNREADABLE_SCAN, detail, name)
         return Unmatched(
             source="/".join(manifest.source),
             reason=Reason.UNREADABLE_SCAN,
@@ -253,7 +258,7 @@ class Filer:
                 facts={"reason": reason.value, "detail": whole.detail},
             )
             remove(work, manifest.file_name)
-            self._report_unmatched(manifest, reason, whole.detail)
+            self._report_unmatched(manifest, reason, whole.detail, name)
             return Unmatched(
                 source="/".join(manifest.source), reason=reason, name=name, detail=whole.detail
             )
@@ -318,9 +323,9 @@ class Filer:
             self._recheck(work, manifest, part)
         if part.target is None:
             pages = None if part.pages is None else [p + 1 for p in part.pages]
-            wanted = _part_name(manifest.name, part.pages)
+            name = wanted = _part_name(manifest.name, part.pages)
             if work.lexists(file):  # else parked already, by a process killed just after
-                self._park(
+                name = self._park(
                     work,
                     manifest,
                     where=UNMATCHED,
@@ -331,7 +336,7 @@ class Filer:
             part.state = "unmatched"
             manifest.save(work)
             self._report_unmatched(
-                manifest, Reason(part.reason or Reason.NO_ROUTE.value), part.detail
+                manifest, Reason(part.reason or Reason.NO_ROUTE.value), part.detail, name
             )
             self._step("part.unmatched")
             return
@@ -515,6 +520,8 @@ class Filer:
         )
         kind = OutcomeKind.SPLIT if split else OutcomeKind.ROUTED
         self._on_outcome(kind, rule.value)
+        if self._activity is not None:
+            self._activity.arrived([Arrival(n, Way.INBOX, rule.value) for n in doc_nums])
         return outcome
 
     def _park(
@@ -567,7 +574,7 @@ class Filer:
             return None
         return None
 
-    def _report_unmatched(self, manifest: Manifest, reason: Reason, detail: str) -> None:
+    def _report_unmatched(self, manifest: Manifest, reason: Reason, detail: str, name: str) -> None:
         log.warning(
             "inbox.unmatched",
             inbox=str(self.place.path),
@@ -576,11 +583,20 @@ class Filer:
             detail=detail or None,
         )
         self._on_outcome(OutcomeKind.UNMATCHED, reason.value)
+        if self._activity is not None:
+            words = unmatched_words(reason, detail)
+            place = f"{self._label}/{name}"
+            self._activity.problem(Problem("unmatched", words, place))
 
     def _report_duplicate(self, manifest: Manifest, name: str) -> None:
         del name
         log.info("inbox.duplicate", inbox=str(self.place.path), scan=manifest.sha256[:12])
         self._on_outcome(OutcomeKind.DUPLICATE, "")
+
+
+def unmatched_words(reason: Reason, detail: str) -> str:
+    """Why a file was left unmatched, as the activity log records it."""
+    return f"{reason.value}: {detail}" if detail else reason.value
 
 
 def _when(value: object) -> datetime:

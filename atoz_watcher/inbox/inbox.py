@@ -2,7 +2,8 @@
 
 ``Inbox`` is what the daemon and the commands use: ``process`` one settled file, ``recover``
 what a killed process left, ``catch_up`` on every file already waiting, ``assign`` an
-unmatched file by hand, list ``unmatched`` files, ``sweep`` old originals out of ``_Done/``.
+unmatched file by hand, list ``unmatched`` and ``duplicates`` files, ``discard`` one of them to
+``_Trash/``, ``sweep`` old originals out of ``_Done/`` and old discards out of ``_Trash/``.
 It takes plain parts (engine, writer, storage, the ``[inbox]`` section) and reads no Settings.
 """
 
@@ -18,6 +19,7 @@ import structlog
 from sqlalchemy import Engine
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
+from atoz_watcher.db.activity import Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.inbox.filer import Filer, OnStep, no_step
@@ -34,18 +36,21 @@ from atoz_watcher.inbox.outcomes import (
 from atoz_watcher.inbox.place import (
     DONE,
     DONE_SUFFIX,
+    DUPLICATES,
     REASON_SUFFIX,
+    TRASH,
     UNMATCHED,
     WORK,
     InboxPlace,
     names,
     read_json,
     remove,
+    write_json,
 )
 from atoz_watcher.inbox.router import AssignMiss, Router
-from atoz_watcher.rules.naming import skip_reason
+from atoz_watcher.rules.naming import MAX_NAME_CHARS, skip_reason, x_prefixed
 from atoz_watcher.storage import Storage
-from atoz_watcher.system.contained import OutsideRootError
+from atoz_watcher.system.contained import Folder, OutsideRootError
 
 log = structlog.get_logger("atoz_watcher.inbox")
 
@@ -67,6 +72,7 @@ class Inbox:
         on_stored: OnStored = no_thumbnails,
         on_outcome: OnOutcome = no_outcome,
         on_step: OnStep = no_step,
+        activity: Recorder | None = None,
     ) -> None:
         router = Router(engine, settings)
         self._router = router
@@ -87,8 +93,10 @@ class Inbox:
                 on_stored=on_stored,
                 on_outcome=on_outcome,
                 on_step=on_step,
+                activity=activity,
+                label=f"inbox {index}",
             )
-            for folder in self._folders
+            for index, folder in enumerate(self._folders)
         ]
 
     @property
@@ -177,21 +185,29 @@ class Inbox:
 
     def unmatched(self) -> list[UnmatchedFile]:
         """The files waiting in every inbox's ``_Unmatched/``, oldest first."""
+        return self._waiting(UNMATCHED, default_reason="unknown")
+
+    def duplicates(self) -> list[UnmatchedFile]:
+        """The files in every inbox's ``_Duplicates/`` (reason "duplicate"; ``detail``: the
+        name in ``_Done/`` of the file it repeats), oldest first."""
+        return self._waiting(DUPLICATES, default_reason="duplicate")
+
+    def _waiting(self, where: str, *, default_reason: str) -> list[UnmatchedFile]:
         found: list[UnmatchedFile] = []
         for filer in self._filers:
             try:
-                with filer.place.folder(UNMATCHED) as folder:
+                with filer.place.folder(where) as folder:
                     for name in names(folder):
                         if name.endswith(REASON_SUFFIX) or name.startswith("."):
                             continue
                         facts = read_json(folder, name + REASON_SUFFIX) or {}
-                        reason = str(facts.get("reason") or "unknown")
+                        reason = str(facts.get("reason") or default_reason)
                         pages = facts.get("pages")
                         found.append(
                             UnmatchedFile(
-                                path=filer.place.path / UNMATCHED / name,
+                                path=filer.place.path / where / name,
                                 reason=_reason(reason),
-                                detail=str(facts.get("detail") or ""),
+                                detail=str(facts.get("detail") or facts.get("of") or ""),
                                 when=_parse(facts.get("when")),
                                 original=str(facts.get("original") or name),
                                 pages=tuple(pages) if isinstance(pages, list) else None,
@@ -201,9 +217,49 @@ class Inbox:
                 continue
         return sorted(found, key=lambda f: (f.when or datetime.min, str(f.path)))
 
+    def discard(self, path: Path) -> Path:
+        """Move the file at ``path`` (directly in an inbox's ``_Unmatched/`` or
+        ``_Duplicates/``) and its sidecar to ``<inbox>/_Trash/``, where ``sweep`` removes it
+        after keep_days; its new path.
+
+        InboxError, nothing moved, for anything else: a path outside those folders, a name
+        with a separator, a sidecar, a link or no regular file, a file that is gone.
+        """
+        index, parts = self._locate(path)
+        if len(parts) != 2 or parts[0] not in (UNMATCHED, DUPLICATES):  # noqa: PLR2004
+            raise InboxError(
+                f"{path} is not a file in an inbox's {UNMATCHED}/ or {DUPLICATES}/ folder"
+            )
+        where, name = parts
+        if "/" in name or "\\" in name or name.startswith(".") or name.endswith(REASON_SUFFIX):
+            raise InboxError(f"{name!r} is not a file name that can be discarded")
+        filer = self._filers[index]
+        with filer.place.folder(where) as source:
+            try:
+                mode = source.lstat(name).st_mode
+            except FileNotFoundError:
+                raise InboxError(f"{path} does not exist") from None
+            if stat.S_ISLNK(mode):
+                raise InboxError(f"{path} is a link: refused")
+            if not stat.S_ISREG(mode):
+                raise InboxError(f"{path} is not a regular file")
+            facts = read_json(source, name + REASON_SUFFIX) or {"original": name}
+            facts["discarded_at"] = self._clock().isoformat()
+            facts["discarded_from"] = where
+            with filer.place.folder(TRASH, create=True) as trash:
+                new = _free_pair(trash, name)
+                # The sidecar first: a file in _Trash/ always has the time sweep goes by.
+                write_json(trash, new + REASON_SUFFIX, facts)
+                trash.move_in(source, name, new)
+                trash.fsync()
+            remove(source, name + REASON_SUFFIX)
+        log.info("inbox.discarded", inbox=str(filer.place.path), source=where)
+        return filer.place.path / TRASH / new
+
     def sweep(self, now: datetime) -> int:
-        """Remove originals filed more than keep_days before ``now`` from ``_Done/``; how many."""
-        removed = 0
+        """Remove originals filed more than keep_days before ``now`` from ``_Done/``, and
+        files discarded that long ago from ``_Trash/``; how many."""
+        removed = self._sweep_trash(now - self._keep)
         cutoff = now - self._keep
         for filer in self._filers:
             try:
@@ -221,6 +277,24 @@ class Inbox:
                 continue
         if removed:
             log.info("inbox.swept", removed=removed)
+        return removed
+
+    def _sweep_trash(self, cutoff: datetime) -> int:
+        removed = 0
+        for filer in self._filers:
+            try:
+                with filer.place.folder(TRASH) as trash:
+                    for name in names(trash):
+                        if not name.endswith(REASON_SUFFIX):
+                            continue
+                        facts = read_json(trash, name) or {}
+                        if (_parse(facts.get("discarded_at")) or datetime.min) >= cutoff:
+                            continue
+                        trash.unlink(name.removesuffix(REASON_SUFFIX), missing_ok=True)
+                        remove(trash, name)
+                        removed += 1
+            except FileNotFoundError:
+                continue
         return removed
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -256,6 +330,17 @@ class Inbox:
                 log.error("inbox.bad_manifest", inbox=str(filer.place.path), manifest=name)
                 continue
             yield manifest
+
+
+def _free_pair(folder: Folder, wanted: str) -> str:
+    """``wanted`` or an x-prefixed form of it that is free in ``folder``, its sidecar's name
+    too."""
+    for candidate in x_prefixed(wanted):
+        if not folder.lexists(candidate) and not folder.lexists(candidate + REASON_SUFFIX):
+            return candidate
+        if len(candidate) > MAX_NAME_CHARS:
+            break
+    raise InboxError(f"no free name near {wanted} in {folder.relative}")
 
 
 def _original(filer: Filer, name: str) -> str:

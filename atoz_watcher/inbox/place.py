@@ -28,6 +28,7 @@ WORK: Final = "_Work"
 DONE: Final = "_Done"
 UNMATCHED: Final = "_Unmatched"
 DUPLICATES: Final = "_Duplicates"
+TRASH: Final = "_Trash"  # discarded by staff (``Inbox.discard``); swept after keep_days
 REASON_SUFFIX: Final = ".reason.json"
 DONE_SUFFIX: Final = ".done.json"
 _CHUNK: Final = 1024 * 1024

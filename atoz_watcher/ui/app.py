@@ -177,7 +177,7 @@ class Login:
                 f"Too many attempts: wait {minutes} minute{'s' if minutes != 1 else ''} "
                 "and try again."
             )
-            response = self._page(request, next_path=next_path, alert=alert, status=429, name=name)
+            response = self._page(request, next_path=next_path, alert=alert, status=429)
             response.headers["Retry-After"] = str(wait)
             return response
         user = await asyncio.to_thread(self._users.check, name, password)
@@ -185,9 +185,8 @@ class Login:
             self._limiter.failed(name, address)
             # Never the name typed: it may be a password typed in the wrong box.
             log.info("ui.login_refused", reason="wrong name or password")
-            return self._page(
-                request, next_path=next_path, alert=WRONG_LOGIN, status=401, name=name
-            )
+            # The form comes back empty: what was typed in the name box may be a password.
+            return self._page(request, next_path=next_path, alert=WRONG_LOGIN, status=401)
         self._limiter.succeeded(name)
         cookie, _session = self._web.sessions.start(user.name, may_move=user.may_move)
         log.info("ui.login", user=user.name)
@@ -210,7 +209,6 @@ class Login:
         next_path: str,
         alert: str = "",
         status: int = 200,
-        name: str = "",
     ) -> Response:
         cookie, token = self._tokens.issue()
         response = self._web.page(
@@ -222,7 +220,6 @@ class Login:
             login_csrf=token,
             next=safe_next(next_path) if next_path else "",
             alert=alert,
-            name=name,
         )
         response.set_cookie(
             LOGIN_COOKIE,

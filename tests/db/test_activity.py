@@ -140,3 +140,27 @@ def test_prune_removes_only_what_is_older(tmp_path: Path) -> None:
     assert sorted(log.ways([1, 2, 3])) == [3]
     assert [p.kind for p in log.problems_since(NOON - timedelta(days=365))] == ["recent"]
     assert log.prune(NOON - timedelta(days=30)) == 0
+
+
+def test_a_write_the_log_cannot_make_is_dropped_not_raised(tmp_path: Path) -> None:
+    """Recording must never fail the filing it records (a full disk, a broken file)."""
+    path = tmp_path / "a.sqlite3"
+    log = ActivityLog(path)
+    path.unlink()
+    path.mkdir()  # no database can be opened there now
+
+    log.arrived([Arrival(1, Way.API, "Upload")])
+    log.problem(Problem("database", "the database did not answer"))
+
+    path.rmdir()
+    assert ActivityLog(path).ways([1]) == {}
+
+
+def test_a_name_that_is_not_utf8_is_recorded_with_its_bytes_escaped(tmp_path: Path) -> None:
+    log = ActivityLog(tmp_path / "a.sqlite3")
+    place = "S/SmithJohn1/" + "scan\udcff.jpg"  # how os.fsdecode keeps the byte 0xff
+
+    log.problem(Problem("undecodable-name", "not UTF-8", place, NOON))
+
+    (problem,) = log.problems_since(NOON)
+    assert problem.place == "S/SmithJohn1/scan\\udcff.jpg"

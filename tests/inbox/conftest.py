@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
+from atoz_watcher.db.activity import Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.inbox import Inbox, OutcomeKind
@@ -39,6 +40,7 @@ class Desk:
         on_step: OnStep = no_step,
         writer: DocumentWriter | None = None,
         storage: Storage | None = None,
+        activity: Recorder | None = None,
         **settings: Any,
     ) -> Inbox:
         folders = (InboxFolder(path=self.folder, category=category),)
@@ -54,6 +56,7 @@ class Desk:
             on_stored=self.thumbnails.append,
             on_outcome=lambda kind, label: self.outcomes.append((kind, label)),
             on_step=on_step,
+            activity=activity,
         )
 
     def stored_path(self, row: dict[str, Any]) -> Path:

@@ -20,8 +20,10 @@ Usage (tests/ui/...)::
 ``serving_ui(world, ui=..., api=..., status=..., **settings)``: ``ui`` replaces the UiSettings
 (``ui_settings(**changes)`` makes one with the two users); ``api=False`` serves the page alone,
 as ``run`` does with [api] disabled; ``status`` is a StatusBoard to show (None: as
-``atoz-watcher api``, no watcher in the process); other keyword arguments go to Settings
-(``inbox=InboxSettings(folders=...)``, ``storage="InDatabase"``, ``thumbnails=...``).
+``atoz-watcher api``, no watcher in the process); ``routers`` are a test's own page modules'
+``router`` functions (``router(parts, web) -> APIRouter``), included after the shell's;
+other keyword arguments go to Settings (``inbox=InboxSettings(folders=...)``,
+``storage="InDatabase"``, ``thumbnails=...``).
 ``site.clock`` is the page's clock (sessions' idleness, the login window):
 ``site.clock.advance(seconds)``. ``site.parts`` is the UiParts the page was given,
 ``site.components`` the wiring it came from. ``csrf_of(html)`` reads a page's form token.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -43,6 +45,7 @@ from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
+from fastapi import APIRouter
 
 from atoz_watcher.api import ApiServer
 from atoz_watcher.app.wiring import Components
@@ -51,6 +54,7 @@ from atoz_watcher.config.settings import Settings
 from atoz_watcher.system.status import StatusBoard
 from atoz_watcher.ui.app import create_ui, standalone
 from atoz_watcher.ui.parts import UiParts
+from atoz_watcher.ui.web import Web
 from tests.support.api import KEYS
 from tests.support.leaks import SECRETS
 from tests.support.waiting import wait_for
@@ -156,6 +160,7 @@ def serving_ui(
     ui: UiSettings | None = None,
     api: bool = True,
     status: StatusBoard | None = None,
+    routers: Sequence[Callable[[UiParts, Web], APIRouter]] = (),
     **settings: Any,
 ) -> Iterator[UiSite]:
     """The page (and, with ``api``, the Documents API with tests.support.api's keys) served
@@ -172,6 +177,8 @@ def serving_ui(
     clock = Clock()
     parts = components.ui_parts(status=status)
     page = create_ui(config.ui, parts, clock=clock)
+    for router in routers:  # a test's own pages, made as ui.pages' are
+        page.include_router(router(parts, page.state.web))
     if api:
         app = components.api(mounts={"/ui": page}, home="/ui/")
     else:

@@ -10,10 +10,13 @@ from sqlalchemy import Engine
 
 from atoz_watcher.app.commands.common import EXIT_OK, ProgressBar, patient_folder, require_tables
 from atoz_watcher.app.reports import RescanReport
+from atoz_watcher.app.results import Activity, Results
 from atoz_watcher.app.wiring import Components, ignore_rules
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
+from atoz_watcher.db.activity import Way
 from atoz_watcher.errors import ConfigError
+from atoz_watcher.ingest.registrar import Plan, Registered, Skipped
 from atoz_watcher.ingest.rescan import Rescanner, Summary
 
 
@@ -36,10 +39,20 @@ def run_rescan(
     folder = None if pat_num is None else patient_folder(engine, root, pat_num)
     with engine.connect() as conn:
         categories = {c.def_num: c.name for c in queries.image_categories(conn)}
-    registrar = Components.from_settings(settings, engine).registrar
+    components = Components.from_settings(settings, engine)
+    registrar = components.registrar
     min_age_s = settings.watcher.open_settle_seconds
     report = RescanReport(out, categories, per_file=per_file, min_age_s=min_age_s)
+    # The documents this command registers came by a rescan "command" (the activity log).
+    activity = Activity(components.activity, root)
+    recorded = Results(activity)
+
+    def reported(result: Plan | Registered | Skipped) -> None:
+        report(result)
+        recorded(result)
+
     with ExitStack() as stack:
+        stack.enter_context(activity.arriving(Way.RESCAN, "command"))
         progress = None
         if sys.stderr.isatty():
             bar = ProgressBar(sys.stderr)
@@ -52,7 +65,7 @@ def run_rescan(
             root,
             batch_size=settings.scan.batch_size,
             progress=progress,
-            report=report,
+            report=reported,
             ignore=ignore_rules(settings),
             # A file a scanner is still writing is left for the next rescan (or the daemon).
             min_age_s=min_age_s,
