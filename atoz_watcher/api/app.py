@@ -18,12 +18,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from atoz_watcher import __version__
 from atoz_watcher.api.auth import KeyChecker
-from atoz_watcher.api.errors import install_handlers
-from atoz_watcher.api.middleware import Authenticator, BodyLimiter, RequestLogger
+from atoz_watcher.api.errors import error_response, install_handlers
+from atoz_watcher.api.middleware import TOO_LARGE, Authenticator, RequestLogger
 from atoz_watcher.api.models import UploadRequest
 from atoz_watcher.api.present import FilePaths
 from atoz_watcher.api.routes import PREFIX, build_router
@@ -39,6 +40,7 @@ from atoz_watcher.imaging.queue import ThumbnailWorker, default_workers
 from atoz_watcher.imaging.render import Renderer
 from atoz_watcher.net.sftp import SftpClient
 from atoz_watcher.storage import Storage, spool
+from atoz_watcher.system.body_cap import BodyCap
 
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 # Room in a request body for the fields around rawBase64.
@@ -151,7 +153,12 @@ def create_app(
         app.mount(path, mounted)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # The last added runs first: log, then authenticate, then cap the body.
-    app.add_middleware(BodyLimiter, max_bytes=encoded_limit(api.max_upload_bytes) + BODY_SLACK)
+    app.add_middleware(
+        BodyCap,
+        max_bytes=encoded_limit(api.max_upload_bytes) + BODY_SLACK,
+        refusal=lambda: error_response(413, TOO_LARGE),
+        overflow=lambda: HTTPException(413, TOO_LARGE),
+    )
     app.add_middleware(
         Authenticator,
         checker=KeyChecker(api.keys),

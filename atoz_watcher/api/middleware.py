@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoz_watcher.api.auth import KeyChecker
@@ -56,36 +55,6 @@ class Authenticator:
                 await response(scope, receive, send)
                 return
         await self._app(scope, receive, send)
-
-
-class BodyLimiter:
-    """413 for a body over ``max_bytes``: at once by its Content-Length, or as soon as a
-    chunked body passes the limit."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self._app = app
-        self._max = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._max:
-            await error_response(413, TOO_LARGE)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max:
-                    raise HTTPException(413, TOO_LARGE)
-            return message
-
-        await self._app(scope, limited, send)
 
 
 class RequestLogger:

@@ -526,7 +526,7 @@ class PatientCard:
 _CARD_OPTIONAL = ("Preferred", "MiddleI", "Birthdate")
 
 
-def _birth_date(value: object) -> date | None:
+def birth_date(value: object) -> date | None:
     """A Birthdate as stored (a date, a datetime, text on SQLite, MySQL's zero date as text)
     -> the date, or None for Open Dental's no-date."""
     if isinstance(value, datetime):
@@ -560,7 +560,7 @@ def patient_card(conn: Connection, *, pat_num: int) -> PatientCard | None:
         fname=values["FName"] or "",
         preferred=(values.get("Preferred") or "").strip(),
         middle_initial=(values.get("MiddleI") or "").strip(),
-        birth_date=_birth_date(values.get("Birthdate")),
+        birth_date=birth_date(values.get("Birthdate")),
         pat_status=int(values["PatStatus"] or 0),
     )
 

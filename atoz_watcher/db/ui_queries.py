@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
+from atoz_watcher.db.queries import birth_date
 
 _DEF = Definition.__table__  # type: ignore[attr-defined]
 _DOC = Document.__table__  # type: ignore[attr-defined]
@@ -34,8 +35,6 @@ _PAT = Patient.__table__  # type: ignore[attr-defined]
 
 # Open Dental's "no date"; what a date SQLAlchemy or the driver cannot read becomes.
 NO_DATE: Final = datetime(1, 1, 1)
-# Open Dental shows no birth date before 1880 (see queries.patient_card).
-_FIRST_BIRTH_YEAR: Final = 1880
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,19 +222,6 @@ def _patient_columns(conn: Connection) -> tuple[bool, bool]:
     return "chartnumber" in present, "birthdate" in present
 
 
-def _birth_date(value: object) -> date | None:
-    if isinstance(value, datetime):
-        value = value.date()
-    elif isinstance(value, str):
-        try:
-            value = date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    if not isinstance(value, date) or value.year < _FIRST_BIRTH_YEAR:
-        return None
-    return value
-
-
 def _hits_query(*, chart: bool, birth: bool) -> Select[Any]:
     # The optional columns are named by us (fixed text), never by the caller.
     chart_column = literal_column("patient.ChartNumber", String) if chart else literal("")
@@ -256,7 +242,7 @@ def _hits(conn: Connection, query: Select[Any]) -> list[PatientHit]:
             pat_num=int(r[0]),
             name=_name(r[1], r[2]),
             chart_number=r[3] or "",
-            birth_date=_birth_date(r[4]),
+            birth_date=birth_date(r[4]),
             status=int(r[5] or 0),
         )
         for r in conn.execute(query)

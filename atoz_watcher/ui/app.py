@@ -23,9 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from atoz_watcher.config.sections import UiSettings
+from atoz_watcher.system.body_cap import BodyCap
 from atoz_watcher.ui.auth import Users
 from atoz_watcher.ui.login import Login
-from atoz_watcher.ui.middleware import MAX_BODY_BYTES, BodyCap, SecurityHeaders
+from atoz_watcher.ui.middleware import MAX_BODY_BYTES, SecurityHeaders, too_large
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.ratelimit import LoginLimiter
 from atoz_watcher.ui.sessions import COOKIE, LoginTokens, SessionStore
@@ -88,7 +89,9 @@ def create_ui(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The last added runs first: headers on every answer, the body cap's included.
-    app.add_middleware(BodyCap, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyCap, max_bytes=MAX_BODY_BYTES, refusal=too_large, overflow=lambda: HTTPException(413)
+    )
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -1,11 +1,10 @@
-"""The page's ASGI middleware: its response headers, and the cap on a request's body."""
+"""The page's ASGI middleware (its response headers), and its answer to a body over its cap."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from fastapi.responses import HTMLResponse
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS: Final = (
@@ -53,37 +52,8 @@ class SecurityHeaders:
         await self._app(scope, receive, sending)
 
 
-class BodyCap:
-    """413 for a request body over ``max_bytes``: at once by its Content-Length, or as soon as
-    a chunked body passes it."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self._app = app
-        self._max = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self._max:
-            await _too_large()(scope, receive, send)
-            return
-        received = 0
-
-        async def capped() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max:
-                    raise HTTPException(413)
-            return message
-
-        await self._app(scope, capped, send)
-
-
-def _too_large() -> HTMLResponse:
+def too_large() -> HTMLResponse:
+    """The page's answer to a body over its cap."""
     return HTMLResponse(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Too large</title>'
         '</head><body><main id="main"><h1>Too large</h1><p role="alert">This form is larger '
