@@ -347,16 +347,6 @@ class DocumentEntry:
     mount_item_num: int
 
 
-@dataclass(frozen=True, slots=True)
-class MountEntry:
-    mount_num: int
-    pat_num: int
-    doc_category: int
-    date_created: object
-    description: str
-    note: str
-
-
 _DOCUMENT_ENTRY_SQL = (
     "SELECT DocNum, PatNum, FileName, Description, "
     f"CASE WHEN substr(Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
@@ -381,19 +371,6 @@ def _document_entry(r: Sequence[Any]) -> DocumentEntry:
     )
 
 
-def document_entries(conn: Connection, *, doc_nums: Collection[int]) -> dict[int, DocumentEntry]:
-    """DocNum -> its entry, for the given DocNums (a page of a list); no RawBase64, no whole
-    file in a Note. Plain SQL, so the dates come back as stored: a row another program wrote
-    with a date SQLAlchemy cannot parse must not fail the whole list."""
-    found: dict[int, DocumentEntry] = {}
-    for chunk in _chunks(doc_nums):
-        numbers = ", ".join(str(int(n)) for n in chunk)
-        for r in _fetch(conn, f"{_DOCUMENT_ENTRY_SQL} WHERE DocNum IN ({numbers})"):
-            entry = _document_entry(r)
-            found[entry.doc_num] = entry
-    return found
-
-
 def _fetch(conn: Connection, sql: str) -> Sequence[Sequence[Any]]:
     """Every row of a fixed query (no parameters), fetched at once: a page of a patient's list
     is a GET's main cost, and fetching its rows one at a time a third of it."""
@@ -411,52 +388,16 @@ def has_mount_tables(conn: Connection) -> bool:
     return inspector.has_table("mount") and inspector.has_table("mountitem")
 
 
-def mount_entries(conn: Connection, *, mount_nums: Collection[int]) -> dict[int, MountEntry]:
-    """MountNum -> its entry, for the given MountNums (a page of a list)."""
-    found: dict[int, MountEntry] = {}
-    for chunk in _chunks(mount_nums):
-        numbers = ", ".join(str(int(n)) for n in chunk)
-        rows = conn.execute(
-            text(
-                "SELECT MountNum, PatNum, DocCategory, DateCreated, Description, Note FROM mount "
-                f"WHERE MountNum IN ({numbers})"
-            )
-        )
-        for r in rows:
-            found[int(r[0])] = MountEntry(
-                mount_num=int(r[0]),
-                pat_num=int(r[1]),
-                doc_category=int(r[2] or 0),
-                date_created=r[3],
-                description=r[4] or "",
-                note=r[5] or "",
-            )
-    return found
-
-
-class Listed(IntEnum):
-    """What a line of a patient's list is."""
-
-    MOUNT = 0
-    DOCUMENT = 1  # a document on its own
-    ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
-
-
-@dataclass(frozen=True, slots=True)
-class ListKey:
-    kind: Listed
-    num: int  # the DocNum, or the MountNum of a mount
-    mount_num: int  # the mount a document is listed under; 0 for one on its own
-
-
 # The order of GET /documents, as one sort over documents and mounts: by DateCreated, a mount
 # before a document of the same date; a document on an item of one of the patient's mounts
 # takes its mount's place, right after it, in ItemOrder. Every key ends in a unique number, so
 # the order is total and pages of it neither overlap nor skip. The date column sorts as stored
-# (Open Dental's "no date", 0001-01-01 or MySQL's zero date, first). The numbers are put in
-# as integers (``list_page``), so the query runs on the DB-API cursor.
-_PAGE_WITH_MOUNTS_SQL = (
-    "SELECT kind, num, mount_num FROM ("
+# (Open Dental's "no date", 0001-01-01 or MySQL's zero date, first). The page's keys are
+# chosen by the inner query's LIMIT and OFFSET, then joined to their rows and categories in
+# the same statement: one round trip for the page. The numbers are put in as integers
+# (``list_page``), so the query runs on the DB-API cursor.
+_PAGE_KEYS_WITH_MOUNTS_SQL = (
+    "SELECT kind, num, mount_num, s_date, s_kind, s_num, s_member, s_order, s_doc FROM ("
     " SELECT CASE WHEN m.MountNum IS NULL THEN 1 ELSE 2 END AS kind, d.DocNum AS num,"
     " COALESCE(m.MountNum, 0) AS mount_num,"
     " CASE WHEN m.MountNum IS NULL THEN d.DateCreated ELSE m.DateCreated END AS s_date,"
@@ -474,23 +415,92 @@ _PAGE_WITH_MOUNTS_SQL = (
     ") listed ORDER BY s_date, s_kind, s_num, s_member, s_order, s_doc"
     " LIMIT {limit} OFFSET {offset}"
 )
-_PAGE_SQL = (
-    "SELECT 1, DocNum, 0 FROM document WHERE PatNum = {p} "
-    "ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+_DOCUMENT_NOTE = (
+    f"CASE WHEN substr(d.Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
+    f"THEN substr(d.Note, 1, {_RAW_NOTE_HEAD}) ELSE d.Note END"
 )
+# A mount's row comes from ``mt``, a document's from ``d``: the other is all NULL, so COALESCE
+# picks the row's own value.
+_PAGE_WITH_MOUNTS_SQL = (
+    "SELECT k.kind, k.num, k.mount_num, COALESCE(d.PatNum, mt.PatNum), d.FileName,"
+    " COALESCE(d.Description, mt.Description),"
+    f" CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END,"
+    " COALESCE(d.DateCreated, mt.DateCreated), COALESCE(d.DocCategory, mt.DocCategory),"
+    " c.ItemName, d.ToothNumbers, d.DateTStamp, d.ImgType"
+    f" FROM ({_PAGE_KEYS_WITH_MOUNTS_SQL}) k"
+    " LEFT JOIN document d ON k.kind <> 0 AND d.DocNum = k.num"
+    " LEFT JOIN mount mt ON k.kind = 0 AND mt.MountNum = k.num"
+    " LEFT JOIN definition c ON c.DefNum = COALESCE(d.DocCategory, mt.DocCategory)"
+    f" AND c.Category = {IMAGE_CATEGORY}"
+    " ORDER BY k.s_date, k.s_kind, k.s_num, k.s_member, k.s_order, k.s_doc"
+)
+_PAGE_SQL = (
+    "SELECT 1, d.DocNum, 0, d.PatNum, d.FileName, d.Description,"
+    f" {_DOCUMENT_NOTE}, d.DateCreated, d.DocCategory, c.ItemName, d.ToothNumbers,"
+    " d.DateTStamp, d.ImgType FROM ("
+    " SELECT DocNum FROM document WHERE PatNum = {p}"
+    " ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+    ") k JOIN document d ON d.DocNum = k.DocNum"
+    f" LEFT JOIN definition c ON c.DefNum = d.DocCategory AND c.Category = {IMAGE_CATEGORY}"
+    " ORDER BY d.DateCreated, d.DocNum"
+)
+
+
+class Listed(IntEnum):
+    """What a line of a patient's list is."""
+
+    MOUNT = 0
+    DOCUMENT = 1  # a document on its own
+    ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    """A line of a patient's list with the columns the API shows, as ``list_page`` reads them
+    (a mount's FileName, ToothNumbers and ImgType are None, its Note whole). Dates are as the
+    driver returns them (a datetime, or a string on SQLite and for MySQL's zero dates)."""
+
+    kind: Listed
+    num: int  # the DocNum, or the MountNum of a mount
+    mount_num: int  # the mount a document is listed under; 0 for one on its own
+    pat_num: int
+    file_name: str
+    description: str
+    note: str  # a document's ``_rawBase64_:`` Note is cut to its first characters
+    date_created: object
+    doc_category: int
+    category: str  # the image category's name; "" when DocCategory is none of them
+    tooth_numbers: str
+    date_tstamp: object
+    img_type: int
 
 
 def list_page(
     conn: Connection, *, pat_num: int, limit: int, offset: int, with_mounts: bool
-) -> list[ListKey]:
-    """One page of a patient's documents and mounts in the list's order (see above): only the
-    page's keys are read, by the database's LIMIT and OFFSET."""
+) -> list[ListedRow]:
+    """One page of a patient's documents and mounts in the list's order (see above), each with
+    its columns and its category's name, in one query: only the page's rows are read, by the
+    database's LIMIT and OFFSET."""
     sql = (_PAGE_WITH_MOUNTS_SQL if with_mounts else _PAGE_SQL).format(
         p=int(pat_num), limit=int(limit), offset=int(offset)
     )
     kinds = tuple(Listed)
     return [
-        ListKey(kind=kinds[int(r[0])], num=int(r[1]), mount_num=int(r[2]))
+        ListedRow(
+            kind=kinds[int(r[0])],
+            num=int(r[1]),
+            mount_num=int(r[2]),
+            pat_num=int(r[3]),
+            file_name=r[4] or "",
+            description=r[5] or "",
+            note=r[6] or "",
+            date_created=r[7],
+            doc_category=int(r[8] or 0),
+            category=r[9] or "",
+            tooth_numbers=r[10] or "",
+            date_tstamp=r[11],
+            img_type=int(r[12] or 0),
+        )
         for r in _fetch(conn, sql)
     ]
 
