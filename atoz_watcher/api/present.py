@@ -5,37 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.db.queries import DocumentEntry, Listed, ListedRow
+from atoz_watcher.rules.dates import format_date
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.rules.naming import plain
 from atoz_watcher.rules.notes import RAW_BASE64_NOTE
 
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-# Open Dental treats any date before 1880 as "no date" (0001-01-01 is what it stores); the API
-# shows those as "".
-FIRST_YEAR = 1880
 _SAFE_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 Json = dict[str, Any]
-
-
-def format_date(value: object) -> str:
-    """``yyyy-MM-dd HH:mm:ss``; "" for no date (before 1880, MySQL's zero date, NULL)."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip()[:26])
-        except ValueError:
-            return ""
-    if isinstance(value, datetime):
-        # isoformat, not strftime: the same text (DATE_FORMAT) at a fraction of the cost.
-        return "" if value.year < FIRST_YEAR else value.isoformat(" ", "seconds")
-    if isinstance(value, date):
-        return "" if value.year < FIRST_YEAR else f"{value.isoformat()} 00:00:00"
-    return ""
 
 
 def visible_note(note: str) -> str:
@@ -126,7 +107,7 @@ def listed_json(row: ListedRow, *, folder: str | None, server_time: str) -> Json
             "filePath": "",
             "Description": row.description,
             "Note": row.note,
-            "DateCreated": format_date(row.date_created),
+            "DateCreated": row.date_created,
             "docCategory": row.category,
             "DocCategory": row.doc_category,
             "ImgType": "",
@@ -142,12 +123,12 @@ def listed_json(row: ListedRow, *, folder: str | None, server_time: str) -> Json
         "filePath": file_path(folder, row.file_name),
         "Description": row.description,
         "Note": visible_note(row.note),
-        "DateCreated": format_date(row.date_created),
+        "DateCreated": row.date_created,
         "docCategory": row.category,
         "DocCategory": row.doc_category,
         "ImgType": img_type_name(row.img_type),
         "ToothNumbers": row.tooth_numbers,
-        "DateTStamp": format_date(row.date_tstamp),
+        "DateTStamp": row.date_tstamp,
         "serverDateTime": server_time,
     }
 

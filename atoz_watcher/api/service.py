@@ -26,7 +26,6 @@ from atoz_watcher.api.models import (
     parse_date,
 )
 from atoz_watcher.api.present import (
-    DATE_FORMAT,
     FilePaths,
     Json,
     Patient,
@@ -46,6 +45,7 @@ from atoz_watcher.errors import (
     NoImageCategoryError,
 )
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
+from atoz_watcher.rules.dates import DATE_FORMAT
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, inspect, select, text, update
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
+from atoz_watcher.rules.dates import format_date, mysql_date_text
 from atoz_watcher.rules.matching import PatientRow
 from atoz_watcher.rules.naming import ImageCategory
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE, RAW_BASE64_NOTE
@@ -419,31 +420,52 @@ _DOCUMENT_NOTE = (
     f"CASE WHEN substr(d.Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
     f"THEN substr(d.Note, 1, {_RAW_NOTE_HEAD}) ELSE d.Note END"
 )
-# A mount's row comes from ``mt``, a document's from ``d``: the other is all NULL, so COALESCE
-# picks the row's own value.
-_PAGE_WITH_MOUNTS_SQL = (
-    "SELECT k.kind, k.num, k.mount_num, COALESCE(d.PatNum, mt.PatNum), d.FileName,"
-    " COALESCE(d.Description, mt.Description),"
-    f" CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END,"
-    " COALESCE(d.DateCreated, mt.DateCreated), COALESCE(d.DocCategory, mt.DocCategory),"
-    " c.ItemName, d.ToothNumbers, d.DateTStamp, d.ImgType"
-    f" FROM ({_PAGE_KEYS_WITH_MOUNTS_SQL}) k"
-    " LEFT JOIN document d ON k.kind <> 0 AND d.DocNum = k.num"
-    " LEFT JOIN mount mt ON k.kind = 0 AND mt.MountNum = k.num"
-    " LEFT JOIN definition c ON c.DefNum = COALESCE(d.DocCategory, mt.DocCategory)"
-    f" AND c.Category = {IMAGE_CATEGORY}"
-    " ORDER BY k.s_date, k.s_kind, k.s_num, k.s_member, k.s_order, k.s_doc"
-)
-_PAGE_SQL = (
-    "SELECT 1, d.DocNum, 0, d.PatNum, d.FileName, d.Description,"
-    f" {_DOCUMENT_NOTE}, d.DateCreated, d.DocCategory, c.ItemName, d.ToothNumbers,"
-    " d.DateTStamp, d.ImgType FROM ("
-    " SELECT DocNum FROM document WHERE PatNum = {p}"
-    " ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
-    ") k JOIN document d ON d.DocNum = k.DocNum"
-    f" LEFT JOIN definition c ON c.DefNum = d.DocCategory AND c.Category = {IMAGE_CATEGORY}"
-    " ORDER BY d.DateCreated, d.DocNum"
-)
+
+
+def _page_sql(*, with_mounts: bool, mysql: bool) -> str:
+    """The page's query (see above): a line's kind, number, mount, FileName, Description,
+    Note, DateCreated, DocCategory, category name, ToothNumbers, DateTStamp, ImgType. On
+    MySQL the dates come as the API's text (``mysql_date_text``: PyMySQL's reading of a
+    DATETIME is a fifth of a GET); elsewhere as stored."""
+
+    def date(column: str) -> str:
+        return mysql_date_text(column) if mysql else column
+
+    if not with_mounts:
+        return (
+            "SELECT 1, d.DocNum, 0, d.FileName, d.Description,"
+            f" {_DOCUMENT_NOTE}, {date('d.DateCreated')}, d.DocCategory, c.ItemName,"
+            f" d.ToothNumbers, {date('d.DateTStamp')}, d.ImgType FROM ("
+            " SELECT DocNum FROM document WHERE PatNum = {p}"
+            " ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+            ") k JOIN document d ON d.DocNum = k.DocNum"
+            " LEFT JOIN definition c ON c.DefNum = d.DocCategory"
+            f" AND c.Category = {IMAGE_CATEGORY}"
+            " ORDER BY d.DateCreated, d.DocNum"
+        )
+    # A mount's columns come from ``mt``, a document's from ``d``: the other is all NULL, so
+    # COALESCE picks the line's own.
+    return (
+        "SELECT k.kind, k.num, k.mount_num, d.FileName,"
+        " COALESCE(d.Description, mt.Description),"
+        f" CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END,"
+        f" {date('COALESCE(d.DateCreated, mt.DateCreated)')},"
+        " COALESCE(d.DocCategory, mt.DocCategory),"
+        f" c.ItemName, d.ToothNumbers, {date('d.DateTStamp')}, d.ImgType"
+        f" FROM ({_PAGE_KEYS_WITH_MOUNTS_SQL}) k"
+        " LEFT JOIN document d ON k.kind <> 0 AND d.DocNum = k.num"
+        " LEFT JOIN mount mt ON k.kind = 0 AND mt.MountNum = k.num"
+        " LEFT JOIN definition c ON c.DefNum = COALESCE(d.DocCategory, mt.DocCategory)"
+        f" AND c.Category = {IMAGE_CATEGORY}"
+        " ORDER BY k.s_date, k.s_kind, k.s_num, k.s_member, k.s_order, k.s_doc"
+    )
+
+
+_PAGE_SQL = {
+    (with_mounts, mysql): _page_sql(with_mounts=with_mounts, mysql=mysql)
+    for with_mounts in (False, True)
+    for mysql in (False, True)
+}
 
 
 class Listed(IntEnum):
@@ -457,8 +479,7 @@ class Listed(IntEnum):
 @dataclass(frozen=True, slots=True)
 class ListedRow:
     """A line of a patient's list with the columns the API shows, as ``list_page`` reads them
-    (a mount's FileName, ToothNumbers and ImgType are None, its Note whole). Dates are as the
-    driver returns them (a datetime, or a string on SQLite and for MySQL's zero dates)."""
+    (a mount's FileName, ToothNumbers and ImgType are empty, its Note whole)."""
 
     kind: Listed
     num: int  # the DocNum, or the MountNum of a mount
@@ -467,11 +488,11 @@ class ListedRow:
     file_name: str
     description: str
     note: str  # a document's ``_rawBase64_:`` Note is cut to its first characters
-    date_created: object
+    date_created: str  # as the API shows it (``rules.dates.format_date``)
     doc_category: int
     category: str  # the image category's name; "" when DocCategory is none of them
     tooth_numbers: str
-    date_tstamp: object
+    date_tstamp: str
     img_type: int
 
 
@@ -481,25 +502,25 @@ def list_page(
     """One page of a patient's documents and mounts in the list's order (see above), each with
     its columns and its category's name, in one query: only the page's rows are read, by the
     database's LIMIT and OFFSET."""
-    sql = (_PAGE_WITH_MOUNTS_SQL if with_mounts else _PAGE_SQL).format(
-        p=int(pat_num), limit=int(limit), offset=int(offset)
-    )
+    mysql = conn.dialect.name == "mysql"
+    sql = _PAGE_SQL[with_mounts, mysql].format(p=int(pat_num), limit=int(limit), offset=int(offset))
     kinds = tuple(Listed)
+    text_of = str if mysql else format_date  # MySQL's are the API's text already, or NULL
     return [
         ListedRow(
             kind=kinds[int(r[0])],
             num=int(r[1]),
             mount_num=int(r[2]),
-            pat_num=int(r[3]),
-            file_name=r[4] or "",
-            description=r[5] or "",
-            note=r[6] or "",
-            date_created=r[7],
-            doc_category=int(r[8] or 0),
-            category=r[9] or "",
-            tooth_numbers=r[10] or "",
-            date_tstamp=r[11],
-            img_type=int(r[12] or 0),
+            pat_num=pat_num,  # every line's: the query asks for no other patient's
+            file_name=r[3] or "",
+            description=r[4] or "",
+            note=r[5] or "",
+            date_created=text_of(r[6] or ""),
+            doc_category=int(r[7] or 0),
+            category=r[8] or "",
+            tooth_numbers=r[9] or "",
+            date_tstamp=text_of(r[10] or ""),
+            img_type=int(r[11] or 0),
         )
         for r in _fetch(conn, sql)
     ]
