@@ -94,48 +94,52 @@ def document_json(
     }
 
 
-def listed_json(row: ListedRow, *, folder: str | None, server_time: str) -> Json:
-    """A line of a patient's list (``queries.list_page``) as the seed shows it: a document as
-    ``document_json`` does, listed under a mount with that MountNum (0 on its own); a mount
-    with DocNum 0 and no filePath, FileName, ImgType, ToothNumbers or DateTStamp."""
-    if row.kind is Listed.MOUNT:
-        return {
-            "DocNum": 0,
-            "MountNum": row.num,
-            "PatNum": row.pat_num,
-            "FileName": "",
-            "filePath": "",
-            "Description": row.description,
-            "Note": row.note,
-            "DateCreated": row.date_created,
-            "docCategory": row.category,
-            "DocCategory": row.doc_category,
-            "ImgType": "",
-            "ToothNumbers": "",
-            "DateTStamp": "",
-            "serverDateTime": server_time,
-        }
-    return {
-        "DocNum": row.num,
-        "MountNum": row.mount_num,
-        "PatNum": row.pat_num,
-        "FileName": row.file_name,
-        "filePath": file_path(folder, row.file_name),
-        "Description": row.description,
-        "Note": visible_note(row.note),
-        "DateCreated": row.date_created,
-        "docCategory": row.category,
-        "DocCategory": row.doc_category,
-        "ImgType": img_type_name(row.img_type),
-        "ToothNumbers": row.tooth_numbers,
-        "DateTStamp": row.date_tstamp,
-        "serverDateTime": server_time,
-    }
-
-
 def page_json(
     rows: Iterable[ListedRow], *, patient: Patient, paths: FilePaths, server_time: str
 ) -> list[Json]:
-    """A page of the patient's list (``queries.list_page``) as the seed shows it."""
+    """A page of the patient's list (``queries.list_page``) as the seed shows it: a document
+    as ``document_json`` does, listed under a mount with that MountNum (0 on its own); a
+    mount with DocNum 0 and no filePath, FileName, ImgType, ToothNumbers or DateTStamp."""
     folder = paths.folder(patient)  # once: every document of the page is in it
-    return [listed_json(row, folder=folder, server_time=server_time) for row in rows]
+    pat_num = patient.pat_num  # every line's: the page is read by PatNum
+    page: list[Json] = []
+    for row in rows:
+        if row.kind == Listed.MOUNT:
+            page.append(
+                {
+                    "DocNum": 0,
+                    "MountNum": row.num,
+                    "PatNum": pat_num,
+                    "FileName": "",
+                    "filePath": "",
+                    "Description": row.description,
+                    "Note": row.note,
+                    "DateCreated": row.date_created,
+                    "docCategory": row.category,
+                    "DocCategory": row.doc_category,
+                    "ImgType": "",
+                    "ToothNumbers": "",
+                    "DateTStamp": "",
+                    "serverDateTime": server_time,
+                }
+            )
+        else:
+            page.append(
+                {
+                    "DocNum": row.num,
+                    "MountNum": row.mount_num,
+                    "PatNum": pat_num,
+                    "FileName": row.file_name,
+                    "filePath": file_path(folder, row.file_name),
+                    "Description": row.description,
+                    "Note": visible_note(row.note),
+                    "DateCreated": row.date_created,
+                    "docCategory": row.category,
+                    "DocCategory": row.doc_category,
+                    "ImgType": img_type_name(row.img_type),
+                    "ToothNumbers": row.tooth_numbers,
+                    "DateTStamp": row.date_tstamp,
+                    "serverDateTime": server_time,
+                }
+            )
+    return page

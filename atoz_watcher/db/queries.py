@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, inspect, select, text, update
 
@@ -423,20 +423,24 @@ _DOCUMENT_NOTE = (
 
 
 def _page_sql(*, with_mounts: bool, mysql: bool) -> str:
-    """The page's query (see above): a line's kind, number, mount, FileName, Description,
-    Note, DateCreated, DocCategory, category name, ToothNumbers, DateTStamp, ImgType. On
-    MySQL the dates come as the API's text (``mysql_date_text``: PyMySQL's reading of a
-    DATETIME is a fifth of a GET); elsewhere as stored."""
+    """The page's query (see above), its columns as ``ListedRow``'s, none NULL. On MySQL the
+    dates come as the API's text (``mysql_date_text``: PyMySQL's reading of a DATETIME was a
+    fifth of a GET); elsewhere as stored."""
 
     def date(column: str) -> str:
-        return mysql_date_text(column) if mysql else column
+        return f"COALESCE({mysql_date_text(column)}, '')" if mysql else column
+
+    def number(expression: str) -> str:  # MySQL's COALESCE of a TINYINT and 0 is a DECIMAL
+        return f"CAST({expression} AS SIGNED)" if mysql else expression
 
     if not with_mounts:
         return (
-            "SELECT 1, d.DocNum, 0, d.FileName, d.Description,"
-            f" {_DOCUMENT_NOTE}, {date('d.DateCreated')}, d.DocCategory, c.ItemName,"
-            f" d.ToothNumbers, {date('d.DateTStamp')}, d.ImgType FROM ("
-            " SELECT DocNum FROM document WHERE PatNum = {p}"
+            "SELECT 1, d.DocNum, 0, COALESCE(d.FileName, ''), COALESCE(d.Description, ''),"
+            f" COALESCE({_DOCUMENT_NOTE}, ''), {date('d.DateCreated')},"
+            f" {number('COALESCE(d.DocCategory, 0)')}, COALESCE(c.ItemName, ''),"
+            f" COALESCE(d.ToothNumbers, ''), {date('d.DateTStamp')},"
+            f" {number('COALESCE(d.ImgType, 0)')}"
+            " FROM (SELECT DocNum FROM document WHERE PatNum = {p}"
             " ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
             ") k JOIN document d ON d.DocNum = k.DocNum"
             " LEFT JOIN definition c ON c.DefNum = d.DocCategory"
@@ -446,12 +450,13 @@ def _page_sql(*, with_mounts: bool, mysql: bool) -> str:
     # A mount's columns come from ``mt``, a document's from ``d``: the other is all NULL, so
     # COALESCE picks the line's own.
     return (
-        "SELECT k.kind, k.num, k.mount_num, d.FileName,"
-        " COALESCE(d.Description, mt.Description),"
-        f" CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END,"
+        "SELECT k.kind, k.num, k.mount_num, COALESCE(d.FileName, ''),"
+        " COALESCE(d.Description, mt.Description, ''),"
+        f" COALESCE(CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END, ''),"
         f" {date('COALESCE(d.DateCreated, mt.DateCreated)')},"
-        " COALESCE(d.DocCategory, mt.DocCategory),"
-        f" c.ItemName, d.ToothNumbers, {date('d.DateTStamp')}, d.ImgType"
+        f" {number('COALESCE(d.DocCategory, mt.DocCategory, 0)')}, COALESCE(c.ItemName, ''),"
+        f" COALESCE(d.ToothNumbers, ''), {date('d.DateTStamp')},"
+        f" {number('COALESCE(d.ImgType, 0)')}"
         f" FROM ({_PAGE_KEYS_WITH_MOUNTS_SQL}) k"
         " LEFT JOIN document d ON k.kind <> 0 AND d.DocNum = k.num"
         " LEFT JOIN mount mt ON k.kind = 0 AND mt.MountNum = k.num"
@@ -476,15 +481,14 @@ class Listed(IntEnum):
     ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
 
 
-@dataclass(frozen=True, slots=True)
-class ListedRow:
+class ListedRow(NamedTuple):
     """A line of a patient's list with the columns the API shows, as ``list_page`` reads them
-    (a mount's FileName, ToothNumbers and ImgType are empty, its Note whole)."""
+    (a mount's FileName, ToothNumbers and DateTStamp are "", its ImgType 0, its Note whole).
+    A tuple straight from the row: a page is a GET's main cost."""
 
-    kind: Listed
+    kind: int  # a ``Listed``
     num: int  # the DocNum, or the MountNum of a mount
     mount_num: int  # the mount a document is listed under; 0 for one on its own
-    pat_num: int
     file_name: str
     description: str
     note: str  # a document's ``_rawBase64_:`` Note is cut to its first characters
@@ -492,7 +496,7 @@ class ListedRow:
     doc_category: int
     category: str  # the image category's name; "" when DocCategory is none of them
     tooth_numbers: str
-    date_tstamp: str
+    date_tstamp: str  # as DateCreated
     img_type: int
 
 
@@ -504,25 +508,14 @@ def list_page(
     database's LIMIT and OFFSET."""
     mysql = conn.dialect.name == "mysql"
     sql = _PAGE_SQL[with_mounts, mysql].format(p=int(pat_num), limit=int(limit), offset=int(offset))
-    kinds = tuple(Listed)
-    text_of = str if mysql else format_date  # MySQL's are the API's text already, or NULL
+    rows = _fetch(conn, sql)
+    if mysql:  # the server's types are the row's, its dates the API's text
+        return [ListedRow._make(r) for r in rows]
+    # SQLite's columns hold what they were given (numbers as numbers, text as text): only
+    # the dates, stored as text, are made the API's.
     return [
-        ListedRow(
-            kind=kinds[int(r[0])],
-            num=int(r[1]),
-            mount_num=int(r[2]),
-            pat_num=pat_num,  # every line's: the query asks for no other patient's
-            file_name=r[3] or "",
-            description=r[4] or "",
-            note=r[5] or "",
-            date_created=text_of(r[6] or ""),
-            doc_category=int(r[7] or 0),
-            category=r[8] or "",
-            tooth_numbers=r[9] or "",
-            date_tstamp=text_of(r[10] or ""),
-            img_type=int(r[11] or 0),
-        )
-        for r in _fetch(conn, sql)
+        ListedRow._make((*r[:6], format_date(r[6]), *r[7:10], format_date(r[10]), r[11]))
+        for r in rows
     ]
 
 
