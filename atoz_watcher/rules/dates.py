@@ -28,9 +28,11 @@ def format_date(value: object) -> str:
 def mysql_date_text(column: str) -> str:
     """SQL for MySQL/MariaDB giving ``format_date``'s text of a DATETIME/DATE/TIMESTAMP
     ``column`` (an expression of ours, never a caller's), NULL for no date: before 1880, the
-    zero date, an invalid one (``LAST_DAY`` is NULL for those, as PyMySQL cannot read them
-    either). Its ``%`` are doubled for a DB-API ``format`` paramstyle."""
+    zero date, and a date a lax ``sql_mode`` let in that no calendar has (2020-02-30,
+    2020-00-10, 2020-05-00: PyMySQL cannot read those as dates either, so they always showed
+    as ""). Its ``%`` are doubled for a DB-API ``format`` paramstyle."""
     return (
-        f"CASE WHEN {column} >= '{FIRST_YEAR}-01-01' AND LAST_DAY({column}) IS NOT NULL"
+        f"CASE WHEN {column} >= '{FIRST_YEAR}-01-01'"
+        f" AND DAYOFMONTH({column}) BETWEEN 1 AND DAYOFMONTH(LAST_DAY({column}))"
         f" THEN DATE_FORMAT({column}, '%%Y-%%m-%%d %%H:%%i:%%s') END"
     )
