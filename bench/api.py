@@ -73,6 +73,7 @@ from atoz_watcher.db.rows import blank_document  # noqa: E402
 from atoz_watcher.db.shape import TableShape  # noqa: E402
 from atoz_watcher.rules.layout import patient_dir  # noqa: E402
 from atoz_watcher.system.logging import configure_logging  # noqa: E402
+from atoz_watcher.system.memory import freeze_startup_objects  # noqa: E402
 
 DOCUMENTS = 200
 BURST_PATIENTS = 100
@@ -177,6 +178,7 @@ def serve(  # noqa: PLR0917 - a Process target takes positional arguments
     app = build_api(settings, engine) if kind == "ours" else floor_app(list_body)
     server = ApiServer(app, host="127.0.0.1", port=0)
     server.start()
+    freeze_startup_objects()  # as `atoz-watcher api` and `run` do, for both servers
     pipe.send(server.port)
     pipe.recv()  # the stop message
     server.stop()

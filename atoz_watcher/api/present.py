@@ -5,37 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from atoz_watcher.db.models import IMG_TYPE_NAMES
-from atoz_watcher.db.queries import DocumentEntry, Listed, ListKey, MountEntry
+from atoz_watcher.db.queries import DocumentEntry, Listed, ListedRow
+from atoz_watcher.rules.dates import format_date
 from atoz_watcher.rules.layout import folder_name, letter_folder
 from atoz_watcher.rules.naming import plain
 from atoz_watcher.rules.notes import RAW_BASE64_NOTE
 
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-# Open Dental treats any date before 1880 as "no date" (0001-01-01 is what it stores); the API
-# shows those as "".
-FIRST_YEAR = 1880
 _SAFE_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}", re.ASCII)
 
 Json = dict[str, Any]
-
-
-def format_date(value: object) -> str:
-    """``yyyy-MM-dd HH:mm:ss``; "" for no date (before 1880, MySQL's zero date, NULL)."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip()[:26])
-        except ValueError:
-            return ""
-    if isinstance(value, datetime):
-        # isoformat, not strftime: the same text (DATE_FORMAT) at a fraction of the cost.
-        return "" if value.year < FIRST_YEAR else value.isoformat(" ", "seconds")
-    if isinstance(value, date):
-        return "" if value.year < FIRST_YEAR else f"{value.isoformat()} 00:00:00"
-    return ""
 
 
 def visible_note(note: str) -> str:
@@ -113,53 +94,52 @@ def document_json(
     }
 
 
-def mount_json(entry: MountEntry, *, categories: Mapping[int, str], server_time: str) -> Json:
-    """A mount: DocNum 0, no filePath, FileName, ImgType, ToothNumbers or DateTStamp."""
-    return {
-        "DocNum": 0,
-        "MountNum": entry.mount_num,
-        "PatNum": entry.pat_num,
-        "FileName": "",
-        "filePath": "",
-        "Description": entry.description,
-        "Note": entry.note,
-        "DateCreated": format_date(entry.date_created),
-        "docCategory": categories.get(entry.doc_category, ""),
-        "DocCategory": entry.doc_category,
-        "ImgType": "",
-        "ToothNumbers": "",
-        "DateTStamp": "",
-        "serverDateTime": server_time,
-    }
-
-
 def page_json(
-    keys: Iterable[ListKey],
-    documents: Mapping[int, DocumentEntry],
-    mounts: Mapping[int, MountEntry],
-    *,
-    patient: Patient,
-    categories: Mapping[int, str],
-    paths: FilePaths,
-    server_time: str,
+    rows: Iterable[ListedRow], *, patient: Patient, paths: FilePaths, server_time: str
 ) -> list[Json]:
     """A page of the patient's list (``queries.list_page``) as the seed shows it: a document
-    listed under a mount has that MountNum; one on its own, 0. A row deleted between the
-    page's query and this one's is left out."""
-    page: list[Json] = []
+    as ``document_json`` does, listed under a mount with that MountNum (0 on its own); a
+    mount with DocNum 0 and no filePath, FileName, ImgType, ToothNumbers or DateTStamp."""
     folder = paths.folder(patient)  # once: every document of the page is in it
-    for key in keys:
-        if key.kind is Listed.MOUNT:
-            if (mount := mounts.get(key.num)) is not None:
-                page.append(mount_json(mount, categories=categories, server_time=server_time))
-        elif (doc := documents.get(key.num)) is not None:
+    pat_num = patient.pat_num  # every line's: the page is read by PatNum
+    page: list[Json] = []
+    for row in rows:
+        if row.kind == Listed.MOUNT:
             page.append(
-                document_json(
-                    doc,
-                    folder=folder,
-                    categories=categories,
-                    mount_num=key.mount_num,
-                    server_time=server_time,
-                )
+                {
+                    "DocNum": 0,
+                    "MountNum": row.num,
+                    "PatNum": pat_num,
+                    "FileName": "",
+                    "filePath": "",
+                    "Description": row.description,
+                    "Note": row.note,
+                    "DateCreated": row.date_created,
+                    "docCategory": row.category,
+                    "DocCategory": row.doc_category,
+                    "ImgType": "",
+                    "ToothNumbers": "",
+                    "DateTStamp": "",
+                    "serverDateTime": server_time,
+                }
+            )
+        else:
+            page.append(
+                {
+                    "DocNum": row.num,
+                    "MountNum": row.mount_num,
+                    "PatNum": pat_num,
+                    "FileName": row.file_name,
+                    "filePath": file_path(folder, row.file_name),
+                    "Description": row.description,
+                    "Note": visible_note(row.note),
+                    "DateCreated": row.date_created,
+                    "docCategory": row.category,
+                    "DocCategory": row.doc_category,
+                    "ImgType": img_type_name(row.img_type),
+                    "ToothNumbers": row.tooth_numbers,
+                    "DateTStamp": row.date_tstamp,
+                    "serverDateTime": server_time,
+                }
             )
     return page

@@ -26,7 +26,6 @@ from atoz_watcher.api.models import (
     parse_date,
 )
 from atoz_watcher.api.present import (
-    DATE_FORMAT,
     FilePaths,
     Json,
     Patient,
@@ -46,6 +45,7 @@ from atoz_watcher.errors import (
     NoImageCategoryError,
 )
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
+from atoz_watcher.rules.dates import DATE_FORMAT
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE
 from atoz_watcher.storage import Content, Spool, Storage, UnsafeNameError
 from atoz_watcher.system.contained import LinkRefusedError
@@ -201,28 +201,14 @@ class DocumentService:
         the database's LIMIT and OFFSET (``limit`` already capped by the caller)."""
         with answered(), self._engine.connect() as conn:
             patient = self._patient(conn, pat_num)
-            categories = self._categories(conn)
-            keys = queries.list_page(
+            rows = queries.list_page(
                 conn,
                 pat_num=pat_num,
                 limit=limit,
                 offset=offset,
                 with_mounts=self.has_mount_tables(conn),
             )
-            documents = queries.document_entries(
-                conn, doc_nums=[k.num for k in keys if k.kind is not queries.Listed.MOUNT]
-            )
-            mount_nums = [k.num for k in keys if k.kind is queries.Listed.MOUNT]
-            mounts = queries.mount_entries(conn, mount_nums=mount_nums) if mount_nums else {}
-        return page_json(
-            keys,
-            documents,
-            mounts,
-            patient=patient,
-            categories=categories,
-            paths=self._paths,
-            server_time=self._server_time(),
-        )
+        return page_json(rows, patient=patient, paths=self._paths, server_time=self._server_time())
 
     def one(self, doc_num: int) -> Json:
         """GET /documents/{DocNum}."""

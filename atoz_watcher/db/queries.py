@@ -6,11 +6,12 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, inspect, select, text, update
 
 from atoz_watcher.db.models import IMAGE_CATEGORY, Definition, Document, Patient
+from atoz_watcher.rules.dates import format_date, mysql_date_text
 from atoz_watcher.rules.matching import PatientRow
 from atoz_watcher.rules.naming import ImageCategory
 from atoz_watcher.rules.notes import DOWNLOAD_NOTE, RAW_BASE64_NOTE
@@ -347,16 +348,6 @@ class DocumentEntry:
     mount_item_num: int
 
 
-@dataclass(frozen=True, slots=True)
-class MountEntry:
-    mount_num: int
-    pat_num: int
-    doc_category: int
-    date_created: object
-    description: str
-    note: str
-
-
 _DOCUMENT_ENTRY_SQL = (
     "SELECT DocNum, PatNum, FileName, Description, "
     f"CASE WHEN substr(Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
@@ -381,19 +372,6 @@ def _document_entry(r: Sequence[Any]) -> DocumentEntry:
     )
 
 
-def document_entries(conn: Connection, *, doc_nums: Collection[int]) -> dict[int, DocumentEntry]:
-    """DocNum -> its entry, for the given DocNums (a page of a list); no RawBase64, no whole
-    file in a Note. Plain SQL, so the dates come back as stored: a row another program wrote
-    with a date SQLAlchemy cannot parse must not fail the whole list."""
-    found: dict[int, DocumentEntry] = {}
-    for chunk in _chunks(doc_nums):
-        numbers = ", ".join(str(int(n)) for n in chunk)
-        for r in _fetch(conn, f"{_DOCUMENT_ENTRY_SQL} WHERE DocNum IN ({numbers})"):
-            entry = _document_entry(r)
-            found[entry.doc_num] = entry
-    return found
-
-
 def _fetch(conn: Connection, sql: str) -> Sequence[Sequence[Any]]:
     """Every row of a fixed query (no parameters), fetched at once: a page of a patient's list
     is a GET's main cost, and fetching its rows one at a time a third of it."""
@@ -411,52 +389,16 @@ def has_mount_tables(conn: Connection) -> bool:
     return inspector.has_table("mount") and inspector.has_table("mountitem")
 
 
-def mount_entries(conn: Connection, *, mount_nums: Collection[int]) -> dict[int, MountEntry]:
-    """MountNum -> its entry, for the given MountNums (a page of a list)."""
-    found: dict[int, MountEntry] = {}
-    for chunk in _chunks(mount_nums):
-        numbers = ", ".join(str(int(n)) for n in chunk)
-        rows = conn.execute(
-            text(
-                "SELECT MountNum, PatNum, DocCategory, DateCreated, Description, Note FROM mount "
-                f"WHERE MountNum IN ({numbers})"
-            )
-        )
-        for r in rows:
-            found[int(r[0])] = MountEntry(
-                mount_num=int(r[0]),
-                pat_num=int(r[1]),
-                doc_category=int(r[2] or 0),
-                date_created=r[3],
-                description=r[4] or "",
-                note=r[5] or "",
-            )
-    return found
-
-
-class Listed(IntEnum):
-    """What a line of a patient's list is."""
-
-    MOUNT = 0
-    DOCUMENT = 1  # a document on its own
-    ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
-
-
-@dataclass(frozen=True, slots=True)
-class ListKey:
-    kind: Listed
-    num: int  # the DocNum, or the MountNum of a mount
-    mount_num: int  # the mount a document is listed under; 0 for one on its own
-
-
 # The order of GET /documents, as one sort over documents and mounts: by DateCreated, a mount
 # before a document of the same date; a document on an item of one of the patient's mounts
 # takes its mount's place, right after it, in ItemOrder. Every key ends in a unique number, so
 # the order is total and pages of it neither overlap nor skip. The date column sorts as stored
-# (Open Dental's "no date", 0001-01-01 or MySQL's zero date, first). The numbers are put in
-# as integers (``list_page``), so the query runs on the DB-API cursor.
-_PAGE_WITH_MOUNTS_SQL = (
-    "SELECT kind, num, mount_num FROM ("
+# (Open Dental's "no date", 0001-01-01 or MySQL's zero date, first). The page's keys are
+# chosen by the inner query's LIMIT and OFFSET, then joined to their rows and categories in
+# the same statement: one round trip for the page. The numbers are put in as integers
+# (``list_page``), so the query runs on the DB-API cursor.
+_PAGE_KEYS_WITH_MOUNTS_SQL = (
+    "SELECT kind, num, mount_num, s_date, s_kind, s_num, s_member, s_order, s_doc FROM ("
     " SELECT CASE WHEN m.MountNum IS NULL THEN 1 ELSE 2 END AS kind, d.DocNum AS num,"
     " COALESCE(m.MountNum, 0) AS mount_num,"
     " CASE WHEN m.MountNum IS NULL THEN d.DateCreated ELSE m.DateCreated END AS s_date,"
@@ -474,24 +416,106 @@ _PAGE_WITH_MOUNTS_SQL = (
     ") listed ORDER BY s_date, s_kind, s_num, s_member, s_order, s_doc"
     " LIMIT {limit} OFFSET {offset}"
 )
-_PAGE_SQL = (
-    "SELECT 1, DocNum, 0 FROM document WHERE PatNum = {p} "
-    "ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+_DOCUMENT_NOTE = (
+    f"CASE WHEN substr(d.Note, 1, {len(RAW_BASE64_NOTE)}) = '{RAW_BASE64_NOTE}' "
+    f"THEN substr(d.Note, 1, {_RAW_NOTE_HEAD}) ELSE d.Note END"
 )
+
+
+def _page_sql(*, with_mounts: bool, mysql: bool) -> str:
+    """The page's query (see above), its columns as ``ListedRow``'s, none NULL. On MySQL the
+    dates come as the API's text (``mysql_date_text``: PyMySQL's reading of a DATETIME was a
+    fifth of a GET); elsewhere as stored."""
+
+    def date(column: str) -> str:
+        return f"COALESCE({mysql_date_text(column)}, '')" if mysql else column
+
+    def number(expression: str) -> str:  # MySQL's COALESCE of a TINYINT and 0 is a DECIMAL
+        return f"CAST({expression} AS SIGNED)" if mysql else expression
+
+    if not with_mounts:
+        return (
+            "SELECT 1, d.DocNum, 0, COALESCE(d.FileName, ''), COALESCE(d.Description, ''),"
+            f" COALESCE({_DOCUMENT_NOTE}, ''), {date('d.DateCreated')},"
+            f" {number('COALESCE(d.DocCategory, 0)')}, COALESCE(c.ItemName, ''),"
+            f" COALESCE(d.ToothNumbers, ''), {date('d.DateTStamp')},"
+            f" {number('COALESCE(d.ImgType, 0)')}"
+            " FROM (SELECT DocNum FROM document WHERE PatNum = {p}"
+            " ORDER BY DateCreated, DocNum LIMIT {limit} OFFSET {offset}"
+            ") k JOIN document d ON d.DocNum = k.DocNum"
+            " LEFT JOIN definition c ON c.DefNum = d.DocCategory"
+            f" AND c.Category = {IMAGE_CATEGORY}"
+            " ORDER BY d.DateCreated, d.DocNum"
+        )
+    # A mount's columns come from ``mt``, a document's from ``d``: the other is all NULL, so
+    # COALESCE picks the line's own.
+    return (
+        "SELECT k.kind, k.num, k.mount_num, COALESCE(d.FileName, ''),"
+        " COALESCE(d.Description, mt.Description, ''),"
+        f" COALESCE(CASE WHEN k.kind = 0 THEN mt.Note ELSE {_DOCUMENT_NOTE} END, ''),"
+        f" {date('COALESCE(d.DateCreated, mt.DateCreated)')},"
+        f" {number('COALESCE(d.DocCategory, mt.DocCategory, 0)')}, COALESCE(c.ItemName, ''),"
+        f" COALESCE(d.ToothNumbers, ''), {date('d.DateTStamp')},"
+        f" {number('COALESCE(d.ImgType, 0)')}"
+        f" FROM ({_PAGE_KEYS_WITH_MOUNTS_SQL}) k"
+        " LEFT JOIN document d ON k.kind <> 0 AND d.DocNum = k.num"
+        " LEFT JOIN mount mt ON k.kind = 0 AND mt.MountNum = k.num"
+        " LEFT JOIN definition c ON c.DefNum = COALESCE(d.DocCategory, mt.DocCategory)"
+        f" AND c.Category = {IMAGE_CATEGORY}"
+        " ORDER BY k.s_date, k.s_kind, k.s_num, k.s_member, k.s_order, k.s_doc"
+    )
+
+
+_PAGE_SQL = {
+    (with_mounts, mysql): _page_sql(with_mounts=with_mounts, mysql=mysql)
+    for with_mounts in (False, True)
+    for mysql in (False, True)
+}
+
+
+class Listed(IntEnum):
+    """What a line of a patient's list is."""
+
+    MOUNT = 0
+    DOCUMENT = 1  # a document on its own
+    ON_MOUNT = 2  # a document on an item of one of the patient's mounts, listed under it
+
+
+class ListedRow(NamedTuple):
+    """A line of a patient's list with the columns the API shows, as ``list_page`` reads them
+    (a mount's FileName, ToothNumbers and DateTStamp are "", its ImgType 0, its Note whole).
+    A tuple straight from the row: a page is a GET's main cost."""
+
+    kind: int  # a ``Listed``
+    num: int  # the DocNum, or the MountNum of a mount
+    mount_num: int  # the mount a document is listed under; 0 for one on its own
+    file_name: str
+    description: str
+    note: str  # a document's ``_rawBase64_:`` Note is cut to its first characters
+    date_created: str  # as the API shows it (``rules.dates.format_date``)
+    doc_category: int
+    category: str  # the image category's name; "" when DocCategory is none of them
+    tooth_numbers: str
+    date_tstamp: str  # as DateCreated
+    img_type: int
 
 
 def list_page(
     conn: Connection, *, pat_num: int, limit: int, offset: int, with_mounts: bool
-) -> list[ListKey]:
-    """One page of a patient's documents and mounts in the list's order (see above): only the
-    page's keys are read, by the database's LIMIT and OFFSET."""
-    sql = (_PAGE_WITH_MOUNTS_SQL if with_mounts else _PAGE_SQL).format(
-        p=int(pat_num), limit=int(limit), offset=int(offset)
-    )
-    kinds = tuple(Listed)
+) -> list[ListedRow]:
+    """One page of a patient's documents and mounts in the list's order (see above), each with
+    its columns and its category's name, in one query: only the page's rows are read, by the
+    database's LIMIT and OFFSET."""
+    mysql = conn.dialect.name == "mysql"
+    sql = _PAGE_SQL[with_mounts, mysql].format(p=int(pat_num), limit=int(limit), offset=int(offset))
+    rows = _fetch(conn, sql)
+    if mysql:  # the server's types are the row's, its dates the API's text
+        return [ListedRow._make(r) for r in rows]
+    # SQLite's columns hold what they were given (numbers as numbers, text as text): only
+    # the dates, stored as text, are made the API's.
     return [
-        ListKey(kind=kinds[int(r[0])], num=int(r[1]), mount_num=int(r[2]))
-        for r in _fetch(conn, sql)
+        ListedRow._make((*r[:6], format_date(r[6]), *r[7:10], format_date(r[10]), r[11]))
+        for r in rows
     ]
 
 

@@ -11,6 +11,7 @@ call: there it is a no-op.
 from __future__ import annotations
 
 import ctypes
+import gc
 
 
 def release_free_memory() -> bool:
@@ -27,3 +28,19 @@ def release_free_memory() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+def freeze_startup_objects() -> int:
+    """Put every object alive now out of the cyclic garbage collector's sight, for a server
+    that has just started; returns how many.
+
+    A server's modules, app and routes are some 120,000 objects that live as long as the
+    process. Each full collection walked all of them: 46 ms on this machine, about once every
+    500 GETs of a 200-document list (each GET makes thousands of short-lived objects), during
+    which no other request ran, so a burst of 20 concurrent requests all waited the 46 ms: a
+    p99 of its own. Frozen, they are skipped (a full collection then takes 0.2 ms); they are
+    still freed by reference counting when dropped. Collected first, so no garbage is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

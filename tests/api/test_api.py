@@ -523,6 +523,37 @@ def _item(world: World, mount: int, order: int) -> int:
     return world._insert("mountitem", {"MountNum": mount, "ItemOrder": order, "TextShowing": ""})
 
 
+@pytest.mark.parametrize("kind", ["mariadb", "mariadb-opendental"])
+def test_dates_no_calendar_has_are_listed_as_no_date(kind: str, tmp_path: Path) -> None:
+    """A lax sql_mode lets MySQL store 2020-02-30 or 2020-00-10: the list shows those as no
+    date (""), as it shows the zero date and a date before 1880; a real date as it is."""
+    for world in make_world(kind, tmp_path):
+        clinic = make_clinic(world)
+        stored = {
+            "2020-02-30 10:00:00": "",
+            "2020-00-10 00:00:00": "",
+            "2020-05-00 00:00:00": "",
+            "0000-00-00 00:00:00": "",
+            "1850-01-01 00:00:00": "",
+            "2020-02-29 23:59:59": "2020-02-29 23:59:59",
+        }
+        numbers = {when: world.add_document(clinic.pat, "a.jpg", clinic.xrays) for when in stored}
+        with world.engine.begin() as conn:
+            conn.exec_driver_sql("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+            for when, number in numbers.items():
+                conn.execute(
+                    text("UPDATE document SET DateCreated = :d WHERE DocNum = :n"),
+                    {"d": when, "n": number},
+                )
+            conn.exec_driver_sql("SET SESSION sql_mode = DEFAULT")
+
+        with serving(api_settings(world), world) as api:
+            listed = api.get(DOCUMENTS, params={"PatNum": clinic.pat}).json()
+
+        shown = {entry["DocNum"]: entry["DateCreated"] for entry in listed}
+        assert shown == {numbers[when]: text_shown for when, text_shown in stored.items()}
+
+
 def test_list_is_ordered_by_date_with_documents_under_their_mount(bare_world: World) -> None:
     clinic = make_clinic(bare_world)
     world, pat, cat = clinic.world, clinic.pat, clinic.xrays

@@ -13,6 +13,7 @@ from atoz_watcher.app.commands.common import EXIT_OK, exit_on_signals, require_t
 from atoz_watcher.app.wiring import Components
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.errors import AtozError, ConfigError, RootUnusableError
+from atoz_watcher.system.memory import freeze_startup_objects
 
 # The heavy parts are imported in the command that runs them (see the note in app.cli).
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def run_api(settings: Settings, engine: Engine) -> int:
         components = Components.from_settings(settings, engine, inline_thumbnails=True)
         server = api_server(components, api=True)
         server.start()
+        freeze_startup_objects()  # what serves from now on: see system.memory
         try:
             while not stop.wait(API_CHECK_S):
                 if not server.is_alive():

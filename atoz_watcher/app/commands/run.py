@@ -15,6 +15,7 @@ from atoz_watcher.app.wiring import Components
 from atoz_watcher.config.sections import MetricsSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.errors import ConfigError, RootUnusableError
+from atoz_watcher.system.memory import freeze_startup_objects
 
 # The heavy parts are imported in the command that runs them (see the note in app.cli).
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def run_daemon(settings: Settings, engine: Engine) -> int:
             server.start()
             # Stopped after the daemon: requests in flight finish against a live database.
             stack.callback(server.stop)
+            freeze_startup_objects()  # what serves from now on: see system.memory
         daemon.run()
     return EXIT_OK
 
