@@ -27,6 +27,7 @@ from atoz_watcher.inbox.place import DUPLICATES, REASON_SUFFIX, UNMATCHED
 from atoz_watcher.rules.naming import plain
 from atoz_watcher.storage import Storage
 from atoz_watcher.system.contained import LinkRefusedError, OutsideRootError, Tree
+from atoz_watcher.ui.parts import UiParts
 
 THUMBNAIL_BOX: Final = (100, 100)
 # The inbox list's preview, and the large one beside the assign form.
@@ -82,6 +83,17 @@ class Previews:
         self._root = root
         self._in_database = in_database
         self._renderer = renderer
+
+    @classmethod
+    def of(cls, parts: UiParts) -> Previews:
+        """The previews of the page's database and tree."""
+        return cls(
+            reader=parts.reader,
+            storage=parts.storage,
+            root=parts.root,
+            in_database=parts.in_database,
+            renderer=parts.renderer,
+        )
 
     def thumbnail(self, doc_num: int) -> Picture | None:
         """Document ``doc_num``'s thumbnail; the placeholder when it has none to show; None

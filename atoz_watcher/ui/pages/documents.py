@@ -53,13 +53,7 @@ _NOT_STORED: Final = "This document has no file to show (not stored yet, or miss
 def router(parts: UiParts, web: Web) -> APIRouter:
     del web  # these routes answer with files; refusals go through the shell's error page
     api = APIRouter()
-    previews = Previews(
-        reader=parts.reader,
-        storage=parts.storage,
-        root=parts.root,
-        in_database=parts.in_database,
-        renderer=parts.renderer,
-    )
+    previews = Previews.of(parts)
 
     @api.get("/documents/{doc_num}/thumbnail", response_model=None)
     def thumbnail(doc_num: int, viewer: LoggedIn) -> Response:

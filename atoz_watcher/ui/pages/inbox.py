@@ -86,13 +86,7 @@ def _items(inbox: Inbox, found: list[UnmatchedFile]) -> list[InboxItem]:
 
 def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one closure per route
     api = APIRouter()
-    previews = Previews(
-        reader=parts.reader,
-        storage=parts.storage,
-        root=parts.root,
-        in_database=parts.in_database,
-        renderer=parts.renderer,
-    )
+    previews = Previews.of(parts)
 
     def done_message(done: str, name: str, doc: int | None) -> str:
         """What the redirect after Assign or Discard says; nothing for a name no inbox file
