@@ -318,14 +318,13 @@ def check_state_dir(state: Path) -> CheckResult:
     )
 
 
-# An inbox's own subfolders (atoz_watcher.inbox.place): never links either.
-INBOX_OWN = ("_Work", "_Done", "_Unmatched", "_Duplicates")
-
-
 def check_inbox(inbox: Path, root: Path) -> CheckResult:
     """An inbox folder exists, is a folder this user can write in (files are moved out of it),
     and neither it (below the A-to-Z root) nor its own subfolders are links: the inbox refuses
     them. One outside the root may itself be reached through a link (a mount)."""
+    # The inbox package (and Pillow with it) only where an inbox is configured.
+    from atoz_watcher.inbox.place import OWN_FOLDERS  # noqa: PLC0415
+
     name = f"inbox {inbox}"
     try:
         inside = inbox.relative_to(root).parts
@@ -345,7 +344,7 @@ def check_inbox(inbox: Path, root: Path) -> CheckResult:
         return CheckResult(name, ok=False, detail=f"cannot be examined: {exc.strerror}")
     steps = [root.joinpath(*inside[: n + 1]) for n in range(len(inside))] if inside else []
     links = [str(step) for step in steps if _is_link(step)]
-    links += [str(inbox / own) for own in INBOX_OWN if _is_link(inbox / own)]
+    links += [str(inbox / own) for own in OWN_FOLDERS if _is_link(inbox / own)]
     if links:
         return CheckResult(
             name,

@@ -29,6 +29,8 @@ DONE: Final = "_Done"
 UNMATCHED: Final = "_Unmatched"
 DUPLICATES: Final = "_Duplicates"
 TRASH: Final = "_Trash"  # discarded by staff (``Inbox.discard``); swept after keep_days
+# The inbox's own folders, which it reaches without following a link (a link there is refused).
+OWN_FOLDERS: Final = (WORK, DONE, UNMATCHED, DUPLICATES, TRASH)
 REASON_SUFFIX: Final = ".reason.json"
 DONE_SUFFIX: Final = ".done.json"
 _CHUNK: Final = 1024 * 1024

@@ -297,3 +297,17 @@ def test_check_refuses_a_link_inside_the_root(
         f"{linked}: a link, which the inbox refuses; replace it with the real folder"
     )
     assert lines[f"FAIL inbox {other}"].startswith(f"FAIL inbox {other}: {own_link}: a link")
+
+
+def test_check_refuses_a_linked_trash_folder(
+    desk: Desk, cli: Callable[..., Answer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trash = desk.folder / "_Trash"
+    trash.symlink_to(desk.folder.parent)
+    monkeypatch.setenv("ATOZ_INBOX__FOLDERS", json.dumps([{"path": str(desk.folder)}]))
+
+    lines = {line.split(": ", 1)[0]: line for line in cli("check").out.splitlines()}
+
+    assert lines[f"FAIL inbox {desk.folder}"].startswith(
+        f"FAIL inbox {desk.folder}: {trash}: a link"
+    )
