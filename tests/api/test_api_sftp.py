@@ -17,7 +17,6 @@ import asyncssh
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from atoz_watcher.net.sftp_address import Failure, SftpError, host_allowed, parse_address
@@ -183,10 +182,7 @@ def test_upload_sftp_refuses_a_deleted_patient_before_connecting(
     sqlite_clinic: Clinic, site: SftpSite, tmp_path: Path
 ) -> None:
     world = sqlite_clinic.world
-    with world.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": sqlite_clinic.pat}
-        )
+    world.delete_patient(sqlite_clinic.pat)
     (site.root / "x.png").write_bytes(PAYLOAD)
     with sftp_api(sqlite_clinic, site, tmp_path) as api:
         reply = api.post(UPLOAD_SFTP, json=creds("x.png", site, PatNum=sqlite_clinic.pat))

@@ -116,11 +116,6 @@ def agreement(path: Path, shown: CoverSheet, other: CoverSheet, paper: PaperSize
     return float((rendered[differ] == expected[differ]).mean())
 
 
-def deleted(world: World, pat_num: int) -> None:
-    with world.engine.begin() as conn:
-        conn.execute(text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": pat_num})
-
-
 @pytest.mark.parametrize("paper", ["letter", "a4"])
 def test_one_page_whose_code_names_the_patient_and_category(
     world: World, cover: Callable[..., Answer], here: Path, paper: str
@@ -245,7 +240,7 @@ def test_a_refusal_is_one_line_exit_2_and_no_file(
     other = world.add_category("Not images", order=0, category=1)
     pat = world.add_patient("Smith", "John")
     gone = world.add_patient("Gone", "Gary")
-    deleted(world, gone)
+    world.delete_patient(gone)
     missing = gone + 100
     args = {
         "unknown patient": ["--patient", str(missing)],

@@ -202,10 +202,7 @@ def test_assign_refuses_unknown_and_deleted_patients(
 ) -> None:
     path = desk.unmatched()
     before = sorted(p.name for p in path.parent.iterdir())
-    with desk.world.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": desk.patient}
-        )
+    desk.world.delete_patient(desk.patient)
 
     for args in (
         ("--patient", "999999"),

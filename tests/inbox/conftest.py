@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
 from atoz_watcher.db.activity import Recorder
@@ -73,8 +72,7 @@ class Desk:
         ]
 
     def delete_patient(self, pat_num: int) -> None:
-        with self.world.engine.begin() as conn:
-            conn.execute(text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": pat_num})
+        self.world.delete_patient(pat_num)
 
     def in_(self, sub: str) -> list[str]:
         where = self.folder / sub

@@ -60,6 +60,11 @@ class World:
             {"LName": lname, "FName": fname, "PatStatus": 0, "ImageFolder": image_folder},
         )
 
+    def delete_patient(self, pat_num: int) -> None:
+        """Open Dental's deletion: the row stays, PatStatus becomes 4 (Deleted)."""
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": pat_num})
+
     def add_category(
         self, name: str, *, order: int, hidden: bool = False, category: int = IMAGE_CATEGORY
     ) -> int:

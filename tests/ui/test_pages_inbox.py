@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import text
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
 from atoz_watcher.inbox import Duplicate, Reason, Routed, Unmatched
@@ -103,8 +102,7 @@ def test_the_inbox_lists_an_unmatched_file_with_its_reason_and_preview(desk: Des
 def test_assign_files_it_to_the_patient(desk: Desk) -> None:
     desk.unmatched("letter.pdf")
     deleted = desk.world.add_patient("Smith", "Gone", "SmithGone2")
-    with desk.world.engine.begin() as conn:
-        conn.execute(text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": deleted})
+    desk.world.delete_patient(deleted)
 
     with desk.site.logged_in(STAFF) as client:
         page = client.get("/ui/inbox/file", params={"file": "0/letter.pdf", "q": "Smith"})
@@ -203,8 +201,7 @@ def test_a_viewers_assign_is_403_and_moves_nothing(desk: Desk) -> None:
 def test_an_assign_to_a_deleted_patient_is_a_400_page(desk: Desk) -> None:
     desk.unmatched("letter.pdf")
     deleted = desk.world.add_patient("Smith", "Gone", "SmithGone2")
-    with desk.world.engine.begin() as conn:
-        conn.execute(text("UPDATE patient SET PatStatus = 4 WHERE PatNum = :p"), {"p": deleted})
+    desk.world.delete_patient(deleted)
 
     with desk.site.logged_in(STAFF) as client:
         page = client.get("/ui/inbox/file", params={"file": "0/letter.pdf"})
