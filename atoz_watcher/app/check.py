@@ -17,7 +17,6 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from atoz_watcher.app.wording import plural
 from atoz_watcher.config.sections import ApiSettings, UiSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db.models import REQUIRED_TABLES
@@ -26,6 +25,7 @@ from atoz_watcher.errors import AtozError, RootUnusableError
 from atoz_watcher.ingest.scan import FolderEntry, walk_folders
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import PATIENT, THUMBNAILS_DIR
+from atoz_watcher.rules.wording import plural
 from atoz_watcher.system.contained import LinkRefusedError
 from atoz_watcher.system.fsops import is_folder
 from atoz_watcher.watch.filesystem import MOUNTINFO, Filesystem, filesystem_of

@@ -9,10 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from atoz_watcher.app.wording import plural
 from atoz_watcher.ingest.registrar import Plan, Registered, Skipped
 from atoz_watcher.ingest.rescan import TOO_RECENT
 from atoz_watcher.rules.naming import Skip
+from atoz_watcher.rules.wording import plural
 
 if TYPE_CHECKING:  # thumbnailing brings Pillow, which a rescan's report does not need
     from atoz_watcher.imaging.jobs import Outcome, ThumbJob

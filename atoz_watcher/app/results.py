@@ -22,6 +22,7 @@ from atoz_watcher.errors import NoImageCategoryError
 from atoz_watcher.ingest.registrar import Gone, Plan, Registered, Skipped
 from atoz_watcher.ingest.rescan import TOO_RECENT
 from atoz_watcher.rules.naming import Skip
+from atoz_watcher.rules.wording import plural
 
 if TYPE_CHECKING:
     from atoz_watcher.imaging.jobs import OnStored
@@ -272,7 +273,7 @@ class Activity(Handler):
         kind = error_kind(exc)
         words = ERROR_WORDS[kind]
         if files:
-            words = f"{words} ({files} file{'s' if files != 1 else ''} waiting)"
+            words = f"{words} ({plural(files, 'file')} waiting)"
         self._recorder.problem(Problem(kind, words))
 
     def flush(self) -> None:

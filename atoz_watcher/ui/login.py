@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from atoz_watcher.rules.wording import plural
 from atoz_watcher.ui.auth import Users
 from atoz_watcher.ui.ratelimit import LoginLimiter
 from atoz_watcher.ui.sessions import (
@@ -76,10 +77,7 @@ class Login:
                 "ui.login_refused", reason="too many attempts", client=address, retry_after=wait
             )
             minutes = math.ceil(wait / 60)
-            alert = (
-                f"Too many attempts: wait {minutes} minute{'s' if minutes != 1 else ''} "
-                "and try again."
-            )
+            alert = f"Too many attempts: wait {plural(minutes, 'minute')} and try again."
             response = self._page(request, next_path=next_path, alert=alert, status=429)
             response.headers["Retry-After"] = str(wait)
             return response

@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 from atoz_watcher.app.commands.common import EXIT_OK, exit_on_signals
 from atoz_watcher.app.commands.rescan import print_summary
 from atoz_watcher.app.wiring import Components
-from atoz_watcher.app.wording import plural
 from atoz_watcher.config.sections import (
     InboxFolder,
     InboxSettings,
@@ -28,6 +27,7 @@ from atoz_watcher.db.models import IMG_TYPE_NAMES
 from atoz_watcher.ingest.registrar import Registrar
 from atoz_watcher.ingest.rescan import Rescanner
 from atoz_watcher.rules.layout import patient_dir
+from atoz_watcher.rules.wording import plural
 from atoz_watcher.system.journal import Journal
 
 # The heavy parts are imported in the command that runs them (see the note in app.cli).

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import Engine
 
 from atoz_watcher.app.commands.common import EXIT_FAILED, EXIT_OK, patient_folder, require_tables
-from atoz_watcher.app.wording import plural
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
 from atoz_watcher.errors import ArgumentError, ConfigError
 from atoz_watcher.rules.inbox_reasons import reason_words
+from atoz_watcher.rules.wording import plural
 
 # The inbox (and Pillow and zxing-cpp with it) is imported in the command that runs it (see
 # the note in app.cli).

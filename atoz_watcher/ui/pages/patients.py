@@ -15,6 +15,7 @@ from atoz_watcher.db import queries, ui_queries
 from atoz_watcher.documents.checks import PAT_STATUS_DELETED, visible_category
 from atoz_watcher.errors import NoSuchCategoryError
 from atoz_watcher.imaging.coversheet import PaperSize, sheet_for, write_cover_sheet
+from atoz_watcher.rules.wording import plural
 from atoz_watcher.ui.pages.words import (
     DocumentView,
     birth,
@@ -138,5 +139,5 @@ def _count_text(shown: int, *, page: int, more: bool) -> str:
         return ""
     first = (page - 1) * PAGE_SIZE + 1
     if page == 1 and not more:
-        return f"{shown} document{'s' if shown != 1 else ''}."
+        return f"{plural(shown, 'document')}."
     return f"Documents {first} to {first + shown - 1}."

@@ -1,4 +1,4 @@
-"""Small helpers for the words the commands print."""
+"""Counting words for people: what the commands print and the page shows."""
 
 from __future__ import annotations
 
