@@ -25,6 +25,7 @@ from atoz_watcher.errors import AtozError, RootUnusableError
 from atoz_watcher.ingest.scan import FolderEntry, walk_folders
 from atoz_watcher.rules.ignore import IgnoreRules
 from atoz_watcher.rules.layout import PATIENT, THUMBNAILS_DIR
+from atoz_watcher.rules.naming import visible_in_order
 from atoz_watcher.rules.wording import plural
 from atoz_watcher.system.contained import LinkRefusedError
 from atoz_watcher.system.fsops import is_folder
@@ -138,7 +139,7 @@ def check_tables(conn: Connection) -> CheckResult:
 
 def check_categories(conn: Connection) -> CheckResult:
     categories = image_categories(conn)
-    visible = sorted((c for c in categories if not c.is_hidden), key=lambda c: c.item_order)
+    visible = visible_in_order(categories)
     hidden = len(categories) - len(visible)
     if not visible:
         found = f" (only {hidden} hidden)" if hidden else ""

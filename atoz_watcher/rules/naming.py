@@ -114,12 +114,17 @@ class ImageCategory:
     name: str
 
 
+def visible_in_order(categories: Collection[ImageCategory]) -> list[ImageCategory]:
+    """The image categories a document may be filed under, in Open Dental's order (ItemOrder,
+    then DefNum)."""
+    return sorted(
+        (c for c in categories if not c.is_hidden), key=lambda c: (c.item_order, c.def_num)
+    )
+
+
 def first_visible(categories: Collection[ImageCategory]) -> ImageCategory | None:
     """Open Dental's default: the visible image category with the lowest ItemOrder."""
-    visible = [c for c in categories if not c.is_hidden]
-    if not visible:
-        return None
-    return min(visible, key=lambda c: (c.item_order, c.def_num))
+    return next(iter(visible_in_order(categories)), None)
 
 
 def category_for(number: int | None, categories: Collection[ImageCategory]) -> int | None:

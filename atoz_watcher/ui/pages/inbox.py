@@ -23,8 +23,8 @@ from atoz_watcher.inbox import Inbox, InboxError, Routed, UnmatchedFile
 from atoz_watcher.inbox.outcomes import Duplicate, Unmatched
 from atoz_watcher.inbox.place import UNMATCHED
 from atoz_watcher.rules.inbox_reasons import reason_words
-from atoz_watcher.rules.naming import plain
-from atoz_watcher.ui.pages.words import hit_views, visible_categories, when
+from atoz_watcher.rules.naming import plain, visible_in_order
+from atoz_watcher.ui.pages.words import hit_views, when
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.preview import BadInboxFileError, Previews, file_value, inbox_file
 from atoz_watcher.ui.web import LoggedIn, PostedForm, Refused, StaffOnly, Web
@@ -161,7 +161,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:  # noqa: C901, PLR0915 - one 
         item = _items(inbox, waiting)[0]
         with parts.reader.connect() as conn:
             hits = ui_queries.find_patients(conn, q.strip()) if q.strip() else []
-            categories = visible_categories(queries.image_categories(conn))
+            categories = visible_in_order(queries.image_categories(conn))
         return web.page(
             request,
             viewer,

@@ -15,13 +15,13 @@ from atoz_watcher.db import queries, ui_queries
 from atoz_watcher.documents.checks import PAT_STATUS_DELETED, visible_category
 from atoz_watcher.errors import NoSuchCategoryError
 from atoz_watcher.imaging.coversheet import PaperSize, sheet_for, write_cover_sheet
+from atoz_watcher.rules.naming import visible_in_order
 from atoz_watcher.rules.wording import plural
 from atoz_watcher.ui.pages.words import (
     DocumentView,
     birth,
     document_views,
     hit_views,
-    visible_categories,
 )
 from atoz_watcher.ui.parts import UiParts
 from atoz_watcher.ui.web import LoggedIn, PostedForm, Refused, Web
@@ -80,7 +80,7 @@ def router(parts: UiParts, web: Web) -> APIRouter:
             lines = ui_queries.patient_documents(
                 conn, pat_num=pat_num, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
             )
-            categories = visible_categories(queries.image_categories(conn))
+            categories = visible_in_order(queries.image_categories(conn))
         more = len(lines) > PAGE_SIZE
         shown = document_views(lines[:PAGE_SIZE], None)
         return web.page(

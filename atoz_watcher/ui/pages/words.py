@@ -10,7 +10,6 @@ from typing import Final
 from atoz_watcher.db.activity import Arrival, Way
 from atoz_watcher.db.ui_queries import DocumentLine, PatientHit
 from atoz_watcher.documents.checks import PAT_STATUS_DELETED
-from atoz_watcher.rules.naming import ImageCategory
 
 # Open Dental's "no date": a year this early is no time worth showing.
 _FIRST_YEAR: Final = 1880
@@ -55,7 +54,8 @@ def how(arrival: Arrival | None) -> str:
 
 
 def birth(value: date | None) -> str:
-    return value.isoformat() if value is not None and value.year >= _FIRST_YEAR else ""
+    """A birth date as the page shows it (the query already made Open Dental's none None)."""
+    return value.isoformat() if value is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +120,3 @@ def hit_views(hits: Sequence[PatientHit]) -> list[HitView]:
         )
         for hit in hits
     ]
-
-
-def visible_categories(categories: Sequence[ImageCategory]) -> list[ImageCategory]:
-    """The image categories a document may be filed under, in Open Dental's order."""
-    return sorted(
-        (c for c in categories if not c.is_hidden), key=lambda c: (c.item_order, c.def_num)
-    )
