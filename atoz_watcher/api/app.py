@@ -32,7 +32,7 @@ from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
 from atoz_watcher.api.upload_body import encoded_limit
 from atoz_watcher.config.sections import ApiSettings
-from atoz_watcher.db.activity import Recorder
+from atoz_watcher.db.activity import NO_RECORD, Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.imaging.mounts import MountComposer
@@ -70,7 +70,7 @@ class ApiParts:
     thumbnail_workers: int  # the API's own queue's threads, when it is served on its own
     renderer: Renderer  # Thumbnails, DownloadMount and those thumbnails
     sftp: SftpClient
-    activity: Recorder | None = None  # where the documents made here are recorded (None: not)
+    activity: Recorder = NO_RECORD  # where the documents made here are recorded
 
 
 def file_paths(api: ApiSettings, root: Path, *, in_database: bool) -> FilePaths:

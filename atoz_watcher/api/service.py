@@ -35,7 +35,7 @@ from atoz_watcher.api.present import (
 from atoz_watcher.api.upload_body import ParsedUpload, UploadBody, encoded_limit
 from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
-from atoz_watcher.db.activity import Arrival, Recorder, Way
+from atoz_watcher.db.activity import NO_RECORD, Arrival, Recorder, Way
 from atoz_watcher.documents.checks import CategoryError, PatientDeletedError, PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter, NewDocument
 from atoz_watcher.errors import (
@@ -160,7 +160,7 @@ class DocumentService:
         on_stored: OnStored = no_thumbnails,
         on_placeholder: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
     ) -> None:
         self._on_placeholder = on_placeholder
         self._activity = activity
@@ -294,8 +294,7 @@ class DocumentService:
 
     def _arrived(self, doc_num: int, endpoint: str) -> None:
         """The row is made: the activity log records that it came through ``endpoint``."""
-        if self._activity is not None:
-            self._activity.arrived([Arrival(doc_num, Way.API, endpoint)])
+        self._activity.arrived([Arrival(doc_num, Way.API, endpoint)])
 
     def _thumbnail(self, created: Created) -> None:
         """The stored file's thumbnail job, handed on: the reply does not wait for it."""

@@ -23,7 +23,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from atoz_watcher.db.activity import Problem, Recorder
+from atoz_watcher.db.activity import NO_RECORD, Problem, Recorder
 from atoz_watcher.errors import DatabaseUnavailableError, NoImageCategoryError
 from atoz_watcher.inbox import Inbox, InboxError, Outcome, Skipped
 from atoz_watcher.system.backoff import next_delay
@@ -122,7 +122,7 @@ class InboxWork:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         now: Callable[[], datetime] = lambda: datetime.now().replace(microsecond=0),
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
     ) -> None:
         self.inbox = inbox
         self._activity = activity
@@ -236,9 +236,8 @@ class InboxWork:
             self._outage.succeed(path)
             self._metrics.error("inbox")
             log.warning("inbox.failed", path=path, error=str(exc))
-            if self._activity is not None:
-                reason = f"could not be filed, left where it is: {exc}"
-                self._activity.problem(Problem("inbox", reason, path))
+            reason = f"could not be filed, left where it is: {exc}"
+            self._activity.problem(Problem("inbox", reason, path))
             return
         self._outage.succeed(path)
         _log(outcome)

@@ -91,6 +91,19 @@ class Recorder(Protocol):
     def problem(self, problem: Problem) -> None: ...
 
 
+class NoRecord:
+    """A recorder that keeps nothing: for a writer built without the log (tests, tools)."""
+
+    def arrived(self, arrivals: Sequence[Arrival], *, at: datetime | None = None) -> None:
+        del arrivals, at
+
+    def problem(self, problem: Problem) -> None:
+        del problem
+
+
+NO_RECORD: Final = NoRecord()
+
+
 class ActivityLog:
     """The log in one SQLite file; safe to use from several threads and processes."""
 

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.config.sections import MaterializerSettings
 from atoz_watcher.db import queries
-from atoz_watcher.db.activity import Problem, Recorder
+from atoz_watcher.db.activity import NO_RECORD, Problem, Recorder
 from atoz_watcher.documents.checks import PatientNotFoundError
 from atoz_watcher.documents.writer import Created, DocumentWriter
 from atoz_watcher.errors import DatabaseUnavailableError
@@ -144,7 +144,7 @@ class Materializer:
         page: int = PAGE,
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
     ) -> None:
         self._engine = engine
         self._activity = activity
@@ -284,13 +284,12 @@ class Materializer:
             record.gave_up = True
             summary.gave_up.append(doc_num)
             self._on_outcome(GAVE_UP)
-            if self._activity is not None:
-                # The kind only: a download's error may carry its URL, and a URL a token.
-                words = (
-                    f"its file could not be stored after {record.count} attempts ({kind}); "
-                    "the row stays a placeholder"
-                )
-                self._activity.problem(Problem("materialize", words, f"DocNum {doc_num}"))
+            # The kind only: a download's error may carry its URL, and a URL a token.
+            words = (
+                f"its file could not be stored after {record.count} attempts ({kind}); "
+                "the row stays a placeholder"
+            )
+            self._activity.problem(Problem("materialize", words, f"DocNum {doc_num}"))
             log.warning(
                 "materialize.gave_up",
                 docnum=doc_num,

@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.db import documents as document_table
 from atoz_watcher.db import queries
-from atoz_watcher.db.activity import Arrival, Problem, Recorder, Way
+from atoz_watcher.db.activity import NO_RECORD, Arrival, Problem, Recorder, Way
 from atoz_watcher.db.lock import locked_connection
 from atoz_watcher.documents.checks import (
     CategoryError,
@@ -113,7 +113,7 @@ class Filer:
         on_stored: OnStored,
         on_outcome: OnOutcome,
         on_step: OnStep = no_step,
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
         label: str = "inbox",
     ) -> None:
         self.place = place
@@ -521,8 +521,7 @@ class Filer:
         )
         kind = OutcomeKind.SPLIT if split else OutcomeKind.ROUTED
         self._on_outcome(kind, rule.value)
-        if self._activity is not None:
-            self._activity.arrived([Arrival(n, Way.INBOX, rule.value) for n in doc_nums])
+        self._activity.arrived([Arrival(n, Way.INBOX, rule.value) for n in doc_nums])
         return outcome
 
     def _park(
@@ -584,10 +583,9 @@ class Filer:
             detail=detail or None,
         )
         self._on_outcome(OutcomeKind.UNMATCHED, reason.value)
-        if self._activity is not None:
-            words = unmatched_words(reason, detail)
-            place = f"{self._label}/{name}"
-            self._activity.problem(Problem("unmatched", words, place))
+        words = unmatched_words(reason, detail)
+        place = f"{self._label}/{name}"
+        self._activity.problem(Problem("unmatched", words, place))
 
     def _report_duplicate(self, manifest: Manifest, name: str) -> None:
         del name

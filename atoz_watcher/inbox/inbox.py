@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import Engine
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
-from atoz_watcher.db.activity import Recorder
+from atoz_watcher.db.activity import NO_RECORD, Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import OnStored, no_thumbnails
 from atoz_watcher.inbox.filer import Filer, OnStep, no_step
@@ -72,7 +72,7 @@ class Inbox:
         on_stored: OnStored = no_thumbnails,
         on_outcome: OnOutcome = no_outcome,
         on_step: OnStep = no_step,
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
     ) -> None:
         router = Router(engine, settings)
         self._router = router

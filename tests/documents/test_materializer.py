@@ -29,7 +29,7 @@ from atoz_watcher.app.wiring import Components
 from atoz_watcher.config.sections import MaterializerSettings
 from atoz_watcher.config.settings import Settings
 from atoz_watcher.db import queries
-from atoz_watcher.db.activity import ActivityLog
+from atoz_watcher.db.activity import NO_RECORD, ActivityLog, Recorder
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.documents.materializer import Materializer, Summary
 from atoz_watcher.documents.materializer_worker import JOIN_S, MaterializerWorker
@@ -86,7 +86,7 @@ def materializer(
     clock: Clock | None = None,
     resolver: Resolver = RESOLVER,
     outcomes: Outcomes | None = None,
-    activity: ActivityLog | None = None,
+    activity: Recorder = NO_RECORD,
     **settings: Any,
 ) -> Materializer:
     options: dict[str, Any] = {"allow_hosts": ("127.0.0.1",), "max_attempts": 3}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from atoz_watcher.config.sections import InboxFolder, InboxSettings
-from atoz_watcher.db.activity import Recorder
+from atoz_watcher.db.activity import NO_RECORD, Recorder
 from atoz_watcher.documents.writer import DocumentWriter
 from atoz_watcher.imaging.jobs import ThumbJob
 from atoz_watcher.inbox import Inbox, OutcomeKind
@@ -39,7 +39,7 @@ class Desk:
         on_step: OnStep = no_step,
         writer: DocumentWriter | None = None,
         storage: Storage | None = None,
-        activity: Recorder | None = None,
+        activity: Recorder = NO_RECORD,
         **settings: Any,
     ) -> Inbox:
         folders = (InboxFolder(path=self.folder, category=category),)
