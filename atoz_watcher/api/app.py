@@ -27,6 +27,7 @@ from atoz_watcher.api.errors import error_response, install_handlers
 from atoz_watcher.api.middleware import TOO_LARGE, Authenticator, RequestLogger
 from atoz_watcher.api.models import UploadRequest
 from atoz_watcher.api.present import FilePaths
+from atoz_watcher.api.reads import ReadLane
 from atoz_watcher.api.routes import PREFIX, build_router
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import SftpService
@@ -144,7 +145,8 @@ def create_app(
         lifespan=_closing(parts.reader, parts.engine, own_queue),
     )
     install_handlers(app)
-    app.include_router(build_router(service, transfers, max_limit=api.max_limit))
+    reads = ReadLane(threads=api.read_threads, wait_s=api.read_wait_seconds)
+    app.include_router(build_router(service, transfers, max_limit=api.max_limit, reads=reads))
     public = {OPENAPI_PATH}
     if home is not None:
         app.add_api_route("/", _redirect_to(home), methods=["GET"], include_in_schema=False)

@@ -19,6 +19,7 @@ from atoz_watcher.api.models import (
     UploadSftpRequest,
 )
 from atoz_watcher.api.paging import LIMIT_INVALID, OFFSET_INVALID, page_of
+from atoz_watcher.api.reads import ReadLane
 from atoz_watcher.api.service import DocumentService
 from atoz_watcher.api.transfers import NO_MOUNT_IMAGES, NO_THUMBNAILS, SftpService
 from atoz_watcher.api.upload_stream import UPLOAD_BODY_SCHEMA, receive_upload
@@ -61,6 +62,7 @@ def build_router(
     sftp: SftpService,
     *,
     max_limit: int,
+    reads: ReadLane,
 ) -> APIRouter:
     """The routes, closed over the service that does the work (no global state)."""
     router = APIRouter(prefix=PREFIX, responses=COMMON)
@@ -79,13 +81,15 @@ def build_router(
             404: _error('"Patient not found"'),
         },
     )
-    def list_documents(
+    async def list_documents(
         pat_num: Annotated[int, Query(alias="PatNum", ge=1, le=BIGINT_MAX, examples=[1])],
         limit: Annotated[str | None, Query(alias="Limit", examples=["100"])] = None,
         offset: Annotated[str | None, Query(alias="Offset", examples=["0"])] = None,
     ) -> JSONResponse:
         page = page_of(limit, offset, max_limit=max_limit)
-        return JSONResponse(service.list_for(pat_num, limit=page.limit, offset=page.offset))
+        return await reads.run(
+            lambda: JSONResponse(service.list_for(pat_num, limit=page.limit, offset=page.offset))
+        )
 
     @router.post(
         "/documents/Upload",
@@ -120,10 +124,10 @@ def build_router(
         summary="One document",
         responses={404: _error('"Document not found"')},
     )
-    def get_document(
+    async def get_document(
         doc_num: Annotated[int, Path(alias="DocNum", ge=1, le=BIGINT_MAX, examples=[1])],
     ) -> JSONResponse:
-        return JSONResponse(service.one(doc_num))
+        return await reads.run(lambda: JSONResponse(service.one(doc_num)))
 
     return router
 

@@ -155,6 +155,12 @@ class ApiSettings(BaseModel):
     # The largest page a list returns (GET /documents' Limit, and its default): 1000 as Open
     # Dental's API Service; 100 as its cloud API. A larger Limit is cut to this.
     max_limit: PositiveInt = 1000
+    # GET /documents and /documents/{DocNum} run this many at once; the others queue in order
+    # (api/reads.py). A read is mostly Python under one interpreter lock: more threads only
+    # take turns on it; more than one covers a read's waits for a database on the LAN.
+    read_threads: int = Field(default=4, ge=1, le=64)
+    # A read queued this long (seconds) is answered 503 with Retry-After.
+    read_wait_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
 class MaterializerSettings(BaseModel):
