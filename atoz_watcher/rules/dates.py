@@ -36,3 +36,15 @@ def mysql_date_text(column: str) -> str:
         f" AND DAYOFMONTH({column}) BETWEEN 1 AND DAYOFMONTH(LAST_DAY({column}))"
         f" THEN DATE_FORMAT({column}, '%%Y-%%m-%%d %%H:%%i:%%s') END"
     )
+
+
+def sqlite_date_text(column: str) -> str:
+    """SQL for SQLite giving ``format_date``'s text of a date ``column`` stored as text (an
+    expression of ours), NULL for no date: before 1880, and text that is no calendar's date
+    (SQLite takes any day up to 31 in any month; moved by "+0 days", 2020-02-30 becomes
+    2020-03-01, so a date that is no calendar's differs from itself moved)."""
+    day = f"substr({column}, 1, 10)"
+    return (
+        f"CASE WHEN {column} >= '{FIRST_YEAR}' AND date({day}, '+0 days') = {day}"
+        f" THEN strftime('%Y-%m-%d %H:%M:%S', {column}) END"
+    )
