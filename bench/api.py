@@ -2,7 +2,8 @@
 
 Run from the project root::
 
-    .venv/bin/python bench/api.py [--requests 1000] [--clients 20] [--uploads 5] [--burst 2000]
+    .venv/bin/python bench/api.py [--requests 1000] [--clients 20] [--rounds 4] [--uploads 5]
+                                  [--burst 2000] [--bursts 2]
                                   [--mariadb mysql+pymysql://root@127.0.0.1:3306 | --no-mariadb]
 
 For each database (SQLite in a temporary directory; then MariaDB, in a database of its own made
@@ -15,13 +16,18 @@ own on loopback (real uvicorn, so client and server do not share a GIL):
     bytes as a constant and whose Upload reads the body and returns a constant 201.
 
 It prints GET /documents?PatNum=N latency p50/p99 with ``--clients`` concurrent clients
-(``--requests`` in all, after a warm-up) for both, and ours as a ratio of the floor; then ours
-again while the daemon (``atoz-watcher run``, a process of its own on the same database)
-registers a burst of ``--burst`` files dropped into the 100 folders at once, counting the
-requests made from the drop until the last file's row is there; then Upload MB/s for a 10 MB
-file (best of ``--uploads``), for both, and ours as a ratio of the floor (goal >= 0.8x); then
-the server process's peak memory during one Upload of that file, above its idle resident set
-(VmHWM, reset just before; goal <= 2x the file's size), for both. SQLite, then MariaDB.
+(``--requests`` in all for each server, after a warm-up) for both, and ours as a ratio of the
+floor. Both servers run at once and are measured in turns, ``--rounds`` turns each, ours first
+in one round and the floor first in the next, so that a change of the machine's load falls on
+both; the percentiles are of all the rounds' requests together. Then both again while the
+daemon (``atoz-watcher run``, a process of its own on the same database) registers a burst of
+``--burst`` files dropped into the 100 folders at once, counting the requests made from the
+drop until the last file's row is there: ``--bursts`` bursts for each server, in turns as
+above. The floor reads no database, so under a burst it shows what the daemon's CPU alone does
+to an answer; ours is reported against it and against the idle floor. Then Upload MB/s for a
+10 MB file (best of ``--uploads``), for both, and ours as a ratio of the floor (goal >= 0.8x);
+then the server process's peak memory during one Upload of that file, above its idle resident
+set (VmHWM, reset just before; goal <= 2x the file's size), for both. SQLite, then MariaDB.
 """
 
 from __future__ import annotations
@@ -264,8 +270,15 @@ def percentiles(timings: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def latency(url: str, pat_num: int, *, requests: int, clients: int) -> tuple[float, float]:
-    return percentiles(asyncio.run(_latencies(url, pat_num, requests=requests, clients=clients)))
+def in_turns(rounds: int, measure: Callable[[str, int], list[float]]) -> dict[str, list[float]]:
+    """``measure(kind, round)`` for "ours" and "floor" in turns, ``rounds`` times each (ours
+    first in even rounds, the floor first in odd ones): every latency of each, together."""
+    timings: dict[str, list[float]] = {"ours": [], "floor": []}
+    for turn in range(rounds):
+        order = ("ours", "floor") if turn % 2 == 0 else ("floor", "ours")
+        for kind in order:
+            timings[kind] += measure(kind, turn)
+    return timings
 
 
 class Daemon:
@@ -320,9 +333,10 @@ def burst_latency(
     database_url: str,
     folders: list[Path],
     files: int,
-) -> tuple[float, float, int, float]:
-    """GET latencies while the daemon registers ``files`` files dropped at once: p50, p99 (ms),
-    the number of GETs and the seconds from the drop to the last row."""
+    prefix: str,
+) -> tuple[list[float], float]:
+    """GET latencies while the daemon registers ``files`` files (named ``prefix`` and a number)
+    dropped at once, and the seconds from the drop to the last row."""
     engine = read_engine(make_engine(database_url))
     registered_after = 0.0
 
@@ -333,12 +347,13 @@ def burst_latency(
             nonlocal registered_after
             dropped = time.perf_counter()
             for n in range(files):  # while the clients run: the daemon starts at the first
-                (folders[n % len(folders)] / f"burst{n}.jpg").write_bytes(b"burst")
+                (folders[n % len(folders)] / f"{prefix}{n}.jpg").write_bytes(b"burst")
 
             def all_there() -> bool | None:
                 with engine.connect() as conn:
                     count = conn.execute(
-                        text("SELECT COUNT(*) FROM document WHERE FileName LIKE 'burst%'")
+                        text("SELECT COUNT(*) FROM document WHERE FileName LIKE :names"),
+                        {"names": f"{prefix}%"},
                     ).scalar_one()
                 return True if int(count) >= files else None
 
@@ -355,8 +370,7 @@ def burst_latency(
         engine.dispose()
     if registered_after >= DAEMON_DEADLINE_S:
         raise SystemExit(f"the daemon did not register the {files} files")
-    p50, p99 = percentiles(timings)
-    return p50, p99, len(timings), registered_after
+    return timings, registered_after
 
 
 def upload_body(pat_num: int, data: bytes) -> bytes:
@@ -464,60 +478,87 @@ def mariadb_database(server: str) -> Iterator[str]:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
+def latency_lines(name: str, timings: list[float], floor: list[float]) -> list[str]:
+    p50, p99 = percentiles(timings)
+    floor_p50, floor_p99 = percentiles(floor)
+    return [
+        f"  {name:6s} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   ({len(timings)} requests)",
+        f"  ratio  p50 {p50 / floor_p50:7.2f}x     p99 {p99 / floor_p99:7.2f}x (goal: p99 <= 2.0x)",
+    ]
+
+
 def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) -> list[str]:
     """Every figure on one database, as the lines to print."""
     root, state = base / "OpenDentImages", base / "state"
     root.mkdir()
     state.mkdir(exist_ok=True)
     pat_num, folders = fill(url, root)
+    per_round = max(args.clients, args.requests // args.rounds)
 
     ours = Served("ours", root, url, state, b"")
     try:
         with httpx.Client(base_url=ours.url, headers=AUTH) as api:
             list_body = api.get("/api/v1/documents", params={"PatNum": pat_num}).content
-        ours_p50, ours_p99 = latency(
-            ours.url, pat_num, requests=args.requests, clients=args.clients
-        )
-        daemon = Daemon(root, url, base / "daemon-state")
+        floor = Served("floor", root, url, state, list_body)
         try:
-            daemon.wait_caught_up()
-            busy_p50, busy_p99, busy_n, busy_s = burst_latency(
-                ours.url,
-                pat_num,
-                clients=args.clients,
-                database_url=url,
-                folders=folders,
-                files=args.burst,
+            urls = {"ours": ours.url, "floor": floor.url}
+            idle = in_turns(
+                args.rounds,
+                lambda kind, _turn: asyncio.run(
+                    _latencies(urls[kind], pat_num, requests=per_round, clients=args.clients)
+                ),
             )
+            daemon = Daemon(root, url, base / "daemon-state")
+            took: dict[str, list[float]] = {"ours": [], "floor": []}
+            try:
+                daemon.wait_caught_up()
+
+                def during_burst(kind: str, turn: int) -> list[float]:
+                    timings, seconds = burst_latency(
+                        urls[kind],
+                        pat_num,
+                        clients=args.clients,
+                        database_url=url,
+                        folders=folders,
+                        files=args.burst,
+                        prefix=f"burst{turn}{kind}",
+                    )
+                    took[kind].append(seconds)
+                    return timings
+
+                busy = in_turns(args.bursts, during_burst)
+            finally:
+                daemon.stop()
+            ours_upload = measure_upload(ours, pat_num, data, rounds=args.uploads)
+            floor_upload = measure_upload(floor, pat_num, data, rounds=args.uploads)
         finally:
-            daemon.stop()
-        ours_upload = measure_upload(ours, pat_num, data, rounds=args.uploads)
+            floor.close()
     finally:
         ours.close()
-    floor = Served("floor", root, url, state, list_body)
-    try:
-        floor_p50, floor_p99 = latency(
-            floor.url, pat_num, requests=args.requests, clients=args.clients
-        )
-        floor_upload = measure_upload(floor, pat_num, data, rounds=args.uploads)
-    finally:
-        floor.close()
 
     database = "SQLite" if url.startswith("sqlite") else "MariaDB"
+    floor_p50, floor_p99 = percentiles(idle["floor"])
+    busy_floor_p50, busy_floor_p99 = percentiles(busy["floor"])
+    busy_p50, busy_p99 = percentiles(busy["ours"])
+    seconds = ", ".join(f"{s:.1f}" for s in took["ours"] + took["floor"])
     return [
         f"database: {database}; {DOCUMENTS} documents; response {len(list_body)} bytes",
-        f"GET /documents, {args.clients} concurrent clients, {args.requests} requests:",
-        f"  ours   p50 {ours_p50:7.1f} ms   p99 {ours_p99:7.1f} ms",
+        (
+            f"GET /documents, {args.clients} concurrent clients, ours and the floor in turns "
+            f"({args.rounds} rounds of {per_round} requests each):"
+        ),
+        *latency_lines("ours", idle["ours"], idle["floor"]),
         f"  floor  p50 {floor_p50:7.1f} ms   p99 {floor_p99:7.1f} ms",
-        f"  ratio  p50 {ours_p50 / floor_p50:7.2f}x     p99 {ours_p99 / floor_p99:7.2f}x",
         (
             f"GET /documents while the daemon registers {args.burst} files dropped at once "
-            f"({busy_n} requests in the {busy_s:.1f} s from the first file to the last row):"
+            f"({args.bursts} bursts for each server, in turns; first file to last row: "
+            f"{seconds} s):"
         ),
-        f"  ours   p50 {busy_p50:7.1f} ms   p99 {busy_p99:7.1f} ms",
+        *latency_lines("ours", busy["ours"], busy["floor"]),
+        f"  floor  p50 {busy_floor_p50:7.1f} ms   p99 {busy_floor_p99:7.1f} ms   (bursts too)",
         (
-            f"  ratio  p50 {busy_p50 / floor_p50:7.2f}x     p99 {busy_p99 / floor_p99:7.2f}x"
-            " (of the floor above)"
+            f"  ours under bursts against the idle floor: p50 {busy_p50 / floor_p50:.2f}x, "
+            f"p99 {busy_p99 / floor_p99:.2f}x"
         ),
         f"(Upload rate: best of {args.uploads})",
         *upload_lines(ours_upload, floor_upload, UPLOAD_BYTES),
@@ -528,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=4, help="turns of each server's GETs")
+    parser.add_argument("--bursts", type=int, default=2, help="bursts for each server")
     parser.add_argument("--uploads", type=int, default=5)
     parser.add_argument("--burst", type=int, default=2000, help="files the daemon registers")
     parser.add_argument(
