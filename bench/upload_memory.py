@@ -210,6 +210,9 @@ def report(gets: Phase, uploads: Phase) -> None:
     print(f"ratio Upload/GET growth per 100 requests: {ratio:.1f} (GET floored at 4 KB/100)")
 
 
+KINDS = ("ours", "floor")
+
+
 def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
     """One ``file_mb`` MB Upload's peak, then 10 MB Uploads' rate, for ours and the floor."""
     from bench.api import (  # noqa: PLC0415 - only this part serves in processes
@@ -217,7 +220,7 @@ def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
         Served,
         UploadFigures,
         fill,
-        measure_upload,
+        measure_uploads,
         upload_lines,
         upload_peak,
     )
@@ -229,21 +232,21 @@ def served_uploads(base: Path, file_mb: int, rounds: int) -> None:
     pat_num, _ = fill(url, root)
     large = os.urandom(file_mb * MB)
     ten = os.urandom(UPLOAD_BYTES)
-    figures: dict[str, tuple[float, UploadFigures]] = {}
-    for kind in ("ours", "floor"):
-        served = Served(kind, root, url, state, b"", max_upload=max(len(large), UPLOAD_BYTES))
-        try:
-            peak = upload_peak(served, pat_num, large)
-            figures[kind] = (peak, measure_upload(served, pat_num, ten, rounds=rounds))
-        finally:
-            served.close()
+    limit = max(len(large), UPLOAD_BYTES)
+    served = {kind: Served(kind, root, url, state, b"", max_upload=limit) for kind in KINDS}
+    try:
+        peaks = {kind: upload_peak(server, pat_num, large) for kind, server in served.items()}
+        figures: dict[str, UploadFigures] = measure_uploads(served, pat_num, ten, rounds=rounds)
+    finally:
+        for server in served.values():
+            server.close()
     print()
-    for kind, (peak, _) in figures.items():
+    for kind, peak in peaks.items():
         print(
             f"{kind:6s}: one Upload of {file_mb} MB peaked {peak:.1f} MB above idle "
             f"({peak / file_mb:.2f}x the file's size; goal <= 2x for ours)"
         )
-    print("\n".join(upload_lines(figures["ours"][1], figures["floor"][1], UPLOAD_BYTES)))
+    print("\n".join(upload_lines(figures["ours"], figures["floor"], UPLOAD_BYTES)))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
