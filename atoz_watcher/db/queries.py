@@ -134,6 +134,16 @@ def file_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[
     return known
 
 
+def taken_names(conn: Connection, *, pat_num: int, names: Collection[str]) -> set[str]:
+    """Those of ``names`` that a document of the patient has as its FileName: what a stored
+    file must not be called, read without reading every FileName the patient has."""
+    rows = conn.execute(
+        select(_DOC.c.FileName).where(_DOC.c.PatNum == pat_num, _DOC.c.FileName.in_(list(names)))
+    )
+    # Compared here as well: a case-insensitive collation also returns "A.jpg" for "a.jpg".
+    return {file_name for (file_name,) in rows} & set(names)
+
+
 def known_names(conn: Connection, *, pat_nums: Collection[int]) -> dict[int, set[str]]:
     """``file_names`` for a rescan that reads a letter folder's patients at a time: the same
     answer, read cheaply (the whole tree's FileNames, hundreds of thousands, pass through here).

@@ -25,6 +25,7 @@ from atoz_watcher.documents.checks import PatientNotFoundError, patient_and_cate
 from atoz_watcher.imaging.jobs import ThumbJob, job_for
 from atoz_watcher.rules.layout import folder_name
 from atoz_watcher.rules.matching import PatientRow
+from atoz_watcher.rules.naming import free_name_candidates
 from atoz_watcher.storage import Content, Storage, Stored
 
 log = structlog.get_logger("atoz_watcher.documents")
@@ -253,7 +254,7 @@ class DocumentWriter:
         data: Content,
     ) -> Stored:
         """``data`` under ``name``, x-prefixed while a file or a row of the patient has it."""
-        taken = queries.file_names(conn, pat_nums=[patient.pat_num])[patient.pat_num]
+        taken = queries.taken_names(conn, pat_num=patient.pat_num, names=free_name_candidates(name))
         return self._storage.put(folder=folder, file_name=name, data=data, taken=taken)
 
     def _undo(

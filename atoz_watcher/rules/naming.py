@@ -10,11 +10,14 @@ import re
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 
 # Open Dental matches ``^_\d*_``: "_135_x.jpg" and also "__x.jpg" (number 0).
 _PREFIX = re.compile(r"_(\d*)_", re.ASCII)
 _BIGINT_MAX = 2**63 - 1
 MAX_NAME_CHARS = 255  # document.FileName is varchar(255)
+# A stored file's name tries this many x-prefixed names for a free one, then gives up.
+FREE_NAME_TRIES = 50
 
 
 class Skip(StrEnum):
@@ -93,6 +96,11 @@ def x_prefixed(name: str) -> Iterator[str]:
     while True:
         yield candidate
         candidate = "x" + candidate
+
+
+def free_name_candidates(name: str) -> list[str]:
+    """The names a stored file may take, in order: ``name`` and its first x-prefixed ones."""
+    return list(islice(x_prefixed(name), FREE_NAME_TRIES))
 
 
 def collision_free_name(name: str, taken: Callable[[str], bool]) -> str | None:

@@ -40,8 +40,8 @@ class Storage(Protocol):
     def put(self, *, folder: str, file_name: str, data: Content, taken: Collection[str]) -> Stored:
         """Store ``data`` (bytes, or a finished spool, which is moved, not copied) for the
         patient whose ImageFolder is ``folder`` under ``file_name``, or ``x``-prefixed while
-        that name is in ``taken`` (the patient's FileNames) or on disk. Never replaces an
-        existing file."""
+        that name is in ``taken`` (those of ``naming.free_name_candidates(file_name)`` that the
+        patient's rows have) or on disk. Never replaces an existing file."""
         ...
 
     def new_spool(self) -> Spool:

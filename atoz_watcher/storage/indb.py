@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Collection
 
-from atoz_watcher.rules.naming import x_prefixed
+from atoz_watcher.rules.naming import free_name_candidates
 from atoz_watcher.storage.base import Content, Stored, require_plain
 from atoz_watcher.storage.spool import Spool
 
@@ -18,8 +18,10 @@ class InDatabase:
         del folder
         if isinstance(data, Spool):  # the row holds the whole content as base64 anyway
             data = data.path.read_bytes()
-        names = x_prefixed(require_plain(file_name, "file name"))
-        name = next(n for n in names if n not in taken)
+        wanted = require_plain(file_name, "file name")
+        name = next((n for n in free_name_candidates(wanted) if n not in taken), None)
+        if name is None:
+            raise FileExistsError(f"no free name near {wanted} among the patient's documents")
         return Stored(file_name=name, raw_base64=base64.b64encode(data).decode("ascii"))
 
     @staticmethod

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Collection
-from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from atoz_watcher.rules.layout import letter_folder
-from atoz_watcher.rules.naming import x_prefixed
+from atoz_watcher.rules.naming import free_name_candidates
 from atoz_watcher.storage.base import Content, Stored, require_plain
 from atoz_watcher.storage.spool import Spool
 from atoz_watcher.system.contained import Folder, Tree
-
-# Give up finding a free x-prefixed name after this many tries (a name grows by one x each).
-MAX_TRIES = 50
 
 
 def _write_free_name(
@@ -45,7 +41,7 @@ def _move_to_free_name(
 ) -> str:
     """Rename ``temporary`` (in ``source``, else in ``folder``) to ``name`` in ``folder``,
     x-prefixed while that is taken; never replaces."""
-    for candidate in islice(x_prefixed(name), MAX_TRIES):
+    for candidate in free_name_candidates(name):
         if candidate not in taken:
             try:
                 if source is None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from atoz_watcher.db import queries
 from atoz_watcher.documents.checks import CategoryError, PatientNotFoundError
 from atoz_watcher.documents.writer import DocumentWriter, NewDocument
+from atoz_watcher.rules.naming import FREE_NAME_TRIES, free_name_candidates
 from atoz_watcher.storage import InDatabase, LocalAtoZ
 from tests.support.daemons import running
 from tests.support.waiting import wait_for
@@ -82,6 +84,29 @@ def test_a_name_taken_on_disk_or_by_a_row_gets_x_prefixed(smith: tuple[World, in
     assert created.stored is not None
     assert created.stored.file_name == f"xxSmithJohn{next_doc}.jpg"
     assert (folder / f"SmithJohn{next_doc}.jpg").read_bytes() == b"a scanner's file"
+
+
+def test_only_the_names_it_may_take_are_read_as_taken(smith: tuple[World, int, int]) -> None:
+    world, pat, category = smith
+    other = world.add_patient("Jones", "Ann")
+    for name in ("scan.jpg", "xscan.jpg", "xxxscan.jpg", "other.jpg"):
+        world.add_document(pat, name, category)
+    world.add_document(other, "xxscan.jpg", category)  # another patient's: not taken here
+
+    with world.engine.connect() as conn:
+        taken = queries.taken_names(conn, pat_num=pat, names=free_name_candidates("scan.jpg"))
+
+    assert taken == {"scan.jpg", "xscan.jpg", "xxxscan.jpg"}
+
+
+def test_in_database_gives_up_when_every_name_it_may_take_is_taken() -> None:
+    names = free_name_candidates("scan.jpg")
+    assert len(names) == FREE_NAME_TRIES
+
+    with pytest.raises(FileExistsError, match=r"no free name near scan\.jpg"):
+        InDatabase().put(folder="", file_name="scan.jpg", data=b"x", taken=names)
+    stored = InDatabase().put(folder="", file_name="scan.jpg", data=b"x", taken=names[:-1])
+    assert stored.file_name == names[-1]
 
 
 def test_in_database_keeps_the_bytes_in_the_row(smith: tuple[World, int, int]) -> None:
