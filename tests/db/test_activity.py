@@ -156,6 +156,22 @@ def test_a_write_the_log_cannot_make_is_dropped_not_raised(tmp_path: Path) -> No
     assert ActivityLog(path).ways([1]) == {}
 
 
+def test_a_closed_log_writes_the_file_found_at_its_path_on_its_next_call(tmp_path: Path) -> None:
+    """The log keeps its connection between calls; once closed (its checkpoint done), a file
+    put in its place (a restored backup, a fresh one) is the one written from then on."""
+    path = tmp_path / "a.sqlite3"
+    log = ActivityLog(path)
+    log.arrived([Arrival(1, Way.API, "Upload")])
+    log.close()
+    path.rename(tmp_path / "old.sqlite3")
+    ActivityLog(path).close()  # a fresh, empty log in its place
+
+    log.arrived([Arrival(2, Way.API, "Upload")])
+
+    assert sorted(ActivityLog(path).ways([1, 2])) == [2]
+    assert sorted(ActivityLog(tmp_path / "old.sqlite3").ways([1, 2])) == [1]
+
+
 def test_a_name_that_is_not_utf8_is_recorded_with_its_bytes_escaped(tmp_path: Path) -> None:
     log = ActivityLog(tmp_path / "a.sqlite3")
     place = "S/SmithJohn1/" + "scan\udcff.jpg"  # how os.fsdecode keeps the byte 0xff
