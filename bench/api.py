@@ -56,30 +56,25 @@ from pathlib import Path
 import httpx
 import pymysql
 from fastapi import FastAPI, Request, Response
+from harness import log_events, poll
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from harness import log_events, poll  # noqa: E402
-
-from atoz_watcher.api import ApiServer  # noqa: E402
-from atoz_watcher.app.wiring import build_api  # noqa: E402
-from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings  # noqa: E402
-from atoz_watcher.config.settings import Settings  # noqa: E402
-from atoz_watcher.db.engine import (  # noqa: E402
+from atoz_watcher.api import ApiServer
+from atoz_watcher.app.wiring import build_api
+from atoz_watcher.config.sections import ApiKey, ApiSettings, ThumbnailSettings
+from atoz_watcher.config.settings import Settings
+from atoz_watcher.db.engine import (
     add_default_categories,
     create_missing_tables,
     make_engine,
     read_engine,
 )
-from atoz_watcher.db.rows import blank_document  # noqa: E402
-from atoz_watcher.db.shape import TableShape  # noqa: E402
-from atoz_watcher.rules.layout import patient_dir  # noqa: E402
-from atoz_watcher.system.logging import configure_logging  # noqa: E402
-from atoz_watcher.system.memory import freeze_startup_objects  # noqa: E402
+from atoz_watcher.db.rows import blank_document
+from atoz_watcher.db.shape import TableShape
+from atoz_watcher.rules.layout import patient_dir
+from atoz_watcher.system.logging import configure_logging
+from atoz_watcher.system.memory import freeze_startup_objects
 
 DOCUMENTS = 200
 BURST_PATIENTS = 100

@@ -43,18 +43,15 @@ from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import harness  # noqa: F401 - puts the repository root on sys.path, for tests.support
 import httpx
 from argon2 import PasswordHasher
 from PIL import Image
 from sqlalchemy import Connection as SaConnection
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from atoz_watcher.api import ApiServer  # noqa: E402
-from atoz_watcher.app.wiring import Components  # noqa: E402
-from atoz_watcher.config.sections import (  # noqa: E402
+from atoz_watcher.api import ApiServer
+from atoz_watcher.app.wiring import Components
+from atoz_watcher.config.sections import (
     ApiKey,
     ApiSettings,
     InboxFolder,
@@ -63,18 +60,18 @@ from atoz_watcher.config.sections import (  # noqa: E402
     UiSettings,
     UiUser,
 )
-from atoz_watcher.config.settings import Settings  # noqa: E402
-from atoz_watcher.db import queries  # noqa: E402
-from atoz_watcher.db.activity import ActivityLog, Arrival, Problem, Way  # noqa: E402
-from atoz_watcher.db.engine import create_missing_tables, make_engine  # noqa: E402
-from atoz_watcher.imaging.jobs import job_for_document  # noqa: E402
-from atoz_watcher.imaging.queue import RenderNow  # noqa: E402
-from atoz_watcher.imaging.render import thumbnail_renderer  # noqa: E402
-from atoz_watcher.rules.layout import patient_dir  # noqa: E402
-from atoz_watcher.system.logging import configure_logging  # noqa: E402
-from atoz_watcher.system.status import StatusBoard  # noqa: E402
-from tests.support.mariadb import mariadb_database  # noqa: E402
-from tests.support.practice import fill_practice  # noqa: E402
+from atoz_watcher.config.settings import Settings
+from atoz_watcher.db import queries
+from atoz_watcher.db.activity import ActivityLog, Arrival, Problem, Way
+from atoz_watcher.db.engine import create_missing_tables, make_engine
+from atoz_watcher.imaging.jobs import job_for_document
+from atoz_watcher.imaging.queue import RenderNow
+from atoz_watcher.imaging.render import thumbnail_renderer
+from atoz_watcher.rules.layout import patient_dir
+from atoz_watcher.system.logging import configure_logging
+from atoz_watcher.system.status import StatusBoard
+from tests.support.mariadb import mariadb_database
+from tests.support.practice import fill_practice
 
 AUTH = {"Authorization": "ODFHIR bench-dev/bench-cust"}
 KEY = ApiKey(developer_key="bench-dev", customer_key="bench-cust")
