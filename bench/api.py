@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,12 +88,18 @@ MB = 1024 * 1024
 MAX_UPLOAD = 32 * MB
 
 
-def settings_for(root: Path, url: str, state: Path, max_upload: int = MAX_UPLOAD) -> Settings:
+def settings_for(
+    root: Path, url: str, state: Path, max_upload: int = MAX_UPLOAD, read_threads: int = 0
+) -> Settings:
+    """The bench's settings; ``read_threads`` 0 keeps ``[api] read_threads``'s default."""
+    api = ApiSettings(keys=(KEY,), max_upload_bytes=max_upload)
+    if read_threads:
+        api = api.model_copy(update={"read_threads": read_threads})
     return Settings(
         atoz_path=root,
         database_url=url,
         state_dir=state,
-        api=ApiSettings(keys=(KEY,), max_upload_bytes=max_upload),
+        api=api,
         thumbnails=ThumbnailSettings(enabled=False),
     )
 
@@ -172,11 +178,13 @@ def serve(  # noqa: PLR0917 - a Process target takes positional arguments
     pipe: Connection,
     max_upload: int = MAX_UPLOAD,
 ) -> None:
-    """A server process: ours or the floor, on a free loopback port, until told to stop."""
+    """A server process on a free loopback port, until told to stop: "floor", "ours", or
+    "ours:N", ours with ``[api] read_threads`` N."""
     configure_logging(level="warning")
     engine = make_engine(url)
-    settings = settings_for(Path(root), url, Path(state), max_upload)
-    app = build_api(settings, engine) if kind == "ours" else floor_app(list_body)
+    name, _, threads = kind.partition(":")
+    settings = settings_for(Path(root), url, Path(state), max_upload, int(threads or 0))
+    app = build_api(settings, engine) if name == "ours" else floor_app(list_body)
     server = ApiServer(app, host="127.0.0.1", port=0)
     server.start()
     freeze_startup_objects()  # as `atoz-watcher api` and `run` do, for both servers
@@ -218,7 +226,7 @@ class Served:
             self._proc.join()
 
 
-async def _latencies(
+async def gather_latencies(
     url: str,
     pat_num: int,
     *,
@@ -265,13 +273,16 @@ def percentiles(timings: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def in_turns(rounds: int, measure: Callable[[str, int], list[float]]) -> dict[str, list[float]]:
-    """``measure(kind, round)`` for "ours" and "floor" in turns, ``rounds`` times each (ours
-    first in even rounds, the floor first in odd ones): every latency of each, together."""
-    timings: dict[str, list[float]] = {"ours": [], "floor": []}
+def in_turns(
+    rounds: int,
+    measure: Callable[[str, int], list[float]],
+    kinds: Sequence[str] = ("ours", "floor"),
+) -> dict[str, list[float]]:
+    """``measure(kind, round)`` for each of ``kinds`` in turns, ``rounds`` times each (in
+    their order in even rounds, the other way round in odd ones): every latency of each."""
+    timings: dict[str, list[float]] = {kind: [] for kind in kinds}
     for turn in range(rounds):
-        order = ("ours", "floor") if turn % 2 == 0 else ("floor", "ours")
-        for kind in order:
+        for kind in kinds if turn % 2 == 0 else tuple(reversed(kinds)):
             timings[kind] += measure(kind, turn)
     return timings
 
@@ -360,7 +371,9 @@ def burst_latency(
         return done
 
     try:
-        timings = asyncio.run(_latencies(url, pat_num, requests=0, clients=clients, during=drop))
+        timings = asyncio.run(
+            gather_latencies(url, pat_num, requests=0, clients=clients, during=drop)
+        )
     finally:
         engine.dispose()
     if registered_after >= DAEMON_DEADLINE_S:
@@ -511,7 +524,7 @@ def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) ->
             idle = in_turns(
                 args.rounds,
                 lambda kind, _turn: asyncio.run(
-                    _latencies(urls[kind], pat_num, requests=per_round, clients=args.clients)
+                    gather_latencies(urls[kind], pat_num, requests=per_round, clients=args.clients)
                 ),
             )
             daemon = Daemon(root, url, base / "daemon-state")

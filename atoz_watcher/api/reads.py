@@ -3,10 +3,10 @@
 A read is Python holding the interpreter lock for most of its few milliseconds. FastAPI runs a
 plain endpoint on anyio's 40 threads: with 20 clients at once, 20 threads took turns on that one
 lock, each request waiting on every other's, and the slowest of them waited several times as
-long as the typical one (``bench/api.py``: p99 3.3x the p50 on SQLite). A lane lets ``threads``
-reads run and queues the rest in the event loop, in the order they came, so a read waits for
-the reads before it and not for its share of 20. More than one thread, so that while a read
-waits for the database (a round trip on the LAN to MariaDB) another runs.
+long as the typical one (``bench/read_threads.py``: p99 3.3x the p50 on SQLite). A lane lets
+``threads`` reads run and queues the rest in the event loop, in the order they came, so a read
+waits for the reads before it and not for its share of 20. More than one thread, so that while
+a read waits for the database (a round trip on the LAN to MariaDB) another runs.
 
 A read that cannot start within ``wait_s`` (the database hangs and the threads with it) is a
 503 with ``Retry-After``, not a request that waits for ever behind the others.
