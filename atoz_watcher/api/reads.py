@@ -49,6 +49,10 @@ class ReadLane:
             self._limiters.set(limiter)
             return limiter
 
+    def waiting(self) -> int:
+        """How many reads wait for a thread now (in the calling event loop)."""
+        return self._slots().statistics().tasks_waiting
+
     async def run(self, read: Callable[[], T]) -> T:
         slots = self._slots()
         started = False

@@ -30,7 +30,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
             thread.join(DEADLINE_S)
 
 
-def test_at_most_threads_reads_run_at_once_and_the_rest_in_order() -> None:
+def test_at_most_threads_reads_run_at_once() -> None:
     lane = ReadLane(threads=2, wait_s=DEADLINE_S)
     release = threading.Event()
     running: list[int] = []
@@ -70,6 +70,43 @@ def test_at_most_threads_reads_run_at_once_and_the_rest_in_order() -> None:
     assert sorted(results) == [0, 10, 20, 30, 40, 50]
     assert max(peak) == 2
     assert sorted(started) == [0, 1, 2, 3, 4, 5]
+
+
+def test_queued_reads_start_in_the_order_they_came() -> None:
+    lane = ReadLane(threads=1, wait_s=DEADLINE_S)
+    release = threading.Event()
+    entered = threading.Event()
+    started: list[int] = []
+    running: list[int] = []
+    peak: list[int] = []
+    lock = threading.Lock()
+
+    def read(n: int) -> None:
+        with lock:
+            started.append(n)
+            running.append(n)
+            peak.append(len(running))
+        entered.set()
+        release.wait(DEADLINE_S)
+        with lock:
+            running.remove(n)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lane.run, lambda: read(0))
+            assert await anyio.to_thread.run_sync(entered.wait, DEADLINE_S)
+            for n in range(1, 6):  # queued behind the first, in this order
+                tasks.start_soon(lane.run, lambda n=n: read(n))
+            with anyio.fail_after(DEADLINE_S):
+                while lane.waiting() < 5:  # noqa: ASYNC110 - the lane's own count, polled
+                    await anyio.sleep(0.01)
+            with lock:
+                assert started == [0]  # the other five wait for the one thread
+            release.set()
+
+    run(main)
+    assert started == [0, 1, 2, 3, 4, 5]
+    assert max(peak) == 1
 
 
 def test_a_read_that_cannot_start_in_time_is_a_503_with_retry_after() -> None:
