@@ -30,83 +30,81 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
             thread.join(DEADLINE_S)
 
 
+class Reads:
+    """Blocking reads that record which started and how many ran at once; each waits for
+    ``release`` before it ends."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started: list[int] = []
+        self.peak = 0
+        self._running = 0
+        self._lock = threading.Lock()
+        self._count = threading.Condition(self._lock)
+
+    def read(self, n: int) -> int:
+        with self._count:
+            self.started.append(n)
+            self._running += 1
+            self.peak = max(self.peak, self._running)
+            self._count.notify_all()
+        self.release.wait(DEADLINE_S)
+        with self._lock:
+            self._running -= 1
+        return n * 10
+
+    def wait_started(self, count: int) -> bool:
+        with self._count:
+            return self._count.wait_for(lambda: len(self.started) >= count, DEADLINE_S)
+
+    def started_now(self) -> list[int]:
+        with self._lock:
+            return list(self.started)
+
+
 def test_at_most_threads_reads_run_at_once() -> None:
     lane = ReadLane(threads=2, wait_s=DEADLINE_S)
-    release = threading.Event()
-    running: list[int] = []
-    peak: list[int] = []
-    started: list[int] = []
-    two_started = threading.Event()
-    lock = threading.Lock()
-
-    def read(n: int) -> int:
-        with lock:
-            started.append(n)
-            running.append(n)
-            peak.append(len(running))
-            if len(started) == 2:
-                two_started.set()
-        release.wait(DEADLINE_S)
-        with lock:
-            running.remove(n)
-        return n * 10
+    reads = Reads()
 
     async def main() -> list[int]:
         results: list[int] = []
 
         async def one(n: int) -> None:
-            results.append(await lane.run(lambda: read(n)))
+            results.append(await lane.run(lambda: reads.read(n)))
 
         async with anyio.create_task_group() as tasks:
             for n in range(6):
                 tasks.start_soon(one, n)
-            assert await anyio.to_thread.run_sync(two_started.wait, DEADLINE_S)
-            with lock:
-                assert sorted(started) == [0, 1]  # the first two came first; four wait
-            release.set()
+            assert await anyio.to_thread.run_sync(reads.wait_started, 2)
+            assert sorted(reads.started_now()) == [0, 1]  # the first two came first; four wait
+            reads.release.set()
         return results
 
     results = run(main)
     assert sorted(results) == [0, 10, 20, 30, 40, 50]
-    assert max(peak) == 2
-    assert sorted(started) == [0, 1, 2, 3, 4, 5]
+    assert reads.peak == 2
+    assert sorted(reads.started) == [0, 1, 2, 3, 4, 5]
 
 
 def test_queued_reads_start_in_the_order_they_came() -> None:
     lane = ReadLane(threads=1, wait_s=DEADLINE_S)
-    release = threading.Event()
-    entered = threading.Event()
-    started: list[int] = []
-    running: list[int] = []
-    peak: list[int] = []
-    lock = threading.Lock()
-
-    def read(n: int) -> None:
-        with lock:
-            started.append(n)
-            running.append(n)
-            peak.append(len(running))
-        entered.set()
-        release.wait(DEADLINE_S)
-        with lock:
-            running.remove(n)
+    reads = Reads()
 
     async def main() -> None:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(lane.run, lambda: read(0))
-            assert await anyio.to_thread.run_sync(entered.wait, DEADLINE_S)
+            tasks.start_soon(lane.run, lambda: reads.read(0))
+            assert await anyio.to_thread.run_sync(reads.wait_started, 1)
             for n in range(1, 6):  # queued behind the first, in this order
-                tasks.start_soon(lane.run, lambda n=n: read(n))
+                tasks.start_soon(lane.run, lambda n=n: reads.read(n))
             with anyio.fail_after(DEADLINE_S):
                 while lane.waiting() < 5:  # noqa: ASYNC110 - the lane's own count, polled
                     await anyio.sleep(0.01)
-            with lock:
-                assert started == [0]  # the other five wait for the one thread
-            release.set()
+            assert reads.started_now() == [0]  # the other five wait for the one thread
+            reads.release.set()
 
     run(main)
-    assert started == [0, 1, 2, 3, 4, 5]
-    assert max(peak) == 1
+    assert reads.started == [0, 1, 2, 3, 4, 5]
+    assert reads.peak == 1
 
 
 def test_a_read_that_cannot_start_in_time_is_a_503_with_retry_after() -> None:
