@@ -8,24 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from atoz_watcher.app.cli_args import build_parser
-from atoz_watcher.app.commands.api import run_api
-from atoz_watcher.app.commands.check import run_check
 from atoz_watcher.app.commands.common import EXIT_FAILED
-from atoz_watcher.app.commands.cover_sheet import CoverRequest, run_cover_sheet
-from atoz_watcher.app.commands.demo import run_demo
-from atoz_watcher.app.commands.hash_password import run_hash_password
-from atoz_watcher.app.commands.inbox import run_inbox_assign, run_inbox_list
-from atoz_watcher.app.commands.init_db import run_init_db
-from atoz_watcher.app.commands.rescan import run_rescan
-from atoz_watcher.app.commands.run import run_daemon
-from atoz_watcher.app.commands.thumbnails import run_thumbnails
 from atoz_watcher.config.settings import Settings, load_settings
 from atoz_watcher.db.engine import make_engine
 from atoz_watcher.errors import (
@@ -39,9 +29,11 @@ from atoz_watcher.errors import (
 )
 from atoz_watcher.system.logging import configure_logging
 
-# What only some commands need (the daemon, thumbnails, metrics, the demo) is imported in the
-# command that runs it: every command pays for the imports at the top, and `atoz-watcher
-# rescan`'s run is short enough for them to count (bench/rescan.py, a fresh process).
+# Each command's module is imported when that command runs (dispatch), and what only some
+# commands need (the web stack, Pillow, the cover sheet's codes) in the command that runs it:
+# every command pays for the imports at the top, and `atoz-watcher rescan`'s run is short
+# enough for them to count (bench/rescan.py, a fresh process; importing every command
+# cost about 0.3 s there, half of it the API's web stack).
 
 # A command returns EXIT_OK or EXIT_FAILED (app.commands.common); what it raises is mapped
 # to one of these by exit_code.
@@ -70,8 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     per_file = args.log_level not in QUIET_LEVELS
     try:
         if args.command == "demo":
+            from atoz_watcher.app.commands.demo import run_demo
+
             return run_demo(args.dir, sys.stdout, watch=args.watch)
         if args.command == "hash-password":
+            from atoz_watcher.app.commands.hash_password import run_hash_password
+
             return run_hash_password(sys.stdin, sys.stdout)
         settings = load_settings(args.config, os.environ)
         embedded = settings.database_url.get_secret_value() == ""
@@ -109,7 +105,7 @@ def needs_state_dir(args: argparse.Namespace, *, embedded: bool) -> bool:
 
 def require_state_dir(state: Path) -> None:
     """The state directory exists (made if need be) and this user can write in it."""
-    from atoz_watcher.app.check import current_user  # noqa: PLC0415 - see the note at the top
+    from atoz_watcher.app.check import current_user
 
     try:
         state.mkdir(parents=True, exist_ok=True)
@@ -125,48 +121,73 @@ def require_state_dir(state: Path) -> None:
         )
 
 
-def dispatch(
+def dispatch(  # noqa: PLR0911 - one return a command
     args: argparse.Namespace, settings: Settings, engine: Engine, *, per_file: bool = True
 ) -> int:
-    commands: dict[str, Callable[[], int]] = {
-        "init-db": lambda: run_init_db(engine, sys.stdout),
-        "run": lambda: run_daemon(settings, engine),
-        "api": lambda: run_api(settings, engine),
-        "check": lambda: run_check(settings, engine, sys.stdout),
-        "rescan": lambda: run_rescan(
-            settings,
-            engine,
-            pat_num=args.patient,
-            dry_run=args.dry_run,
-            out=sys.stdout,
-            per_file=per_file,
-        ),
-        "materialize": lambda: _materialize(settings, engine),
-        "cover-sheet": lambda: run_cover_sheet(
-            engine,
-            CoverRequest(
+    """Run the command ``args`` names, importing its module only now (see the note at the
+    top)."""
+    match args.command:
+        case "init-db":
+            from atoz_watcher.app.commands.init_db import run_init_db
+
+            return run_init_db(engine, sys.stdout)
+        case "run":
+            from atoz_watcher.app.commands.run import run_daemon
+
+            return run_daemon(settings, engine)
+        case "api":
+            from atoz_watcher.app.commands.api import run_api
+
+            return run_api(settings, engine)
+        case "check":
+            from atoz_watcher.app.commands.check import run_check
+
+            return run_check(settings, engine, sys.stdout)
+        case "rescan":
+            from atoz_watcher.app.commands.rescan import run_rescan
+
+            return run_rescan(
+                settings,
+                engine,
+                pat_num=args.patient,
+                dry_run=args.dry_run,
+                out=sys.stdout,
+                per_file=per_file,
+            )
+        case "materialize":
+            from atoz_watcher.app.commands.materialize import run_materialize_once
+
+            return run_materialize_once(settings, engine, sys.stdout)
+        case "cover-sheet":
+            from atoz_watcher.app.commands.cover_sheet import CoverRequest, run_cover_sheet
+
+            request = CoverRequest(
                 pat_num=args.patient,
                 category=args.category,
                 out=args.out,
                 paper=args.paper,
                 force=args.force,
-            ),
-            stdout=sys.stdout,
-        ),
-        "inbox": lambda: _inbox(args, settings, engine),
-        "thumbnails": lambda: run_thumbnails(
-            settings,
-            engine,
-            pat_num=args.patient,
-            force=args.force,
-            out=sys.stdout,
-            per_file=per_file,
-        ),
-    }
-    return commands[args.command]()
+            )
+            return run_cover_sheet(engine, request, stdout=sys.stdout)
+        case "inbox":
+            return _inbox(args, settings, engine)
+        case "thumbnails":
+            from atoz_watcher.app.commands.thumbnails import run_thumbnails
+
+            return run_thumbnails(
+                settings,
+                engine,
+                pat_num=args.patient,
+                force=args.force,
+                out=sys.stdout,
+                per_file=per_file,
+            )
+    raise ArgumentError(f"unknown command: {args.command}")
 
 
 def _inbox(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from atoz_watcher.app.commands.inbox import run_inbox_assign, run_inbox_list
+
     if args.inbox_command == "list":
         return run_inbox_list(settings, engine, sys.stdout, as_json=args.json)
     return run_inbox_assign(
@@ -177,13 +198,6 @@ def _inbox(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
         category=args.category,
         out=sys.stdout,
     )
-
-
-def _materialize(settings: Settings, engine: Engine) -> int:
-    # Its summary names thumbnail outcomes: imaging, and Pillow with it, is imported only here.
-    from atoz_watcher.app.commands.materialize import run_materialize_once  # noqa: PLC0415
-
-    return run_materialize_once(settings, engine, sys.stdout)
 
 
 def exit_code(exc: AtozError) -> int:

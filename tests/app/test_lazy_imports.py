@@ -39,3 +39,45 @@ def test_the_api_and_the_cli_load_no_ssh_stack(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+RESCAN_PROBE = """
+import sys
+from atoz_watcher.app import cli
+code = cli.main(["rescan"])
+heavy = {{"fastapi", "starlette", "uvicorn", "jinja2", "PIL", "zxingcpp", "pydicom", "httpx"}}
+print(code, sorted({{m.split(".")[0] for m in sys.modules}} & heavy))
+"""
+
+
+def test_rescan_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """`atoz-watcher rescan` on an empty tree imports no command but its own: not the API's web
+    stack, not the imaging libraries (a fresh process's start counts in bench/rescan.py)."""
+    root = tmp_path / "OpenDentImages"
+    root.mkdir()
+    env = {
+        "ATOZ_PATH": str(root),
+        "ATOZ_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "ATOZ_STATE_DIR": str(tmp_path / "state"),
+    }
+    init = subprocess.run(
+        [sys.executable, "-m", "atoz_watcher", "init-db"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+
+    done = subprocess.run(
+        [sys.executable, "-c", RESCAN_PROBE.format()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
