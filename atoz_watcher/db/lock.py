@@ -47,9 +47,10 @@ def _release(conn: Connection) -> None:
     # one the caller must see: a database error, retried, not a crash of the batch.
     if conn.invalidated:
         return
+    # No commit after it: a named lock is no part of the transaction, and the connection's
+    # return to the pool ends the transaction this SELECT began (one round trip, not two).
     with suppress(DBAPIError):
         conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
-        conn.commit()
 
 
 @contextmanager

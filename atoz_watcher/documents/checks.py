@@ -48,10 +48,10 @@ def patient_and_category(
     ``CategoryError`` for a category that is no image category, ``NoImageCategoryError`` when
     none was asked for and there is none to take.
     """
-    patient = queries.patient(conn, pat_num=pat_num)
-    status = queries.pat_status(conn, pat_num=pat_num)
-    if patient is None or status is None:
+    found = queries.patient_and_status(conn, pat_num=pat_num)
+    if found is None:
         raise PatientNotFoundError(pat_num)
+    patient, status = found
     if status == PAT_STATUS_DELETED:
         raise PatientDeletedError(pat_num)
     categories = queries.image_categories(conn)
