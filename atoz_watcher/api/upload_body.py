@@ -512,6 +512,10 @@ class UploadBody:
             raw.spool.finish()  # fsynced: storage may take it
         return ParsedUpload(request=request, raw=raw)
 
+    def holds_spools(self) -> bool:
+        """True while a spool is left to ``discard``."""
+        return bool(self._raws)
+
     def discard(self) -> None:
         """Remove every spool storage has not taken (a failed or refused upload)."""
         for raw in self._raws.values():

@@ -53,13 +53,20 @@ async def receive_upload(request: Request, service: DocumentService) -> Uploaded
         await _read(request, body)
         return await run_in_threadpool(_store, body, service)
     finally:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(body.discard)
+        # After a store, its thread has discarded what was left: no second hop before the
+        # answer. A refused or cut-off body still holds its spool here.
+        if body.holds_spools():
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(body.discard)
 
 
 def _store(body: UploadBody, service: DocumentService) -> Uploaded:
-    """The body's end: the request validated, its spool fsynced, the document made."""
-    return service.upload(body.finish())
+    """The body's end: the request validated, its spool fsynced, the document made; then
+    whatever spool storage did not take (a refusal) is removed, in this same thread."""
+    try:
+        return service.upload(body.finish())
+    finally:
+        body.discard()
 
 
 async def _read(request: Request, body: UploadBody) -> None:
