@@ -27,7 +27,11 @@ above. The floor reads no database, so under a burst it shows what the daemon's 
 to an answer; ours is reported against it and against the idle floor. Then Upload MB/s for a
 10 MB file (best of ``--uploads``), for both, and ours as a ratio of the floor (goal >= 0.8x);
 then the server process's peak memory during one Upload of that file, above its idle resident
-set (VmHWM, reset just before; goal <= 2x the file's size), for both. SQLite, then MariaDB.
+set (VmHWM, reset just before; goal <= 2x the file's size), for both. The floor's server also
+answers Upload under ``/stored`` by writing the body, once it has all come, to a new file, then
+fsync, rename and the folder's fsync: the plain way to make a file durable, measured in the
+same turns and printed beside ours (no goal: it shows how much of the gap to the floor is the
+disk's). SQLite, then MariaDB.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from fastapi import FastAPI, Request, Response
 from harness import log_events, poll
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from starlette.concurrency import run_in_threadpool
 
 from atoz_watcher.api import ApiServer
 from atoz_watcher.app.wiring import build_api
@@ -154,7 +159,19 @@ def fill(url: str, root: Path) -> tuple[int, list[Path]]:
         engine.dispose()
 
 
-def floor_app(list_body: bytes) -> FastAPI:
+# Where the floor server also answers Upload as a durable store (see floor_app).
+STORED_FLOOR = "/stored"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Another base URL of a served process (the floor's stored Upload)."""
+
+    url: str
+    pid: str
+
+
+def floor_app(list_body: bytes, root: Path) -> FastAPI:
     app = FastAPI()
 
     @app.get("/api/v1/documents")
@@ -166,7 +183,35 @@ def floor_app(list_body: bytes) -> FastAPI:
         await request.body()
         return Response(b'{"DocNum":1}', status_code=201, media_type="application/json")
 
+    # The same, plus what makes a file durable where ours puts it: the body written to a new
+    # file in the root, fsynced, renamed into a folder, the folder fsynced (no parsing, no
+    # decoding, no database). Not a goal's baseline: it shows how much of the gap to the
+    # floor is the disk's.
+    @app.post(f"{STORED_FLOOR}/api/v1/documents/Upload")
+    async def upload_stored(request: Request) -> Response:
+        body = await request.body()
+        await run_in_threadpool(store_durably, root, body)
+        return Response(b'{"DocNum":1}', status_code=201, media_type="application/json")
+
     return app
+
+
+def store_durably(root: Path, body: bytes) -> None:
+    """``body`` as a new file in ``root``'s "Stored" folder, made durable as ours makes one."""
+    folder = root / "Stored"
+    folder.mkdir(exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=root, prefix=".stored-")
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    Path(name).rename(folder / Path(name).name.removeprefix("."))
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def serve(  # noqa: PLR0917 - a Process target takes positional arguments
@@ -184,7 +229,7 @@ def serve(  # noqa: PLR0917 - a Process target takes positional arguments
     engine = make_engine(url)
     name, _, threads = kind.partition(":")
     settings = settings_for(Path(root), url, Path(state), max_upload, int(threads or 0))
-    app = build_api(settings, engine) if name == "ours" else floor_app(list_body)
+    app = build_api(settings, engine) if name == "ours" else floor_app(list_body, Path(root))
     server = ApiServer(app, host="127.0.0.1", port=0)
     server.start()
     freeze_startup_objects()  # as `atoz-watcher api` and `run` do, for both servers
@@ -415,7 +460,7 @@ def _status_kb(pid: str, field: str) -> int:
     raise SystemExit(f"no {field} in /proc/{pid}/status (Linux only)")
 
 
-def upload_peak(served: Served, pat_num: int, data: bytes) -> float:
+def upload_peak(served: Served | Endpoint, pat_num: int, data: bytes) -> float:
     """MB the server process's resident set rose above idle during one Upload of ``data``
     (its VmHWM, reset just before the Upload by writing 5 to /proc/<pid>/clear_refs)."""
     body = upload_body(pat_num, data)
@@ -437,7 +482,7 @@ class UploadFigures:
 
 
 def measure_uploads(
-    served: dict[str, Served], pat_num: int, data: bytes, *, rounds: int
+    served: dict[str, Served | Endpoint], pat_num: int, data: bytes, *, rounds: int
 ) -> dict[str, UploadFigures]:
     """Each server's peak (first: no earlier Upload's freed memory to reuse), then its best
     rates over ``rounds`` turns, ours and the floor one Upload each in turn."""
@@ -471,6 +516,20 @@ def upload_lines(ours: UploadFigures, floor: UploadFigures, size: int) -> list[s
             f"{ours.encoded_rate / floor.encoded_rate:.2f}x of the floor's rate (goal >= 0.8x)"
         ),
         f"  peak   {ours.peak / file_mb:7.2f}x the file's size (goal <= 2x)",
+    ]
+
+
+def stored_lines(ours: UploadFigures, stored: UploadFigures) -> list[str]:
+    """Ours against the floor that also makes the file durable (no goal: where the gap is)."""
+    return [
+        (
+            f"  the floor storing the body durably (write, fsync, rename, fsync the folder): "
+            f"{stored.rate:.1f} / {stored.encoded_rate:.1f} MB/s"
+        ),
+        (
+            f"  ours against it {ours.rate / stored.rate:.2f}x / "
+            f"{ours.encoded_rate / stored.encoded_rate:.2f}x"
+        ),
     ]
 
 
@@ -548,8 +607,9 @@ def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) ->
                 busy = in_turns(args.bursts, during_burst)
             finally:
                 daemon.stop()
+            stored = Endpoint(floor.url + STORED_FLOOR, floor.pid)
             uploads = measure_uploads(
-                {"ours": ours, "floor": floor}, pat_num, data, rounds=args.uploads
+                {"ours": ours, "floor": floor, "stored": stored}, pat_num, data, rounds=args.uploads
             )
         finally:
             floor.close()
@@ -582,6 +642,7 @@ def run_database(url: str, base: Path, args: argparse.Namespace, data: bytes) ->
         ),
         f"(Upload rate: best of {args.uploads}, ours and the floor in turns)",
         *upload_lines(uploads["ours"], uploads["floor"], UPLOAD_BYTES),
+        *stored_lines(uploads["ours"], uploads["stored"]),
     ]
 
 
