@@ -3,6 +3,7 @@ validating an SFTP request and the CLI's commands never import them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,29 +56,23 @@ def test_rescan_loads_only_what_it_uses(tmp_path: Path) -> None:
     stack, not the imaging libraries (a fresh process's start counts in bench/rescan.py)."""
     root = tmp_path / "OpenDentImages"
     root.mkdir()
-    env = {
-        "ATOZ_PATH": str(root),
-        "ATOZ_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "ATOZ_STATE_DIR": str(tmp_path / "state"),
-    }
-    init = subprocess.run(
-        [sys.executable, "-m", "atoz_watcher", "init-db"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOZ_")}
+    env.update(
+        ATOZ_PATH=str(root),
+        ATOZ_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        ATOZ_STATE_DIR=str(tmp_path / "state"),
     )
+
+    def python(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, *argv]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    init = python("-m", "atoz_watcher", "init-db")
     assert init.returncode == 0, init.stderr
 
-    done = subprocess.run(
-        [sys.executable, "-c", RESCAN_PROBE.format()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = python("-c", RESCAN_PROBE.format())
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
