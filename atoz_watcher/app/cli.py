@@ -30,10 +30,9 @@ from atoz_watcher.errors import (
 from atoz_watcher.system.logging import configure_logging
 
 # Each command's module is imported when that command runs (dispatch), and what only some
-# commands need (the web stack, Pillow, the cover sheet's codes) in the command that runs it:
-# every command pays for the imports at the top, and `atoz-watcher rescan`'s run is short
-# enough for them to count (bench/rescan.py, a fresh process; importing every command
-# cost about 0.3 s there, half of it the API's web stack).
+# commands need (the web stack, Pillow, the cover sheet's codes) inside the command that runs
+# it: every command pays for the imports at the top, and `atoz-watcher rescan`'s run is short
+# enough for them to count (bench/rescan.py, a fresh process).
 
 # A command returns EXIT_OK or EXIT_FAILED (app.commands.common); what it raises is mapped
 # to one of these by exit_code.

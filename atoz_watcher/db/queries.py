@@ -78,8 +78,12 @@ def _patient_row(r: Sequence[Any]) -> PatientRow:
     )
 
 
+# What ``_patient_row`` reads, in its order.
+_PATIENT_COLUMNS = (_PAT.c.PatNum, _PAT.c.LName, _PAT.c.FName, _PAT.c.ImageFolder)
+
+
 def _patient_rows(conn: Connection, where: object | None) -> list[PatientRow]:
-    query = select(_PAT.c.PatNum, _PAT.c.LName, _PAT.c.FName, _PAT.c.ImageFolder)
+    query = select(*_PATIENT_COLUMNS)
     if where is not None:
         query = query.where(where)  # type: ignore[arg-type]
     return [_patient_row(r) for r in conn.execute(query)]
@@ -526,13 +530,11 @@ def patient_and_status(conn: Connection, *, pat_num: int) -> tuple[PatientRow, i
     """The patient and its PatStatus (4 is Deleted) in one query; None when there is no such
     patient. A new document's check, on every Upload: one round trip fewer than two."""
     row = conn.execute(
-        select(
-            _PAT.c.PatNum, _PAT.c.LName, _PAT.c.FName, _PAT.c.ImageFolder, _PAT.c.PatStatus
-        ).where(_PAT.c.PatNum == pat_num)
+        select(*_PATIENT_COLUMNS, _PAT.c.PatStatus).where(_PAT.c.PatNum == pat_num)
     ).first()
     if row is None:
         return None
-    return _patient_row(row), int(row[4] or 0)
+    return _patient_row(row), int(row[-1] or 0)
 
 
 def pat_status(conn: Connection, *, pat_num: int) -> int | None:
