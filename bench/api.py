@@ -197,7 +197,8 @@ def floor_app(list_body: bytes, root: Path) -> FastAPI:
 
 
 def store_durably(root: Path, body: bytes) -> None:
-    """``body`` as a new file in ``root``'s "Stored" folder, made durable as ours makes one."""
+    """``body`` as a new file in ``root``'s "Stored" folder, made durable by the steps ours
+    takes (fsync, rename, the folder's fsync), all of them after the body has come."""
     folder = root / "Stored"
     folder.mkdir(exist_ok=True)
     fd, name = tempfile.mkstemp(dir=root, prefix=".stored-")

@@ -46,8 +46,8 @@ RESCAN_PROBE = """
 import sys
 from atoz_watcher.app import cli
 code = cli.main(["rescan"])
-heavy = {{"fastapi", "starlette", "uvicorn", "jinja2", "PIL", "zxingcpp", "pydicom", "httpx"}}
-print(code, sorted({{m.split(".")[0] for m in sys.modules}} & heavy))
+heavy = {"fastapi", "starlette", "uvicorn", "jinja2", "PIL", "zxingcpp", "pydicom", "httpx"}
+print(code, sorted({m.split(".")[0] for m in sys.modules} & heavy))
 """
 
 
@@ -72,7 +72,7 @@ def test_rescan_loads_only_what_it_uses(tmp_path: Path) -> None:
     init = python("-m", "atoz_watcher", "init-db")
     assert init.returncode == 0, init.stderr
 
-    done = python("-c", RESCAN_PROBE.format())
+    done = python("-c", RESCAN_PROBE)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
